@@ -1,0 +1,106 @@
+"""Random streams v1: counter-based random numbers shared by every implementation.
+
+Every random draw in quantal is a pure function of integers (seed, stream, trial, sample, step, layer, ...),
+so the numpy reference, the Numba simulator, the Lava processes and the PyTorch trainer draw exactly the same
+bits whatever the order, batching or threading of the computation. All arithmetic is on uint64, modulo 2**64::
+
+    mix(z):        z ^= z >> 30; z *= 0xBF58476D1CE4E5B9; z ^= z >> 27; z *= 0x94D049BB133111EB; z ^= z >> 31
+    key(x0..xn):   h = 0; for x in (x0..xn): h = mix(h ^ mix(x + G))          G = 0x9E3779B97F4A7C15
+    word(k, m):    mix(k + G * (m + 1))
+
+Streams (see docs/ir.md):
+
+* stream 1, stochastic synapse release: ``k = key(seed, 1, trial, sample, step, layer, j)`` for the event
+  "input j of the layer was active"; post-neuron i uses byte ``i % 8`` of ``word(k, i // 8)`` and the synapse
+  transmits iff that byte <= release[i, j], so P(transmit) = (release + 1) / 256.
+* stream 2, escape noise: ``k = key(seed, 2, trial, sample, step, layer)``; neuron i uses the 16-bit lane
+  ``i % 4`` of ``word(k, i // 4)`` as a uniform integer U in [0, 65535] (see :func:`escape_thresholds`).
+
+This module needs only numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+G = 0x9E3779B97F4A7C15
+M1 = 0xBF58476D1CE4E5B9
+M2 = 0x94D049BB133111EB
+
+STREAM_RELEASE = 1
+STREAM_ESCAPE = 2
+
+#: Escape-noise uniforms are 16-bit integers: U in [0, ESCAPE_LEVELS).
+ESCAPE_BITS = 16
+ESCAPE_LEVELS = 1 << ESCAPE_BITS
+
+_U = np.uint64
+
+
+def mix(z: np.ndarray | int) -> np.ndarray:
+    """The SplitMix64 finaliser on uint64 arrays (wrapping multiplication modulo 2**64)."""
+    z = np.asarray(z, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = z ^ (z >> _U(30))
+        z = z * _U(M1)  # wraps modulo 2**64
+        z = z ^ (z >> _U(27))
+        z = z * _U(M2)  # wraps modulo 2**64
+        z = z ^ (z >> _U(31))
+    return z
+
+
+def key(*xs: np.ndarray | int) -> np.ndarray:
+    """``h = 0; for x in xs: h = mix(h ^ mix(x + G))``; arguments broadcast like numpy arrays."""
+    h = np.zeros((), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for x in xs:
+            h = mix(h ^ mix(np.asarray(x, dtype=np.uint64) + _U(G)))  # x + G wraps modulo 2**64
+    return h
+
+
+def word(k: np.ndarray | int, m: np.ndarray | int) -> np.ndarray:
+    """``mix(k + G * (m + 1))``, the m-th 64-bit word drawn from key k."""
+    k = np.asarray(k, dtype=np.uint64)
+    m = np.asarray(m, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        return mix(k + _U(G) * (m + _U(1)))  # product and sum wrap modulo 2**64
+
+
+def release_bytes(
+    seed: int, trial: int, sample: int, step: int, layer: int, inputs: np.ndarray, size: int
+) -> np.ndarray:
+    """Stream-1 bytes for the active inputs ``inputs`` (shape (J,)) of a layer of ``size`` neurons.
+
+    Returns uint8 of shape (J, size): entry [a, i] is compared with ``release[i, inputs[a]]``.
+    """
+    inputs = np.asarray(inputs, dtype=np.uint64).reshape(-1, 1)
+    k = key(seed, STREAM_RELEASE, trial, sample, step, layer, inputs)  # (J, 1)
+    i = np.arange(size, dtype=np.uint64)
+    w = word(k, i // _U(8))  # (J, size): the word holding byte i
+    return ((w >> (_U(8) * (i % _U(8)))) & _U(0xFF)).astype(np.uint8)
+
+
+def escape_uniforms(seed: int, trial: int, sample: int, step: int, layer: int, size: int) -> np.ndarray:
+    """Stream-2 uniform integers U_i in [0, 65535] for the ``size`` neurons of a layer at one step."""
+    k = key(seed, STREAM_ESCAPE, trial, sample, step, layer)
+    i = np.arange(size, dtype=np.uint64)
+    w = word(k, i // _U(4))  # the word holding lane i % 4
+    return ((w >> (_U(16) * (i % _U(4)))) & _U(0xFFFF)).astype(np.uint16)
+
+
+def escape_thresholds(scale: float) -> np.ndarray:
+    """Integer thresholds for logistic escape noise of steepness 1/scale.
+
+    A neuron with escape noise spikes iff ``x > theta[U]`` where ``x = v - (threshold << 6)`` and U is its
+    stream-2 uniform. With ``theta[U] = floor(scale * logit((U + 1/2) / 65536))`` (non-decreasing in U),
+
+        P(spike | x) = #{U : theta[U] < x} / 65536  ~=  sigmoid(x / scale)
+
+    with an error below 1/65536 plus the rounding of theta. The table is computed once in float64 and then
+    used by every implementation, so all of them compare the same integers.
+    """
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"escape-noise scale must be a positive finite number, got {scale!r}")
+    u = np.arange(ESCAPE_LEVELS, dtype=np.float64) + 0.5
+    logit = np.log(u) - np.log(ESCAPE_LEVELS - u)
+    return np.floor(scale * logit).astype(np.int64)

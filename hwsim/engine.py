@@ -1,0 +1,151 @@
+"""The hwsim engine: validates, flattens a network for the Numba kernels, allocates and runs.
+
+:class:`Simulator` prepares a network once (transposed weights so that an active input touches one
+contiguous column, escape-noise tables, recording offsets) and runs any number of inputs through it;
+:func:`simulate` is the one-call form with the same signature as :func:`quantal.compile.reference.simulate`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from quantal.compile import streams
+from quantal.compile.ir import Network
+from quantal.compile.runspec import RunError, RunSpec, allocate, check_input, n_steps
+
+from . import kernels
+
+# The int32 accumulator of the kernels cannot overflow while n_in * 2 * 127 < 2**31.
+MAX_FAN_IN = (2**31 - 1) // 254
+
+
+class Simulator:
+    """A network prepared for the Numba kernels. Immutable after construction; thread-safe to call."""
+
+    def __init__(self, net: Network) -> None:
+        if not isinstance(net, Network):
+            raise TypeError(f"Simulator expects a Network, got {type(net).__name__}")
+        if sys.byteorder != "little":  # pragma: no cover - all supported platforms are little-endian
+            raise RuntimeError("hwsim reads random bytes through a uint8 view and needs a little-endian CPU")
+        self.net = net
+        L = len(net.layers)
+        i64 = np.int64
+        self.size = np.array([la.size for la in net.layers], i64)
+        self.n_in = np.array([la.n_in for la in net.layers], i64)
+        if int(self.n_in.max()) > MAX_FAN_IN:
+            raise RunError(f"hwsim supports a fan-in of at most {MAX_FAN_IN} inputs per layer")
+        self.wexp = np.array([la.synapse.weight_exp for la in net.layers], i64)
+        self.cdecay = np.array([la.neuron.current_decay for la in net.layers], i64)
+        self.vdecay = np.array([la.neuron.voltage_decay for la in net.layers], i64)
+        self.vth = np.array([la.neuron.threshold for la in net.layers], i64)
+        self.spiking = np.array([la.neuron.kind != "readout" for la in net.layers], np.bool_)
+        self.readout = ~self.spiking
+        self.nrn_off = np.concatenate([[0], np.cumsum(self.size)[:-1]]).astype(i64)
+        self.bias = np.concatenate([la.neuron.effective_bias(la.size) for la in net.layers]).astype(i64)
+
+        def flat(get, dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            present = np.zeros(L, np.bool_)
+            offs = np.zeros(L, i64)
+            parts, pos = [], 0
+            for li, la in enumerate(net.layers):
+                a = get(la)
+                if a is None:
+                    continue
+                present[li] = True
+                offs[li] = pos
+                parts.append(np.ascontiguousarray(a.T).ravel())  # (n_in, size): one column per input
+                pos += a.size
+            data = np.concatenate(parts).astype(dtype) if parts else np.zeros(1, dtype)
+            return present, offs, data
+
+        _, self.w_off, self.wT = flat(lambda la: la.synapse.weight, np.int8)
+        # A release array of all 255 transmits always: skip its random draws (same result, less work).
+        self.has_rel, self.rel_off, self.relT = flat(
+            lambda la: la.synapse.release if la.synapse.stochastic else None, np.uint8
+        )
+        self.has_fix, self.fix_off, self.wfT = flat(lambda la: la.synapse.weight_fixed, np.int8)
+        tables, self.esc = [], np.full(L, -1, i64)
+        for li, la in enumerate(net.layers):
+            if la.neuron.escape_noise is not None:
+                self.esc[li] = len(tables)
+                tables.append(streams.escape_thresholds(la.neuron.escape_noise.scale))
+        self.esc_tab = np.stack(tables) if tables else np.zeros((1, streams.ESCAPE_LEVELS), np.int64)
+
+    def run(
+        self,
+        spikes: np.ndarray,
+        spec: RunSpec | None = None,
+        *,
+        sample_offset: int = 0,
+        **kwargs: object,
+    ) -> dict[str, np.ndarray]:
+        """Run ``spikes`` (n_samples, T_in, input.size) and return the recorded arrays (see runspec)."""
+        spec = spec if spec is not None else RunSpec(**kwargs)  # type: ignore[arg-type]
+        net = self.net
+        x = check_input(spikes, net)
+        if not isinstance(sample_offset, (int, np.integer)) or sample_offset < 0:
+            raise RunError(f"sample_offset must be a non-negative integer, got {sample_offset!r}")
+        steps = n_steps(spec, x)
+        out = allocate(net, x.shape[0], steps, spec)
+        n = x.shape[0]
+        L = len(net.layers)
+        recorded = spec.layer_indices(net)
+        offs = {q: np.full(L, -1, np.int64) for q in ("spikes", "u", "v", "counts")}
+        widths = dict.fromkeys(offs, 0)
+        for q in spec.record:
+            for li in recorded:
+                offs[q][li] = widths[q]
+                widths[q] += net.layers[li].size
+        lead = spec.n_trials()
+        dtypes = {"spikes": np.uint8, "u": np.int32, "v": np.int32, "counts": np.int32}
+        # Concatenated per-quantity buffers (one column block per recorded layer); empty when not recorded.
+        buf = {
+            q: np.zeros(((lead, n, widths[q]) if q == "counts" else (lead, n, steps, widths[q]))
+                        if q in spec.record else ((1, 0, 0) if q == "counts" else (1, 0, 0, 0)), dtypes[q])
+            for q in offs
+        }
+        threads = max(1, _num_threads())
+        chunk = max(1, -(-n // (threads * 8)))
+        for r in range(lead):
+            if n == 0:
+                break
+
+            def pick(q: str, r: int = r) -> np.ndarray:
+                b = buf[q]
+                return b[r] if b.shape[0] > r else b[0]
+
+            kernels.run_kernel(
+                x, steps, np.uint64(spec.seed), r, sample_offset, chunk,
+                self.size, self.n_in, self.w_off, self.wT, self.wexp,
+                self.has_rel, self.rel_off, self.relT, self.has_fix, self.fix_off, self.wfT,
+                self.cdecay, self.vdecay, self.vth, self.spiking, self.nrn_off, self.bias,
+                self.esc, self.esc_tab,
+                offs["spikes"], offs["u"], offs["v"], offs["counts"], self.readout,
+                pick("spikes"), pick("u"), pick("v"), pick("counts"),
+            )  # fmt: skip
+        for q in spec.record:
+            for li in recorded:
+                la = net.layers[li]
+                block = buf[q][..., offs[q][li] : offs[q][li] + la.size]
+                dst = out[f"{la.name}.{q}"]
+                dst[...] = block if spec.trials is not None else block[0]
+        return out
+
+
+def _num_threads() -> int:
+    try:
+        import numba
+
+        return int(numba.get_num_threads())
+    except Exception:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+def simulate(
+    net: Network, spikes: np.ndarray, spec: RunSpec | None = None, *, sample_offset: int = 0, **kwargs: object
+) -> dict[str, np.ndarray]:
+    """Run ``spikes`` through ``net`` on the Numba engine (same arguments and outputs as the reference)."""
+    return Simulator(net).run(spikes, spec, sample_offset=sample_offset, **kwargs)
