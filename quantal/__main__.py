@@ -1,0 +1,3 @@
+from quantal.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""The ``quantal`` command line.
+
+Every problem with a file or an argument exits with status 2 and one line on stderr naming it (no
+traceback); outputs are written atomically, so a failed command leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A user-facing problem: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line instead of usage + message
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _load_net(path: str) -> Any:
+    from quantal.compile.ir import load
+
+    return load(path)
+
+
+def _load_spikes(path: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{path}: no such file")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except ValueError as e:
+        raise UsageError(f"{path}: not a readable .npy array ({e})") from None
+    if not isinstance(arr, np.ndarray):
+        raise UsageError(f"{path}: expected a single .npy array, not an archive")
+    return arr
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from quantal.compile.ir import atomic_write
+    from quantal.compile.runspec import RunSpec, parse_list
+
+    if args.device is not None:
+        raise UsageError("--device: device models are not available in this version of quantal yet")
+    net = _load_net(args.net)
+    spikes = _load_spikes(args.input)
+    spec = RunSpec(
+        steps=args.steps,
+        seed=args.seed,
+        trials=args.trials,
+        record=parse_list(args.record) or (),
+        layers=parse_list(args.layers),
+    )
+    from quantal.compile.runspec import check_input
+
+    check_input(spikes, net)  # fail before any compilation
+    from quantal.hwsim import Simulator
+
+    out = Simulator(net).run(spikes, spec)
+    atomic_write(args.out, lambda f: np.savez(f, **out))
+    if not args.quiet:
+        parts = [f"{k} {v.shape}" for k, v in out.items()]
+        print(f"wrote {args.out}: " + ", ".join(parts))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from quantal.inspect import format_report, report
+
+    rep = report(_load_net(args.net))
+    if args.json:
+        print(json.dumps(rep, indent=2))
+    else:
+        print(format_report(rep))
+    for w in rep["warnings"] if args.json else []:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _int_arg(name: str, lo: int, hi: int | None = None) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+            raise argparse.ArgumentTypeError(f"{name} must be {rng}, got {value}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="quantal", description="Stochastic neural networks from PyTorch to neuromorphic hardware.")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="simulate a .qnet network on input spikes (hwsim)")
+    r.add_argument("net", metavar="NET.qnet")
+    r.add_argument("--input", required=True, metavar="SPIKES.npy",
+                   help="(n_samples, T_in, input.size), bool or uint8, nonzero = spike")  # fmt: skip
+    r.add_argument("--out", required=True, metavar="OUT.npz")
+    r.add_argument("--steps", type=_int_arg("--steps", 1), default=None, help="default: T_in")
+    r.add_argument("--seed", type=_int_arg("--seed", 0, 2**64 - 1), default=0)
+    r.add_argument("--trials", type=_int_arg("--trials", 1), default=None,
+                   help="K repetitions with trial index 0..K-1 (adds a leading axis)")  # fmt: skip
+    r.add_argument("--record", default="spikes", help="comma list of spikes,u,v,counts (default: spikes)")
+    r.add_argument("--layers", default=None, help="comma list of layer names (default: all)")
+    r.add_argument("--device", default=None, metavar="DEVICE.yaml", help="device model (see docs/devices.md)")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(func=cmd_run)
+
+    i = sub.add_parser("inspect", help="validate a .qnet network and describe it")
+    i.add_argument("net", metavar="NET.qnet")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(func=cmd_inspect)
+    return p
+
+
+def _version() -> str:
+    from quantal import __version__
+
+    return f"quantal {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from quantal.compile.ir import IRError
+    from quantal.compile.runspec import RunError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except (UsageError, IRError, RunError) as e:
+        print(f"quantal: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        print(f"quantal: error: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": "), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("quantal: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""``quantal inspect``: what a ``.qnet`` network holds, as a table or as JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from quantal.compile.ir import VERSION, Network
+
+
+def _bits(a: np.ndarray | None) -> int:
+    """Bits a signed two's-complement mantissa needs for the values of ``a`` (sign included)."""
+    if a is None or a.size == 0:
+        return 0
+    lo, hi = int(a.min()), int(a.max())
+    return max(max(hi, 0).bit_length(), max(-lo - 1, 0).bit_length()) + 1
+
+
+def layer_report(net: Network) -> list[dict[str, Any]]:
+    rows = []
+    for layer in net.layers:
+        syn, neu = layer.synapse, layer.neuron
+        n_syn = int(syn.weight.size)
+        stoch = 0 if syn.release is None else int((syn.release < 255).sum())
+        mem = syn.weight.nbytes
+        mem += 0 if syn.release is None else syn.release.nbytes
+        mem += 0 if syn.weight_fixed is None else syn.weight_fixed.nbytes
+        for b in (neu.bias_mant, neu.bias_exp):
+            mem += b.nbytes if isinstance(b, np.ndarray) else 0
+        # Worst case of the 32-bit synaptic path: |a << 6| with every input active and every synapse on.
+        absw = np.abs(syn.weight.astype(np.int64))
+        if syn.weight_fixed is not None:
+            absw = absw + np.abs(syn.weight_fixed.astype(np.int64))
+        worst = int(absw.sum(axis=1).max()) if absw.size else 0
+        worst = worst << syn.weight_exp if syn.weight_exp >= 0 else worst >> -syn.weight_exp
+        worst <<= 6
+        rows.append(
+            {
+                "name": layer.name,
+                "kind": neu.kind,
+                "size": layer.size,
+                "n_in": layer.n_in,
+                "synapses": n_syn,
+                "stochastic_synapses": stoch,
+                "mean_release_probability": None
+                if syn.release is None
+                else float((syn.release.astype(np.float64) + 1).mean() / 256),
+                "weight_bits": _bits(syn.weight),
+                "weight_fixed_bits": _bits(syn.weight_fixed),
+                "weight_exp": syn.weight_exp,
+                "current_decay": neu.current_decay,
+                "voltage_decay": neu.voltage_decay,
+                "threshold": neu.threshold,
+                "escape_noise": None
+                if neu.escape_noise is None
+                else {"kind": neu.escape_noise.kind, "scale": neu.escape_noise.scale},
+                "memory_bytes": int(mem),
+                "worst_case_input": worst,
+                "may_overflow_32bit": worst >= 2**31,
+            }
+        )
+    return rows
+
+
+def report(net: Network) -> dict[str, Any]:
+    layers = layer_report(net)
+    warnings = [
+        f"layer '{r['name']}': worst-case synaptic input |a << 6| = {r['worst_case_input']} can reach 2**31 "
+        "and wrap (32-bit arithmetic)"
+        for r in layers
+        if r["may_overflow_32bit"]
+    ]
+    return {
+        "name": net.name,
+        "version": VERSION,
+        "input_size": net.input_size,
+        "layers": layers,
+        "totals": {
+            "neurons": sum(r["size"] for r in layers),
+            "synapses": sum(r["synapses"] for r in layers),
+            "stochastic_synapses": sum(r["stochastic_synapses"] for r in layers),
+            "memory_bytes": sum(r["memory_bytes"] for r in layers),
+        },
+        "metadata_keys": sorted(map(str, net.metadata)),
+        "warnings": warnings,
+    }
+
+
+def format_report(rep: dict[str, Any]) -> str:
+    head = ["layer", "kind", "size", "n_in", "synapses", "stochastic", "w_bits", "w_exp", "decay i/v", "vth",
+            "escape", "memory B"]  # fmt: skip
+    rows = [head]
+    for r in rep["layers"]:
+        esc = "-" if r["escape_noise"] is None else f"{r['escape_noise']['kind']}({r['escape_noise']['scale']:g})"
+        stoch = str(r["stochastic_synapses"])
+        if r["mean_release_probability"] is not None:
+            stoch += f" (p={r['mean_release_probability']:.2f})"
+        rows.append([
+            r["name"], r["kind"], str(r["size"]), str(r["n_in"]), str(r["synapses"]), stoch,
+            str(r["weight_bits"]) + (f"+{r['weight_fixed_bits']}" if r["weight_fixed_bits"] else ""),
+            str(r["weight_exp"]), f"{r['current_decay']}/{r['voltage_decay']}", str(r["threshold"]), esc,
+            str(r["memory_bytes"]),
+        ])  # fmt: skip
+    widths = [max(len(row[c]) for row in rows) for c in range(len(head))]
+    lines = [f"network '{rep['name']}' (IR v{rep['version']}), input size {rep['input_size']}"]
+    for k, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) if c < 2 else cell.rjust(w) for c, (cell, w) in
+                               enumerate(zip(row, widths))).rstrip())  # fmt: skip
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    t = rep["totals"]
+    lines.append(
+        f"total: {t['neurons']} neurons, {t['synapses']} synapses ({t['stochastic_synapses']} stochastic), "
+        f"{t['memory_bytes']} bytes of synaptic and bias memory"
+    )
+    if rep["metadata_keys"]:
+        lines.append("metadata: " + ", ".join(rep["metadata_keys"]))
+    lines += [f"warning: {w}" for w in rep["warnings"]]
+    return "\n".join(lines)

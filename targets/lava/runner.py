@@ -1,0 +1,113 @@
+"""Run a ``.qnet`` network in Intel Lava 0.10 (bit-accurate ``fixed_pt`` models). Runs inside the Lava venv.
+
+    python -m quantal.targets.lava.runner NET.qnet SPIKES.npy OUT.npz [--steps T]
+
+Deterministic LIF layers map to stock ``Dense`` + ``LIF`` processes with DESIGN.md's mapping
+(``du = current_decay - 1``, ``dv = voltage_decay``, ``vth = threshold``, Dense weights ``2 * weight`` with
+``weight_exp - 1``). All samples run at once in one process graph: sample n occupies its own block of every
+layer (block-diagonal weights), which is the same computation as separate runs. The output ``.npz`` holds
+``<layer>.spikes`` (uint8), ``<layer>.u`` and ``<layer>.v`` (int32) of shape (n_samples, T, size), read after
+every step (v after the reset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from quantal.compile.ir import IRError, Network, atomic_write, load
+
+
+def unsupported(net: Network) -> list[str]:
+    """Why each layer cannot be mapped to stock Lava processes (empty when all can)."""
+    problems = []
+    for layer in net.layers:
+        if layer.neuron.kind != "lif":
+            problems.append(f"layer '{layer.name}': {layer.neuron.kind} neurons need quantal's Lava processes")
+        if layer.synapse.release is not None or layer.synapse.weight_fixed is not None:
+            problems.append(f"layer '{layer.name}': stochastic synapses need quantal's Lava processes")
+        if layer.neuron.escape_noise is not None:
+            problems.append(f"layer '{layer.name}': escape noise needs quantal's Lava processes")
+        if layer.neuron.current_decay < 1:
+            problems.append(f"layer '{layer.name}': current_decay 0 has no Lava du (du = current_decay - 1)")
+    return problems
+
+
+def run(net: Network, spikes: np.ndarray, steps: int) -> dict[str, np.ndarray]:
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import Dense
+    from lava.proc.lif.process import LIF
+
+    from .processes import SpikeInput, SpikeRecorder
+
+    n, t_in, n_in = spikes.shape
+    eye = np.eye(n, dtype=np.int32)
+    # Input of sample k, step t in row k * n_in + i, column t.
+    data = spikes.astype(np.int32).transpose(0, 2, 1).reshape(n * n_in, t_in)
+    src = SpikeInput(data=data)
+    port = src.s_out
+    lifs, recs = [], []
+    for layer in net.layers:
+        syn, neu = layer.synapse, layer.neuron
+        w = np.kron(eye, 2 * syn.weight.astype(np.int32))  # block-diagonal: samples do not interact
+        dense = Dense(weights=w, weight_exp=syn.weight_exp - 1, num_weight_bits=8)
+        size = n * layer.size
+        bias_mant = np.tile(np.broadcast_to(np.asarray(neu.bias_mant, np.int32), (layer.size,)), n)
+        bias_exp = np.tile(np.broadcast_to(np.asarray(neu.bias_exp, np.int32), (layer.size,)), n)
+        lif = LIF(shape=(size,), du=neu.current_decay - 1, dv=neu.voltage_decay, vth=neu.threshold,
+                  bias_mant=bias_mant, bias_exp=bias_exp)  # fmt: skip
+        rec = SpikeRecorder(shape=(size, steps))
+        port.connect(dense.s_in)
+        dense.a_out.connect(lif.a_in)
+        lif.s_out.connect(rec.a_in)
+        port = lif.s_out
+        lifs.append(lif)
+        recs.append(rec)
+    u = [np.zeros((steps, n * la.size), np.int64) for la in net.layers]
+    v = [np.zeros((steps, n * la.size), np.int64) for la in net.layers]
+    cfg = Loihi2SimCfg(select_tag="fixed_pt")
+    try:
+        for t in range(steps):
+            src.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
+            for li, lif in enumerate(lifs):
+                u[li][t] = lif.u.get()
+                v[li][t] = lif.v.get()
+        s = [rec.data.get() for rec in recs]
+    finally:
+        src.stop()
+    out = {}
+    for li, layer in enumerate(net.layers):
+        out[f"{layer.name}.spikes"] = s[li].T.reshape(steps, n, layer.size).transpose(1, 0, 2).astype(np.uint8)
+        out[f"{layer.name}.u"] = u[li].reshape(steps, n, layer.size).transpose(1, 0, 2).astype(np.int32)
+        out[f"{layer.name}.v"] = v[li].reshape(steps, n, layer.size).transpose(1, 0, 2).astype(np.int32)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="quantal-lava-runner")
+    p.add_argument("net")
+    p.add_argument("spikes")
+    p.add_argument("out")
+    p.add_argument("--steps", type=int, default=None)
+    args = p.parse_args(argv)
+    try:
+        net = load(args.net)
+    except IRError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    problems = unsupported(net)
+    if problems:
+        print("error: " + "; ".join(problems), file=sys.stderr)
+        return 2
+    spikes = np.load(args.spikes, allow_pickle=False)
+    steps = spikes.shape[1] if args.steps is None else args.steps
+    out = run(net, spikes, steps)
+    atomic_write(args.out, lambda f: np.savez(f, **out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
