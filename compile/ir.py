@@ -453,6 +453,8 @@ def from_manifest(manifest: Any, arrays: Mapping[str, np.ndarray]) -> Network:
     _keys(manifest["input"], "input", {"size"}, set())
     if not isinstance(manifest["layers"], list):
         raise IRError("expected a list of layers", field="layers")
+    if not manifest["layers"]:
+        raise IRError("a network needs at least one layer", field="layers")
     used: set[str] = set()
 
     def get_array(ref: Any, lname: str, fname: str) -> np.ndarray:

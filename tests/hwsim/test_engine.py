@@ -1,0 +1,166 @@
+"""hwsim equals the numpy reference bit for bit; threads and batching do not change a byte."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from quantal.compile import reference, streams
+from quantal.compile.ir import DenseSynapse, EscapeNoise, Layer, Network, Neuron
+from quantal.compile.runspec import RunError
+from quantal.compile.testing import random_network, random_spikes
+from quantal.hwsim import Simulator, simulate
+
+ALL = ("spikes", "u", "v", "counts")
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype, k
+        assert a[k].shape == b[k].shape, k
+        assert np.array_equal(a[k], b[k]), k
+
+
+@st.composite
+def cases(draw):
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    sizes = draw(st.lists(st.integers(1, 12), min_size=2, max_size=5))
+    net = random_network(
+        rng, sizes,
+        release=draw(st.sampled_from([None, "random", 0.5, 0.9])),
+        weight_fixed=draw(st.booleans()),
+        escape=draw(st.booleans()),
+        readout=draw(st.booleans()),
+        memoryless=draw(st.booleans()),
+    )  # fmt: skip
+    n = draw(st.integers(1, 4))
+    t_in = draw(st.integers(1, 6))
+    x = random_spikes(rng, n, t_in, sizes[0], draw(st.sampled_from([0.1, 0.3, 0.7])))
+    if draw(st.booleans()):
+        x = x.astype(np.uint8) * np.uint8(draw(st.integers(1, 255)))  # any nonzero byte is a spike
+    steps = draw(st.none() | st.integers(1, 10))
+    kw = dict(steps=steps, seed=draw(st.integers(0, 2**64 - 1)), trials=draw(st.none() | st.integers(1, 3)))
+    return net, x, kw
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_hwsim_equals_reference(case):
+    net, x, kw = case
+    assert_same(simulate(net, x, record=ALL, **kw), reference.simulate(net, x, record=ALL, **kw))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2))
+def test_recording_subsets(seed, which):
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, [5, 7, 6, 3], release="random", escape=True)
+    x = random_spikes(rng, 3, 5, 5)
+    layers = [("l1",), ("l0", "l2"), None][which]
+    record = [("counts",), ("v", "spikes"), ("u",)][which]
+    got = simulate(net, x, record=record, layers=layers, seed=seed)
+    assert set(got) == {f"{la}.{q}" for la in (layers or net.layer_names) for q in record}
+    assert_same(got, reference.simulate(net, x, record=record, layers=layers, seed=seed))
+
+
+def test_larger_stochastic_network_equals_reference():
+    rng = np.random.default_rng(11)
+    net = random_network(rng, [64, 70, 40, 10], release="random", weight_fixed=True, escape=True, readout=True)
+    x = random_spikes(rng, 6, 12, 64, 0.25)
+    out = simulate(net, x, record=ALL, seed=99, trials=2)
+    assert out["l0.spikes"].mean() > 0.01  # the test exercises spiking
+    assert_same(out, reference.simulate(net, x, record=ALL, seed=99, trials=2))
+
+
+def test_batches_give_the_same_result():
+    rng = np.random.default_rng(3)
+    net = random_network(rng, [20, 30, 10], release="random", escape=True)
+    x = random_spikes(rng, 10, 8, 20)
+    sim = Simulator(net)
+    whole = sim.run(x, record=ALL, seed=5)
+    parts = [sim.run(x[a:b], record=ALL, seed=5, sample_offset=a) for a, b in [(0, 3), (3, 4), (4, 10)]]
+    for k in whole:
+        assert np.array_equal(whole[k], np.concatenate([p[k] for p in parts]))
+    # the sample index selects the stream: without the offset the draws differ
+    assert not np.array_equal(sim.run(x[3:], record=("u",), seed=5)["l0.u"], whole["l0.u"][3:])
+
+
+THREAD_SCRIPT = """
+import hashlib, json, numpy as np, numba
+from quantal.compile.testing import random_network, random_spikes
+from quantal.hwsim import simulate
+rng = np.random.default_rng(8)
+net = random_network(rng, [40, 50, 30, 10], release="random", escape=True, readout=True)
+x = random_spikes(rng, 37, 10, 40)
+out = simulate(net, x, record=("spikes", "u", "v", "counts"), seed=123, trials=2)
+h = hashlib.sha256()
+for k in sorted(out):
+    h.update(k.encode()); h.update(out[k].tobytes())
+print(json.dumps({"threads": numba.get_num_threads(), "sha": h.hexdigest()}))
+"""
+
+
+def test_identical_output_with_1_and_2_threads():
+    results = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        r = subprocess.run([sys.executable, "-c", THREAD_SCRIPT], env=env, capture_output=True, text=True,
+                           check=True)  # fmt: skip
+        results.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    assert [r["threads"] for r in results] == [1, 2]
+    assert results[0]["sha"] == results[1]["sha"]
+
+
+def test_escape_noise_firing_probability_matches_the_logistic():
+    # A memoryless layer with no input: every step v = bias, so x = bias - (threshold << 6) is fixed per
+    # neuron and each step is an independent Bernoulli(P(x)) draw. P(x) is the table's exact probability,
+    # which is within 1/65536 + 1/(4 scale) of sigmoid(x / scale) (see test_streams). 4 samples x 250 steps
+    # = 1000 draws per neuron, 25 neurons per bias level: a z-test per level with |z| < 5.
+    scale = 1500.0
+    levels = np.array([-4000, -2000, -1000, -300, 0, 300, 1000, 2000, 4000])
+    size = levels.size * 25
+    bias = np.repeat(levels, 25)
+    threshold = 100  # 100 << 6 = 6400; bias_mant << 3 = bias + 6400
+    mant = (bias + 6400) // 8
+    net = Network(name="esc", input_size=1, layers=(Layer(name="e", size=size,
+        synapse=DenseSynapse(weight=np.zeros((size, 1), np.int8)),
+        neuron=Neuron(current_decay=4096, voltage_decay=4096, threshold=threshold,
+                      bias_mant=mant.astype(np.int16), bias_exp=3, escape_noise=EscapeNoise(scale=scale))),))  # fmt: skip
+    out = simulate(net, np.zeros((4, 1, 1), bool), steps=250, record=("counts",), seed=2024)
+    counts = out["e.counts"].sum(axis=0).reshape(levels.size, 25).sum(axis=1)
+    n = 4 * 250 * 25
+    theta = streams.escape_thresholds(scale)
+    for lvl, c in zip(levels, counts):
+        p = 1 / (1 + math.exp(-lvl / scale))
+        p_table = np.count_nonzero(theta < lvl) / streams.ESCAPE_LEVELS
+        assert abs(p_table - p) <= 1 / 65536 + 1 / (4 * scale)
+        se = math.sqrt(max(p * (1 - p), 1e-12) / n)
+        assert abs(c / n - p) < 5 * se + 1 / 65536 + 1 / (4 * scale), (lvl, c / n, p)
+
+
+@pytest.mark.parametrize(
+    "kwargs,spikes,needle",
+    [
+        ({"record": ("spikes", "w")}, None, "cannot record"),
+        ({"layers": ("nope",)}, None, "no layer named"),
+        ({"steps": 0}, None, "steps"),
+        ({"seed": -1}, None, "seed"),
+        ({"trials": 0}, None, "trials"),
+        ({}, np.zeros((2, 3, 4), np.float32), "bool or uint8"),
+        ({}, np.zeros((2, 3, 4), bool), "channels"),
+        ({}, np.zeros((2, 5), bool), "shape"),
+    ],
+)
+def test_bad_arguments_raise_run_error(kwargs, spikes, needle):
+    net = random_network(np.random.default_rng(0), [5, 3])
+    x = np.zeros((2, 3, 5), bool) if spikes is None else spikes
+    with pytest.raises(RunError, match=needle):
+        simulate(net, x, **kwargs)
