@@ -1,0 +1,58 @@
+"""Drive Lava from the host process: Lava 0.10 lives in its own Python 3.10 venv (``make lava-env``).
+
+:func:`run_in_lava` writes the network and the input to a temporary folder, runs
+``python -m quantal.targets.lava.runner`` with the Lava venv's interpreter and reads the result back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from quantal.compile.ir import Network, save
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class LavaUnavailable(RuntimeError):
+    """No Lava environment: Lava 0.10 needs Python 3.10 (see ``make lava-env``)."""
+
+
+class LavaRunError(RuntimeError):
+    """The Lava run failed; the message holds the runner's last lines of output."""
+
+
+def lava_python() -> Path | None:
+    """The Lava venv's interpreter: ``$QUANTAL_LAVA_PYTHON``, else ``<repo>/.venv-lava/bin/python``."""
+    env = os.environ.get("QUANTAL_LAVA_PYTHON")
+    candidates = [Path(env)] if env else [REPO_ROOT / ".venv-lava" / "bin" / "python"]
+    for p in candidates:
+        if p.is_file() and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def run_in_lava(net: Network, spikes: np.ndarray, steps: int | None = None, timeout: float = 600) -> dict:
+    """Run ``spikes`` (n_samples, T_in, input.size) through ``net`` in Lava; returns spikes/u/v per layer."""
+    py = lava_python()
+    if py is None:
+        raise LavaUnavailable(
+            "Lava is not set up: it needs Python 3.10; run `make lava-env` (or set QUANTAL_LAVA_PYTHON)"
+        )
+    with tempfile.TemporaryDirectory(prefix="quantal-lava-") as tmp:
+        netp, xp, outp = Path(tmp, "net.qnet"), Path(tmp, "x.npy"), Path(tmp, "out.npz")
+        save(net, netp)
+        np.save(xp, np.asarray(spikes != 0, dtype=np.uint8))
+        cmd = [str(py), "-m", "quantal.targets.lava.runner", str(netp), str(xp), str(outp)]
+        if steps is not None:
+            cmd += ["--steps", str(steps)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
+        if r.returncode != 0:
+            tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])
+            raise LavaRunError(f"Lava runner exited with {r.returncode}: {tail}")
+        with np.load(outp) as f:
+            return {k: f[k] for k in f.files}

@@ -1,0 +1,157 @@
+"""The command line: `quantal run` and `quantal inspect` as a user calls them."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from quantal.cli import main
+from quantal.compile import ir, reference
+from quantal.compile.testing import random_network, random_spikes
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(4)
+    net = random_network(rng, [10, 12, 4], release="random", escape=True, readout=True, name="cli")
+    netp = ir.save(net, tmp_path / "net.qnet")
+    x = random_spikes(rng, 5, 6, 10)
+    xp = tmp_path / "x.npy"
+    np.save(xp, x)
+    return net, netp, x, xp, tmp_path
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "quantal", *args], capture_output=True, text=True)
+
+
+def test_run_writes_the_contracted_arrays(files):
+    net, netp, x, xp, tmp = files
+    out = tmp / "out.npz"
+    assert main(["run", str(netp), "--input", str(xp), "--out", str(out), "--steps", "9", "--seed", "17",
+                 "--trials", "3", "--record", "spikes,u,v,counts", "-q"]) == 0  # fmt: skip
+    got = dict(np.load(out))
+    want = reference.simulate(net, x, steps=9, seed=17, trials=3, record=("spikes", "u", "v", "counts"))
+    assert sorted(got) == sorted(want)
+    for k in want:
+        assert got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k])
+    assert got["l0.spikes"].shape == (3, 5, 9, 12) and got["l1.counts"].shape == (3, 5, 4)
+
+
+def test_run_defaults_and_layer_selection(files):
+    net, netp, x, xp, tmp = files
+    out = tmp / "out.npz"
+    assert main(["run", str(netp), "--input", str(xp), "--out", str(out), "--layers", "l1", "-q"]) == 0
+    got = dict(np.load(out))
+    assert list(got) == ["l1.spikes"] and got["l1.spikes"].shape == (5, 6, 4) and got["l1.spikes"].dtype == np.uint8
+
+
+def test_identical_arguments_give_identical_bytes(files):
+    _, netp, _, xp, tmp = files
+    a, b = tmp / "a.npz", tmp / "b.npz"
+    for o in (a, b):
+        assert main(["run", str(netp), "--input", str(xp), "--out", str(o), "--record", "u,v", "-q"]) == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+BAD_RUNS = [
+    (["--steps", "0"], "--steps"),
+    (["--steps", "x"], "--steps"),
+    (["--seed", "-3"], "--seed"),
+    (["--seed", str(2**64)], "--seed"),
+    (["--trials", "0"], "--trials"),
+    (["--record", "spikes,volts"], "volts"),
+    (["--layers", "fc9"], "fc9"),
+    (["--bogus"], "unrecognized"),
+]
+
+
+@pytest.mark.parametrize("extra,needle", BAD_RUNS)
+def test_bad_arguments_exit_2_with_one_line(files, extra, needle, capsys):
+    _, netp, _, xp, tmp = files
+    out = tmp / "out.npz"
+    assert main(["run", str(netp), "--input", str(xp), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_bad_files_exit_2_with_one_line_and_no_output(files):
+    net, netp, x, xp, tmp = files
+    out = tmp / "out.npz"
+    cases = []
+    bad_net = tmp / "bad.qnet"
+    bad_net.write_bytes(b"not a zip")
+    cases.append(([str(bad_net), "--input", str(xp)], "not a ZIP"))
+    cases.append(([str(tmp / "missing.qnet"), "--input", str(xp)], "no such file"))
+    wrong = tmp / "wrong.npy"
+    np.save(wrong, np.zeros((2, 3, 7), bool))
+    cases.append(([str(netp), "--input", str(wrong)], "channels"))
+    floats = tmp / "f.npy"
+    np.save(floats, np.zeros((2, 3, 10), np.float64))
+    cases.append(([str(netp), "--input", str(floats)], "bool or uint8"))
+    garbage = tmp / "g.npy"
+    garbage.write_bytes(b"\x93NUMPY garbage")
+    cases.append(([str(netp), "--input", str(garbage)], "g.npy"))
+    pickled = tmp / "p.npy"
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    cases.append(([str(netp), "--input", str(pickled)], "p.npy"))
+    cases.append(([str(netp), "--input", str(tmp / "nope.npy")], "no such file"))
+    for args, needle in cases:
+        r = cli("run", *args, "--out", str(out))
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr.count("\n") == 1 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not out.exists()
+
+
+def test_failed_run_keeps_an_existing_output(files):
+    _, netp, _, xp, tmp = files
+    out = tmp / "out.npz"
+    out.write_bytes(b"previous result")
+    assert main(["run", str(netp), "--input", str(xp), "--out", str(out), "--layers", "zz"]) == 2
+    assert out.read_bytes() == b"previous result"
+
+
+def test_inspect_text_and_json(files):
+    net, netp, _, _, _ = files
+    r = cli("inspect", str(netp))
+    assert r.returncode == 0, r.stderr
+    assert "network 'cli'" in r.stdout and "l0" in r.stdout and "readout" in r.stdout
+    r = cli("inspect", str(netp), "--json")
+    rep = json.loads(r.stdout)
+    assert rep["totals"]["synapses"] == 10 * 12 + 12 * 4
+    assert rep["totals"]["stochastic_synapses"] == int(sum((la.synapse.release < 255).sum() for la in net.layers))
+    assert rep["layers"][0]["weight_exp"] == net.layers[0].synapse.weight_exp
+    assert rep["layers"][1]["kind"] == "readout"
+    w = net.layers[0].synapse.weight
+    assert rep["layers"][0]["memory_bytes"] == w.nbytes * 2 + sum(
+        b.nbytes for b in (net.layers[0].neuron.bias_mant, net.layers[0].neuron.bias_exp) if isinstance(b, np.ndarray)
+    )
+
+
+def test_inspect_warns_about_32_bit_overflow(tmp_path):
+    from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
+
+    # 3000 inputs x 127 x 2**7 = 48,768,000; << 6 = 3,121,152,000 >= 2**31
+    w = np.full((2, 3000), 127, np.int8)
+    net = Network(name="big", input_size=3000, layers=(
+        Layer(name="fc", size=2, synapse=DenseSynapse(weight=w, weight_exp=7), neuron=Neuron()),))
+    p = ir.save(net, tmp_path / "big.qnet")
+    r = cli("inspect", str(p))
+    assert r.returncode == 0 and "warning: layer 'fc'" in r.stdout and "2**31" in r.stdout
+
+
+def test_inspect_rejects_a_malformed_file(tmp_path):
+    p = tmp_path / "x.qnet"
+    p.write_text("junk")
+    r = cli("inspect", str(p))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_console_script_is_installed():
+    exe = os.path.join(os.path.dirname(sys.executable), "quantal")
+    r = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("quantal ")
