@@ -16,7 +16,6 @@ import argparse
 import sys
 
 import numpy as np
-
 from quantal.compile.ir import IRError, Network, atomic_write, load
 
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from quantal.compile import reference
 from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
 

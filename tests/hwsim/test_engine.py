@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from quantal.compile import reference, streams
 from quantal.compile.ir import DenseSynapse, EscapeNoise, Layer, Network, Neuron
 from quantal.compile.runspec import RunError
@@ -125,15 +124,16 @@ def test_escape_noise_firing_probability_matches_the_logistic():
     # which is within 1/65536 + 1/(4 scale) of sigmoid(x / scale) (see test_streams). 4 samples x 250 steps
     # = 1000 draws per neuron, 25 neurons per bias level: a z-test per level with |z| < 5.
     scale = 1500.0
-    levels = np.array([-4000, -2000, -1000, -300, 0, 300, 1000, 2000, 4000])
+    levels = np.array([-4000, -2000, -1000, -304, 0, 304, 1000, 2000, 4000])  # multiples of 8
     size = levels.size * 25
     bias = np.repeat(levels, 25)
     threshold = 100  # 100 << 6 = 6400; bias_mant << 3 = bias + 6400
-    mant = (bias + 6400) // 8
-    net = Network(name="esc", input_size=1, layers=(Layer(name="e", size=size,
-        synapse=DenseSynapse(weight=np.zeros((size, 1), np.int8)),
-        neuron=Neuron(current_decay=4096, voltage_decay=4096, threshold=threshold,
-                      bias_mant=mant.astype(np.int16), bias_exp=3, escape_noise=EscapeNoise(scale=scale))),))  # fmt: skip
+    mant = ((bias + 6400) // 8).astype(np.int16)
+    assert np.array_equal(mant.astype(int) * 8 - 6400, bias)
+    neuron = Neuron(current_decay=4096, voltage_decay=4096, threshold=threshold, bias_mant=mant, bias_exp=3,
+                    escape_noise=EscapeNoise(scale=scale))
+    synapse = DenseSynapse(weight=np.zeros((size, 1), np.int8))
+    net = Network(name="esc", input_size=1, layers=(Layer(name="e", size=size, synapse=synapse, neuron=neuron),))
     out = simulate(net, np.zeros((4, 1, 1), bool), steps=250, record=("counts",), seed=2024)
     counts = out["e.counts"].sum(axis=0).reshape(levels.size, 25).sum(axis=1)
     n = 4 * 250 * 25
