@@ -1,0 +1,212 @@
+"""quantal benchmarks: hwsim against peers measured in the same run. Not a test.
+
+    python benchmarks/run.py [--quick] [--json OUT.json]
+
+W1  784-300-300-300-10 memoryless binary layers, every synapse stochastic (p = 0.5), input density 0.2, one
+    input step, 5 steps (the wave reaches the last layer at t = 4). Peer: exact Bernoulli sampling of every
+    synapse in plain PyTorch (one mask per synapse and sample), same network in float.
+W2  LIF 700-256-20, 100 steps, input density 0.05. Peer: a PyTorch LIF loop (float, batched matmuls).
+
+Numba's compile time is measured separately, in a fresh process with an empty cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
+
+
+def best_rate(fn, n_items: int, repeats: int = 3, min_time: float = 0.5) -> float:
+    """Items per second: the best of ``repeats`` timings, each at least ``min_time`` seconds of calls."""
+    best = 0.0
+    for _ in range(repeats):
+        calls, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            calls += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_time:
+                break
+        best = max(best, calls * n_items / dt)
+    return best
+
+
+def w1_network(rng: np.random.Generator) -> Network:
+    sizes = [784, 300, 300, 300, 10]
+    layers = []
+    density = 0.2
+    for li, (n_in, size) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = rng.integers(-128, 128, (size, n_in), dtype=np.int8)
+        # a ~ N(0, J * p * E[w^2]) with J = density * n_in active inputs: threshold at ~0.85 sd -> ~20% fire
+        sd = np.sqrt(density * n_in * 0.5 * np.mean(w.astype(float) ** 2))
+        neuron = Neuron(current_decay=4096, voltage_decay=4096, threshold=int(0.85 * sd))
+        syn = DenseSynapse(weight=w, weight_exp=0, release=np.full((size, n_in), 127, np.uint8))
+        layers.append(Layer(name=f"fc{li + 1}", size=size, synapse=syn, neuron=neuron))
+        density = 0.2
+    return Network(name="w1", input_size=784, layers=tuple(layers))
+
+
+def w2_network(rng: np.random.Generator) -> Network:
+    w1 = rng.integers(-128, 128, (256, 700), dtype=np.int8)
+    w2 = rng.integers(-128, 128, (20, 256), dtype=np.int8)
+    return Network(name="w2", input_size=700, layers=(
+        Layer(name="hidden", size=256, synapse=DenseSynapse(weight=w1, weight_exp=0),
+              neuron=Neuron(current_decay=410, voltage_decay=205, threshold=300)),
+        Layer(name="out", size=20, synapse=DenseSynapse(weight=w2, weight_exp=0),
+              neuron=Neuron(current_decay=410, voltage_decay=205, threshold=300)),
+    ))  # fmt: skip
+
+
+def torch_w1(net: Network, x: np.ndarray, batch: int):
+    import torch
+
+    ws = [torch.tensor(la.synapse.weight, dtype=torch.float32) for la in net.layers]
+    th = [float(la.neuron.threshold) for la in net.layers]
+    xs = torch.tensor(x[:batch, 0], dtype=torch.float32)
+    gen = torch.Generator().manual_seed(0)
+
+    def run():
+        with torch.no_grad():
+            h = xs
+            for w, t in zip(ws, th):
+                mask = torch.rand((h.shape[0],) + w.shape, generator=gen) < 0.5  # one draw per synapse
+                a = torch.einsum("boi,oi,bi->bo", mask.float(), w, h)
+                h = (a > t).float()
+        return h
+
+    return run
+
+
+def torch_w2(net: Network, x: np.ndarray, batch: int):
+    import torch
+
+    ws = [torch.tensor(la.synapse.weight, dtype=torch.float32) for la in net.layers]
+    xs = torch.tensor(x[:batch], dtype=torch.float32)
+    alpha = [1 - la.neuron.current_decay / 4096 for la in net.layers]
+    beta = [1 - la.neuron.voltage_decay / 4096 for la in net.layers]
+    th = [la.neuron.threshold for la in net.layers]
+
+    def run():
+        with torch.no_grad():
+            b = xs.shape[0]
+            u = [torch.zeros(b, w.shape[0]) for w in ws]
+            v = [torch.zeros(b, w.shape[0]) for w in ws]
+            s = [torch.zeros(b, w.shape[0]) for w in ws]
+            count = torch.zeros(b, ws[-1].shape[0])
+            for t in range(xs.shape[1]):
+                inp = xs[:, t]
+                for li, w in enumerate(ws):
+                    u[li] = alpha[li] * u[li] + inp @ w.T
+                    v[li] = beta[li] * v[li] + u[li]
+                    s[li] = (v[li] > th[li]).float()
+                    v[li] = v[li] * (1 - s[li])
+                    inp = s[li]
+                count += s[-1]
+        return count
+
+    return run
+
+
+COMPILE_SCRIPT = """
+import time, numpy as np
+t0 = time.perf_counter()
+from quantal.compile.testing import random_network, random_spikes
+from quantal.hwsim import simulate
+rng = np.random.default_rng(0)
+net = random_network(rng, [8, 8, 4], release="random", escape=True)
+simulate(net, random_spikes(rng, 2, 3, 8))
+print(time.perf_counter() - t0)
+"""
+
+
+def compile_time() -> float:
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        r = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT], env=env, capture_output=True, text=True,
+                           check=True)  # fmt: skip
+        return float(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="smaller batches (a smoke run)")
+    p.add_argument("--json", default=None, help="also write the results as JSON")
+    args = p.parse_args()
+
+    import numba
+    import torch
+
+    from quantal.hwsim import Simulator
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    rng = np.random.default_rng(0)
+    rows = []
+    cold = compile_time()
+
+    # ---- W1
+    net1 = w1_network(rng)
+    n1 = 2000 if args.quick else 20000
+    x1 = rng.random((n1, 1, 784)) < 0.2
+    sim1 = Simulator(net1)
+    t0 = time.perf_counter()
+    sim1.run(x1[:2], steps=5, layers=("fc4",), record=("counts",))
+    warm1 = time.perf_counter() - t0
+    q = sim1.run(x1[:2000], steps=5, record=("counts",))
+    rates = [float((q[f"{la.name}.counts"] > 0).mean()) for la in net1.layers[:-1]]
+    r_hw1 = best_rate(lambda: sim1.run(x1, steps=5, layers=("fc4",), record=("counts",)), n1)
+    tb = 16 if args.quick else 64
+    r_pt1 = best_rate(torch_w1(net1, x1, tb), tb, repeats=2)
+    rows.append(("W1 stochastic 784-300-300-300-10", "hwsim", r_hw1, "PyTorch exact Bernoulli", r_pt1,
+                 300_000, 1000, f"hidden firing {', '.join(f'{r:.2f}' for r in rates)}"))  # fmt: skip
+
+    # ---- W2
+    net2 = w2_network(rng)
+    n2 = 500 if args.quick else 5000
+    x2 = rng.random((n2, 100, 700)) < 0.05
+    sim2 = Simulator(net2)
+    sim2.run(x2[:2], record=("counts",), layers=("out",))
+    q = sim2.run(x2[:500], record=("counts",))
+    rate2 = float(q["hidden.counts"].mean() / 100)
+    r_hw2 = best_rate(lambda: sim2.run(x2, record=("counts",), layers=("out",)), n2)
+    tb2 = 64 if args.quick else 256
+    r_pt2 = best_rate(torch_w2(net2, x2, tb2), tb2, repeats=2)
+    rows.append(("W2 LIF 700-256-20, 100 steps", "hwsim", r_hw2, "PyTorch LIF loop", r_pt2, 50_000, 15,
+                 f"hidden rate {rate2:.3f} spikes/step"))  # fmt: skip
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"numba {numba.__version__} ({numba.get_num_threads()} threads), torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads)")  # fmt: skip
+    print(f"numba compile time (cold cache, first call): {cold:.1f} s; first call with a warm cache: {warm1:.2f} s")
+    head = ("workload", "quantal samples/s", "peer", "peer samples/s", "ratio", "goal", "met", "notes")
+    table = [head]
+    results = []
+    for name, _, r_hw, peer, r_pt, goal_abs, goal_ratio, note in rows:
+        ratio = r_hw / r_pt
+        met = r_hw >= goal_abs and ratio >= goal_ratio
+        table.append((name, f"{r_hw:,.0f}", peer, f"{r_pt:,.0f}", f"{ratio:,.1f}x",
+                      f">= {goal_abs:,} and >= {goal_ratio}x", "yes" if met else "no", note))  # fmt: skip
+        results.append({"workload": name, "hwsim": r_hw, "peer": peer, "peer_rate": r_pt, "ratio": ratio,
+                        "goal_samples_per_s": goal_abs, "goal_ratio": goal_ratio, "met": met, "notes": note})  # fmt: skip
+    widths = [max(len(str(r[c])) for r in table) for c in range(len(head))]
+    for k, r in enumerate(table):
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+        if k == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"compile_s": cold, "rows": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
