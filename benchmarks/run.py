@@ -196,7 +196,8 @@ def main() -> int:
         table.append((name, f"{r_hw:,.0f}", peer, f"{r_pt:,.0f}", f"{ratio:,.1f}x",
                       f">= {goal_abs:,} and >= {goal_ratio}x", "yes" if met else "no", note))  # fmt: skip
         results.append({"workload": name, "hwsim": r_hw, "peer": peer, "peer_rate": r_pt, "ratio": ratio,
-                        "goal_samples_per_s": goal_abs, "goal_ratio": goal_ratio, "met": met, "notes": note})  # fmt: skip
+                        "goal_samples_per_s": goal_abs, "goal_ratio": goal_ratio, "met": met,
+                        "notes": note})  # fmt: skip
     widths = [max(len(str(r[c])) for r in table) for c in range(len(head))]
     for k, r in enumerate(table):
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")

@@ -11,6 +11,7 @@ import os
 import sys
 
 import numpy as np
+
 from quantal.compile import streams
 from quantal.compile.ir import Network
 from quantal.compile.runspec import RunError, RunSpec, allocate, check_input, n_steps

@@ -50,10 +50,9 @@ def absorb(h, x):  # pragma: no cover - compiled
 
 @njit(cache=True, inline="always")
 def rz12(x):  # pragma: no cover - compiled
-    # sign(x) * (|x| >> 12): division by 4096 rounding toward zero, on int64.
-    if x >= 0:
-        return x >> 12
-    return -((-x) >> 12)
+    # sign(x) * (|x| >> 12): division by 4096 rounding toward zero, on int64. Branch-free: a negative x is
+    # biased by 4095 (= (x >> 63) & 4095) before the arithmetic shift, which turns floor into truncation.
+    return (x + ((x >> 63) & 4095)) >> 12
 
 
 @njit(cache=True, inline="always")
@@ -88,8 +87,9 @@ def run_kernel(  # pragma: no cover - compiled
         act_cur = np.zeros(n_total, np.int32)
         cnt_prev = np.zeros(n_layers, np.int64)
         cnt_cur = np.zeros(n_layers, np.int64)
-        in_idx = np.zeros(x.shape[2], np.int32)
+        in_idx = np.zeros(x.shape[2] + 1, np.int32)
         acc = np.zeros(max_size, np.int32)
+        sbuf = np.zeros(max_size, np.uint8)
         words = np.zeros(n_words, np.uint64)
         wbytes = words.view(np.uint8)  # byte i of the buffer = (words[i // 8] >> 8*(i % 8)) & 0xFF
         wlanes = words.view(np.uint16)  # lane i = (words[i // 4] >> 16*(i % 4)) & 0xFFFF
@@ -108,9 +108,8 @@ def run_kernel(  # pragma: no cover - compiled
                         if t >= 1 and t <= t_in:
                             row = x[n, t - 1]
                             for j in range(row.shape[0]):
-                                if row[j] != 0:
-                                    in_idx[cnt] = j
-                                    cnt += 1
+                                in_idx[cnt] = j  # branch-free append of the active inputs
+                                cnt += row[j] != 0
                         idx = in_idx
                     else:
                         cnt = cnt_prev[li - 1]
@@ -155,52 +154,42 @@ def run_kernel(  # pragma: no cover - compiled
                             words[m] = mix(k2 + G * np.uint64(m + 1))  # word(k, m), wrapping
                     # ---- neurons
                     we = wexp[li]
+                    shl = we if we > 0 else 0  # 2**weight_exp: exact left shift ...
+                    shr = -we if we < 0 else 0  # ... or arithmetic right shift = floor
                     dc = 4096 - cdecay[li]
                     dv = 4096 - vdecay[li]
-                    th = np.int64(vth[li]) << 6  # threshold is MSB-aligned by 6 bits
-                    spk = spiking[li]
+                    # v > threshold << 6 spikes (MSB alignment by 6 bits); a readout never spikes
+                    th = (np.int64(vth[li]) << 6) if spiking[li] else np.int64(1) << 40
                     ncur = 0
-                    rs = rec_spk[li]
-                    ru = rec_u[li]
-                    rv = rec_v[li]
-                    rc = rec_cnt[li]
                     for i in range(sz):
-                        s_ = np.int64(acc[i])
-                        if we >= 0:
-                            a_in = wrap32(s_ << we)  # exact scaling, then the 32-bit value
-                        else:
-                            a_in = wrap32(s_ >> -we)  # arithmetic shift = floor
+                        a_in = wrap32((np.int64(acc[i]) << shl) >> shr)  # a as a 32-bit value
                         act = wrap32(a_in << 6)  # a << 6 in 32-bit arithmetic
                         d = wrap32(rz12(u[base + i] * dc) + act)  # int32 sum of decayed u and input
-                        if d > U_WRAP:  # one wrap into (-2**23, 2**23]
-                            d -= 2 * U_WRAP
-                        elif d <= -U_WRAP:
-                            d += 2 * U_WRAP
+                        # one wrap into (-2**23, 2**23]
+                        d = d - (d > U_WRAP) * (2 * U_WRAP) + (d <= -U_WRAP) * (2 * U_WRAP)
                         u[base + i] = d
                         vv = rz12(v[base + i] * dv) + d + bias[base + i]
-                        if vv > V_MAX:  # 24-bit saturation
-                            vv = V_MAX
-                        elif vv < -V_MAX:
-                            vv = -V_MAX
-                        fire = False
-                        if spk:
-                            if e >= 0:
-                                fire = (vv - th) > esc_tab[e, wlanes[i]]
-                            else:
-                                fire = vv > th  # strict threshold
-                        if fire:
-                            vv = 0  # reset v; u is not reset
-                            act_cur[base + ncur] = i
-                            ncur += 1
-                        v[base + i] = vv
-                        if rs >= 0:
-                            out_spk[n, t, rs + i] = 1 if fire else 0
-                        if ru >= 0:
-                            out_u[n, t, ru + i] = d
-                        if rv >= 0:
-                            out_v[n, t, rv + i] = vv
-                        if rc >= 0 and fire:
-                            out_cnt[n, rc + i] += 1
+                        vv = min(max(vv, -V_MAX), V_MAX)  # 24-bit saturation
+                        if e >= 0:
+                            fire = vv > th + esc_tab[e, wlanes[i]]  # x = v - th > theta[U]
+                        else:
+                            fire = vv > th  # strict threshold
+                        v[base + i] = 0 if fire else vv  # reset v; u is not reset
+                        sbuf[i] = fire
+                        act_cur[base + ncur] = i  # branch-free append of the spikes
+                        ncur += fire
+                    # ---- recording (per-layer decisions kept out of the neuron loop)
+                    rs = rec_spk[li]
+                    if rs >= 0:
+                        out_spk[n, t, rs:rs + sz] = sbuf[:sz]
+                    if rec_u[li] >= 0:
+                        out_u[n, t, rec_u[li]:rec_u[li] + sz] = u[base:base + sz]
+                    if rec_v[li] >= 0:
+                        out_v[n, t, rec_v[li]:rec_v[li] + sz] = v[base:base + sz]
+                    rc = rec_cnt[li]
+                    if rc >= 0 and spiking[li]:
+                        for i in range(sz):
+                            out_cnt[n, rc + i] += sbuf[i]
                     cnt_cur[li] = ncur
                 # the spikes of step t become the inputs of step t+1
                 act_prev, act_cur = act_cur, act_prev

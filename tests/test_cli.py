@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-from quantal.compile import ir, reference
-from quantal.compile.testing import random_network, random_spikes
 
 from quantal.cli import main
+from quantal.compile import ir, reference
+from quantal.compile.testing import random_network, random_spikes
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
 from quantal.compile.ir import Network, save
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -16,6 +16,7 @@ import argparse
 import sys
 
 import numpy as np
+
 from quantal.compile.ir import IRError, Network, atomic_write, load
 
 

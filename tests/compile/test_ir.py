@@ -9,6 +9,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from quantal.compile import ir
 from quantal.compile.ir import DenseSynapse, EscapeNoise, IRError, Layer, Network, Neuron
 from quantal.compile.testing import random_network

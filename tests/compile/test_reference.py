@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from quantal.compile import reference
 from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
 

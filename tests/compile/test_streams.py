@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from quantal.compile import streams
 
 MASK = (1 << 64) - 1

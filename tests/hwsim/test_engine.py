@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from quantal.compile import reference, streams
 from quantal.compile.ir import DenseSynapse, EscapeNoise, Layer, Network, Neuron
 from quantal.compile.runspec import RunError

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+
 from quantal.compile import reference
 from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
 from quantal.compile.testing import random_network, random_spikes
