@@ -36,6 +36,7 @@ BIAS_EXP_RANGE = (0, 7)
 NEURON_KINDS = ("lif", "readout")
 SYNAPSE_KINDS = ("dense",)
 ESCAPE_KINDS = ("logistic",)
+MAX_ESCAPE_SCALE = float(2**31)  # v spans +-2**23: larger scales are a fair coin; keeps thresholds < 2**36
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 
@@ -146,8 +147,8 @@ class EscapeNoise(_ArrayEq):
         s = self.scale
         if isinstance(s, bool) or not isinstance(s, (int, float, np.integer, np.floating)):
             raise IRError(f"expected a positive number, got {s!r}", field="scale")
-        if not math.isfinite(float(s)) or float(s) <= 0:
-            raise IRError(f"expected a positive finite number, got {s!r}", field="scale")
+        if not math.isfinite(float(s)) or not 0 < float(s) <= MAX_ESCAPE_SCALE:
+            raise IRError(f"expected a number in (0, 2**31], got {s!r}", field="scale")
         object.__setattr__(self, "scale", float(s))
 
 

@@ -77,9 +77,10 @@ def _is_int(x: object) -> bool:
 
 
 def check_input(spikes: np.ndarray, net: Network) -> np.ndarray:
-    """Validate an input spike array and return it as C-contiguous uint8 of 0/1 values.
+    """Validate an input spike array and return it as C-contiguous uint8 (nonzero = spike), without a copy
+    when it already is C-contiguous (a bool array is viewed as uint8).
 
-    Accepts shape (n_samples, T_in, input.size), dtype bool or uint8 (nonzero = spike).
+    Accepts shape (n_samples, T_in, input.size), dtype bool or uint8.
     """
     if not isinstance(spikes, np.ndarray):
         raise RunError(f"input spikes must be a numpy array, got {type(spikes).__name__}")
@@ -93,7 +94,8 @@ def check_input(spikes: np.ndarray, net: Network) -> np.ndarray:
         )
     if spikes.shape[1] < 1:
         raise RunError("input spikes have no time steps (T_in = 0)")
-    return np.ascontiguousarray(spikes != 0, dtype=np.uint8)
+    out = np.ascontiguousarray(spikes)
+    return out.view(np.uint8) if out.dtype == np.bool_ else out
 
 
 def n_steps(spec: RunSpec, spikes: np.ndarray) -> int:

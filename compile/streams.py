@@ -99,8 +99,8 @@ def escape_thresholds(scale: float) -> np.ndarray:
     with an error below 1/65536 plus the rounding of theta. The table is computed once in float64 and then
     used by every implementation, so all of them compare the same integers.
     """
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"escape-noise scale must be a positive finite number, got {scale!r}")
+    if not np.isfinite(scale) or not 0 < scale <= 2.0**31:
+        raise ValueError(f"escape-noise scale must be a number in (0, 2**31], got {scale!r}")
     u = np.arange(ESCAPE_LEVELS, dtype=np.float64) + 0.5
     logit = np.log(u) - np.log(ESCAPE_LEVELS - u)
     return np.floor(scale * logit).astype(np.int64)

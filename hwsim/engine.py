@@ -45,6 +45,9 @@ class Simulator:
         self.readout = ~self.spiking
         self.nrn_off = np.concatenate([[0], np.cumsum(self.size)[:-1]]).astype(i64)
         self.bias = np.concatenate([la.neuron.effective_bias(la.size) for la in net.layers]).astype(i64)
+        self.biasf = self.bias.astype(np.float64)
+        self.scale_w = np.ldexp(1.0, self.wexp.astype(np.int32))  # 2**weight_exp, exact
+        self.bias_zero = np.array([not la.neuron.effective_bias(la.size).any() for la in net.layers], np.bool_)
 
         def flat(get, dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             present = np.zeros(L, np.bool_)
@@ -67,12 +70,17 @@ class Simulator:
             lambda la: la.synapse.release if la.synapse.stochastic else None, np.uint8
         )
         self.has_fix, self.fix_off, self.wfT = flat(lambda la: la.synapse.weight_fixed, np.int8)
+        # Largest |weight| + |weight_fixed| per layer: bounds a step's sum by (active inputs) * wmax.
+        def absmax(a: np.ndarray | None) -> int:
+            return 0 if a is None else int(np.abs(a.astype(i64)).max(initial=0))
+
+        self.wmax = np.array([absmax(la.synapse.weight) + absmax(la.synapse.weight_fixed) for la in net.layers], i64)
         tables, self.esc = [], np.full(L, -1, i64)
         for li, la in enumerate(net.layers):
             if la.neuron.escape_noise is not None:
                 self.esc[li] = len(tables)
-                tables.append(streams.escape_thresholds(la.neuron.escape_noise.scale))
-        self.esc_tab = np.stack(tables) if tables else np.zeros((1, streams.ESCAPE_LEVELS), np.int64)
+                tables.append(streams.escape_thresholds(la.neuron.escape_noise.scale).astype(np.float64))
+        self.esc_tab = np.stack(tables) if tables else np.zeros((1, streams.ESCAPE_LEVELS), np.float64)
 
     def run(
         self,
@@ -119,10 +127,10 @@ class Simulator:
 
             kernels.run_kernel(
                 x, steps, np.uint64(spec.seed), r, sample_offset, chunk,
-                self.size, self.n_in, self.w_off, self.wT, self.wexp,
+                self.size, self.n_in, self.w_off, self.wT, self.wmax, self.wexp,
                 self.has_rel, self.rel_off, self.relT, self.has_fix, self.fix_off, self.wfT,
-                self.cdecay, self.vdecay, self.vth, self.spiking, self.nrn_off, self.bias,
-                self.esc, self.esc_tab,
+                self.cdecay, self.vdecay, self.vth, self.spiking, self.nrn_off, self.biasf, self.bias_zero,
+                self.esc, self.esc_tab, self.scale_w,
                 offs["spikes"], offs["u"], offs["v"], offs["counts"], self.readout,
                 pick("spikes"), pick("u"), pick("v"), pick("counts"),
             )  # fmt: skip

@@ -28,8 +28,12 @@ S30 = np.uint64(30)
 S31 = np.uint64(31)
 ONE = np.uint64(1)
 
-U_WRAP = 1 << 23
-V_MAX = (1 << 23) - 1
+F_WRAP = float(1 << 23)  # u wraps once into (-2**23, 2**23]
+F_VMAX = float((1 << 23) - 1)  # v saturates at +-(2**23 - 1)
+INV4096 = 1.0 / 4096.0  # exact: a power of two
+TWO32 = float(1 << 32)
+TWO31 = float(1 << 31)
+INV_TWO32 = 1.0 / TWO32
 
 
 @njit(cache=True, inline="always")
@@ -49,30 +53,112 @@ def absorb(h, x):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def rz12(x):  # pragma: no cover - compiled
-    # sign(x) * (|x| >> 12): division by 4096 rounding toward zero, on int64. Branch-free: a negative x is
-    # biased by 4095 (= (x >> 63) & 4095) before the arithmetic shift, which turns floor into truncation.
-    return (x + ((x >> 63) & 4095)) >> 12
+def wrap32f(x):  # pragma: no cover - compiled
+    # Two's-complement wrap to 32 bits of an integer-valued float64 (|x| < 2**52): x - 2**32 * floor((x +
+    # 2**31) / 2**32). Every operation is exact for such x.
+    return x - TWO32 * np.floor((x + TWO31) * INV_TWO32)
 
 
 @njit(cache=True, inline="always")
-def wrap32(x):  # pragma: no cover - compiled
-    # Two's-complement wrap of an int64 to 32 bits.
-    return ((x + 2147483648) & 0xFFFFFFFF) - 2147483648
+def _current(acc_i, u_i, sc, dc):  # pragma: no cover - compiled
+    # d = rz(u * (4096 - current_decay)) + (a << 6), in exact integer-valued float64 (see run_kernel)
+    a_in = wrap32f(np.floor(acc_i * sc))  # a = floor(sum * 2**weight_exp), a 32-bit value
+    act = wrap32f(a_in * 64.0)  # a << 6 in 32-bit arithmetic
+    d = wrap32f(np.trunc(u_i * dc * INV4096) + act)  # rz(u * (4096 - decay)): trunc rounds toward zero
+    if d > F_WRAP:  # one wrap into (-2**23, 2**23]
+        d -= 2.0 * F_WRAP
+    if d <= -F_WRAP:
+        d += 2.0 * F_WRAP
+    return d
+
+
+@njit(cache=True, inline="always")
+def _voltage(v_i, d, bias_i, dv):  # pragma: no cover - compiled
+    # v = clip(rz(v * (4096 - voltage_decay)) + u + bias, -(2**23 - 1), 2**23 - 1)
+    return min(max(np.trunc(v_i * dv * INV4096) + d + bias_i, -F_VMAX), F_VMAX)
+
+
+@njit(cache=True)
+def lif_update(acc, u, v, bias, sbuf, sc, dc, dv, th):  # pragma: no cover - compiled
+    """One step of a deterministic LIF layer (no reductions in the loop, so that it vectorises)."""
+    for i in range(u.shape[0]):  # no data-dependent branches left after if-conversion: vectorisable
+        d = _current(acc[i], u[i], sc, dc)
+        vv = _voltage(v[i], d, bias[i], dv)
+        fire = vv > th  # strict threshold
+        v[i] = 0.0 if fire else vv  # reset v; u is not reset
+        u[i] = d
+        sbuf[i] = fire
+
+
+@njit(cache=True)
+def lif_update_escape(acc, u, v, bias, sbuf, sc, dc, dv, th, theta, lanes):  # pragma: no cover - compiled
+    """One step of a LIF layer with escape noise: spike iff v - th > theta[U_i] (stream-2 lanes U)."""
+    for i in range(u.shape[0]):
+        d = _current(acc[i], u[i], sc, dc)
+        vv = _voltage(v[i], d, bias[i], dv)
+        fire = vv - th > theta[lanes[i]]
+        v[i] = 0.0 if fire else vv
+        u[i] = d
+        sbuf[i] = fire
+
+
+@njit(cache=True)
+def at_rest(u, v):  # pragma: no cover - compiled
+    """True when every u and v of the layer is zero."""
+    for i in range(u.shape[0]):
+        if u[i] != 0.0 or v[i] != 0.0:
+            return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def accumulate(  # pragma: no cover - compiled
+    acc, cnt, idx, sz, wT, w_off, has_rel, relT, rel_off, has_fix, wfT, fix_off, hp, words, wbytes
+):
+    # acc[i] = sum over the cnt active inputs j = idx[a] of (weight_fixed[i, j] + xi_ij * weight[i, j]).
+    # Generic over the accumulator's integer type (int16 or int32); the caller guarantees no overflow.
+    for i in range(sz):
+        acc[i] = 0
+    if cnt == 0:
+        return
+    if has_rel:
+        nw = (sz + 7) // 8
+        for a in range(cnt):
+            j = idx[a]
+            k = absorb(hp, j)  # key(seed, 1, trial, sample, t, layer, j)
+            for m in range(nw):
+                words[m] = mix(k + G * np.uint64(m + 1))  # word(k, m), wrapping
+            wcol = wT[w_off + j * sz: w_off + (j + 1) * sz]
+            rcol = relT[rel_off + j * sz: rel_off + (j + 1) * sz]
+            for i in range(sz):
+                # transmit iff byte i <= release (branch-free, vectorisable)
+                acc[i] += wcol[i] * (wbytes[i] <= rcol[i])
+    else:
+        for a in range(cnt):
+            j = idx[a]
+            wcol = wT[w_off + j * sz: w_off + (j + 1) * sz]
+            for i in range(sz):
+                acc[i] += wcol[i]
+    if has_fix:
+        for a in range(cnt):
+            j = idx[a]
+            fcol = wfT[fix_off + j * sz: fix_off + (j + 1) * sz]
+            for i in range(sz):
+                acc[i] += fcol[i]
 
 
 @njit(cache=True, parallel=True)
 def run_kernel(  # pragma: no cover - compiled
     x, steps, seed, trial, sample_offset, chunk,
-    size, n_in, w_off, wT, wexp, has_rel, rel_off, relT, has_fix, fix_off, wfT,
-    cdecay, vdecay, vth, spiking, nrn_off, bias, esc, esc_tab,
+    size, n_in, w_off, wT, wmax, wexp, has_rel, rel_off, relT, has_fix, fix_off, wfT,
+    cdecay, vdecay, vth, spiking, nrn_off, biasf, bias_zero, esc, esc_tab, scale_w,
     rec_spk, rec_u, rec_v, rec_cnt, readout_cnt,
     out_spk, out_u, out_v, out_cnt,
 ):
     n_samples = x.shape[0]
     t_in = x.shape[1]
     n_layers = size.shape[0]
-    n_total = bias.shape[0]
+    n_total = biasf.shape[0]
     max_size = 1
     for li in range(n_layers):
         max_size = max(max_size, size[li])
@@ -81,14 +167,15 @@ def run_kernel(  # pragma: no cover - compiled
     n_chunks = (n_samples + chunk - 1) // chunk
     for c in prange(n_chunks):
         # Per-chunk work buffers (reused for every sample of the chunk).
-        u = np.zeros(n_total, np.int64)
-        v = np.zeros(n_total, np.int64)
+        u = np.zeros(n_total, np.float64)  # exact integers (see the neuron update)
+        v = np.zeros(n_total, np.float64)
         act_prev = np.zeros(n_total, np.int32)  # indices of the spikes of step t-1, per layer
         act_cur = np.zeros(n_total, np.int32)
         cnt_prev = np.zeros(n_layers, np.int64)
         cnt_cur = np.zeros(n_layers, np.int64)
         in_idx = np.zeros(x.shape[2] + 1, np.int32)
         acc = np.zeros(max_size, np.int32)
+        acc16 = np.zeros(max_size, np.int16)
         sbuf = np.zeros(max_size, np.uint8)
         words = np.zeros(n_words, np.uint64)
         wbytes = words.view(np.uint8)  # byte i of the buffer = (words[i // 8] >> 8*(i % 8)) & 0xFF
@@ -114,37 +201,21 @@ def run_kernel(  # pragma: no cover - compiled
                     else:
                         cnt = cnt_prev[li - 1]
                         idx = act_prev[nrn_off[li - 1]:]
-                    # ---- synaptic input: integer accumulation over the active columns
-                    for i in range(sz):
-                        acc[i] = 0
-                    if cnt > 0:
-                        if has_rel[li]:
-                            # stream 1: k = key(seed, 1, trial, sample, t, layer, j)
-                            hp = absorb(absorb(absorb(absorb(absorb(absorb(
-                                np.uint64(0), seed_u), 1), trial), sample), t), li)
-                            nw = (sz + 7) // 8
-                            for a in range(cnt):
-                                j = idx[a]
-                                k = absorb(hp, j)
-                                for m in range(nw):
-                                    words[m] = mix(k + G * np.uint64(m + 1))  # word(k, m), wrapping
-                                wcol = wT[w_off[li] + j * sz: w_off[li] + (j + 1) * sz]
-                                rcol = relT[rel_off[li] + j * sz: rel_off[li] + (j + 1) * sz]
-                                for i in range(sz):
-                                    # transmit iff byte <= release (branch-free, vectorisable)
-                                    acc[i] += np.int32(wcol[i]) * np.int32(wbytes[i] <= rcol[i])
-                        else:
-                            for a in range(cnt):
-                                j = idx[a]
-                                wcol = wT[w_off[li] + j * sz: w_off[li] + (j + 1) * sz]
-                                for i in range(sz):
-                                    acc[i] += wcol[i]
-                        if has_fix[li]:
-                            for a in range(cnt):
-                                j = idx[a]
-                                fcol = wfT[fix_off[li] + j * sz: fix_off[li] + (j + 1) * sz]
-                                for i in range(sz):
-                                    acc[i] += fcol[i]
+                    # ---- synaptic input: integer accumulation over the active columns. |sum| <= cnt * wmax,
+                    # so below 2**15 the int16 accumulator is exact and twice as wide per vector instruction.
+                    hp = np.uint64(0)
+                    if has_rel[li] and cnt > 0:
+                        # stream 1: k = key(seed, 1, trial, sample, t, layer, j); hp absorbs all but j
+                        hp = absorb(absorb(absorb(absorb(absorb(absorb(
+                            np.uint64(0), seed_u), 1), trial), sample), t), li)
+                    if cnt * wmax[li] < 32768:
+                        accumulate(acc16, cnt, idx, sz, wT, w_off[li], has_rel[li], relT, rel_off[li],
+                                   has_fix[li], wfT, fix_off[li], hp, words, wbytes)
+                        for i in range(sz):
+                            acc[i] = acc16[i]
+                    else:
+                        accumulate(acc, cnt, idx, sz, wT, w_off[li], has_rel[li], relT, rel_off[li],
+                                   has_fix[li], wfT, fix_off[li], hp, words, wbytes)
                     # ---- escape-noise uniforms, stream 2: k = key(seed, 2, trial, sample, t, layer)
                     e = esc[li]
                     if e >= 0:
@@ -152,40 +223,42 @@ def run_kernel(  # pragma: no cover - compiled
                             np.uint64(0), seed_u), 2), trial), sample), t), li)
                         for m in range((sz + 3) // 4):
                             words[m] = mix(k2 + G * np.uint64(m + 1))  # word(k, m), wrapping
-                    # ---- neurons
-                    we = wexp[li]
-                    shl = we if we > 0 else 0  # 2**weight_exp: exact left shift ...
-                    shr = -we if we < 0 else 0  # ... or arithmetic right shift = floor
-                    dc = 4096 - cdecay[li]
-                    dv = 4096 - vdecay[li]
+                    # ---- neurons. The state is carried in float64 holding exact integers: every intermediate
+                    # below is an integer of magnitude < 2**44 < 2**53, products by powers of two are exact, and
+                    # floor/trunc/min/max are exact, so the results equal the integer arithmetic bit for bit
+                    # (tests/hwsim) while the loop vectorises on AVX2, which lacks 64-bit integer shifts,
+                    # multiplies and min/max.
+                    sc = scale_w[li]  # 2**weight_exp
+                    dc = 4096.0 - cdecay[li]
+                    dv = 4096.0 - vdecay[li]
                     # v > threshold << 6 spikes (MSB alignment by 6 bits); a readout never spikes
-                    th = (np.int64(vth[li]) << 6) if spiking[li] else np.int64(1) << 40
+                    th = np.float64(vth[li] << 6) if spiking[li] else 1.0e300
+                    ub = u[base:base + sz]
+                    vb = v[base:base + sz]
+                    # Skip a layer at rest: no input, u = v = 0 and no bias leave every value at zero (and the
+                    # outputs were allocated as zeros). Escape noise could still fire at v = 0: never skipped.
+                    if cnt == 0 and e < 0 and bias_zero[li] and at_rest(ub, vb):
+                        cnt_cur[li] = 0
+                        continue
+                    bb = biasf[base:base + sz]
+                    if e >= 0:
+                        lif_update_escape(acc, ub, vb, bb, sbuf, sc, dc, dv, th, esc_tab[e], wlanes)
+                    else:
+                        lif_update(acc, ub, vb, bb, sbuf, sc, dc, dv, th)
                     ncur = 0
-                    for i in range(sz):
-                        a_in = wrap32((np.int64(acc[i]) << shl) >> shr)  # a as a 32-bit value
-                        act = wrap32(a_in << 6)  # a << 6 in 32-bit arithmetic
-                        d = wrap32(rz12(u[base + i] * dc) + act)  # int32 sum of decayed u and input
-                        # one wrap into (-2**23, 2**23]
-                        d = d - (d > U_WRAP) * (2 * U_WRAP) + (d <= -U_WRAP) * (2 * U_WRAP)
-                        u[base + i] = d
-                        vv = rz12(v[base + i] * dv) + d + bias[base + i]
-                        vv = min(max(vv, -V_MAX), V_MAX)  # 24-bit saturation
-                        if e >= 0:
-                            fire = vv > th + esc_tab[e, wlanes[i]]  # x = v - th > theta[U]
-                        else:
-                            fire = vv > th  # strict threshold
-                        v[base + i] = 0 if fire else vv  # reset v; u is not reset
-                        sbuf[i] = fire
-                        act_cur[base + ncur] = i  # branch-free append of the spikes
-                        ncur += fire
+                    for i in range(sz):  # branch-free compaction of the spikes into an index list
+                        act_cur[base + ncur] = i
+                        ncur += sbuf[i]
                     # ---- recording (per-layer decisions kept out of the neuron loop)
                     rs = rec_spk[li]
                     if rs >= 0:
                         out_spk[n, t, rs:rs + sz] = sbuf[:sz]
                     if rec_u[li] >= 0:
-                        out_u[n, t, rec_u[li]:rec_u[li] + sz] = u[base:base + sz]
+                        for i in range(sz):
+                            out_u[n, t, rec_u[li] + i] = np.int32(u[base + i])
                     if rec_v[li] >= 0:
-                        out_v[n, t, rec_v[li]:rec_v[li] + sz] = v[base:base + sz]
+                        for i in range(sz):
+                            out_v[n, t, rec_v[li] + i] = np.int32(v[base + i])
                     rc = rec_cnt[li]
                     if rc >= 0 and spiking[li]:
                         for i in range(sz):
@@ -198,4 +271,4 @@ def run_kernel(  # pragma: no cover - compiled
             for li in range(n_layers):
                 if readout_cnt[li] and rec_cnt[li] >= 0:
                     for i in range(size[li]):
-                        out_cnt[n, rec_cnt[li] + i] = v[nrn_off[li] + i]
+                        out_cnt[n, rec_cnt[li] + i] = np.int32(v[nrn_off[li] + i])

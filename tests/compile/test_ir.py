@@ -261,7 +261,8 @@ def test_unknown_kinds(tmp_path, section, value, field):
 @pytest.mark.parametrize(
     "esc,needle",
     [({"kind": "logistic", "scale": 0}, "scale"), ({"kind": "gauss", "scale": 1.0}, "kind"),
-     ({"kind": "logistic"}, "scale"), ({"kind": "logistic", "scale": "big"}, "scale")],
+     ({"kind": "logistic"}, "scale"), ({"kind": "logistic", "scale": "big"}, "scale"),
+     ({"kind": "logistic", "scale": 2.0**32}, "scale")],
 )  # fmt: skip
 def test_escape_noise_rules(tmp_path, esc, needle):
     e = err(tmp_path, lambda m, a: m["layers"][0]["neuron"].update(escape_noise=esc))
