@@ -23,6 +23,7 @@ def random_network(
     readout: bool = False,
     memoryless: bool = False,
     input_density: float = 0.3,
+    weight_exp_range: tuple[int, int] = (-3, 2),
     name: str = "random",
 ) -> Network:
     """A chain ``sizes[0] -> sizes[1] -> ...`` of dense layers.
@@ -30,12 +31,13 @@ def random_network(
     ``release``: None (reliable synapses), a probability p (release byte round(256 p) - 1 everywhere) or
     ``"random"`` (independent bytes per synapse). ``escape`` gives every spiking layer logistic escape noise;
     ``readout`` makes the last layer a readout; ``memoryless`` sets both decays to 4096 (binary units).
+    ``weight_exp_range`` bounds the exponents (inclusive); wide ranges reach the 24- and 32-bit wraps.
     """
     layers = []
     density = input_density
     for li, (n_in, size) in enumerate(zip(sizes[:-1], sizes[1:])):
         w = rng.integers(-128, 128, (size, n_in), dtype=np.int8)
-        wexp = int(rng.integers(-3, 3))
+        wexp = int(rng.integers(weight_exp_range[0], weight_exp_range[1] + 1))
         rel = None
         if release == "random":
             rel = rng.integers(0, 256, (size, n_in), dtype=np.uint8)
@@ -70,3 +72,22 @@ def random_network(
 def random_spikes(rng: np.random.Generator, n: int, steps: int, size: int, density: float = 0.3) -> np.ndarray:
     """Bernoulli(density) input spikes of shape (n, steps, size), dtype bool."""
     return rng.random((n, steps, size)) < density
+
+
+def edge_network(rng: np.random.Generator) -> Network:
+    """A network that reaches the arithmetic's edges: 2100 inputs of weight 127 at weight_exp 7 push a << 6
+    past 2**31 (32-bit wrap) and u past 2**23 (24-bit wrap) in layer 'big'; 'sat' integrates without leak into
+    voltage saturation; 'neg' floors odd sums with weight_exp -3. Use dense input (density ~0.9)."""
+    w_big = np.full((3, 2100), 127, np.int8)
+    w_big[1] = -128
+    w_big[2, 1000:] = -3
+    w_sat = rng.integers(60, 128, (4, 3), dtype=np.int8)
+    w_neg = rng.integers(-128, 128, (5, 4), dtype=np.int8)
+    return Network(name="edge", input_size=2100, layers=(
+        Layer(name="big", size=3, synapse=DenseSynapse(weight=w_big, weight_exp=7),
+              neuron=Neuron(current_decay=1500, voltage_decay=100, threshold=131071)),
+        Layer(name="sat", size=4, synapse=DenseSynapse(weight=w_sat, weight_exp=7),
+              neuron=Neuron(current_decay=1, voltage_decay=0, threshold=131071, bias_mant=4095, bias_exp=7)),
+        Layer(name="neg", size=5, synapse=DenseSynapse(weight=w_neg, weight_exp=-3),
+              neuron=Neuron(current_decay=4096, voltage_decay=2048, threshold=2, bias_mant=-7, bias_exp=1)),
+    ))  # fmt: skip

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from quantal.compile import streams
-from quantal.compile.ir import Network
+from quantal.compile.ir import Layer, Network
 from quantal.compile.runspec import RunError, RunSpec, allocate, check_input, n_steps
 
 from . import kernels
@@ -75,6 +75,9 @@ class Simulator:
             return 0 if a is None else int(np.abs(a.astype(i64)).max(initial=0))
 
         self.wmax = np.array([absmax(la.synapse.weight) + absmax(la.synapse.weight_fixed) for la in net.layers], i64)
+        # Layers whose worst case |a << 6| = max_i sum_j (|w| + |wf|) * 2**weight_exp * 64 is <= 2**24 never
+        # wrap a 32-bit value (kernels._current_small): they take the shorter update.
+        self.small = np.array([_worst_case(la) <= 2**24 for la in net.layers], np.bool_)
         tables, self.esc = [], np.full(L, -1, i64)
         for li, la in enumerate(net.layers):
             if la.neuron.escape_noise is not None:
@@ -130,7 +133,7 @@ class Simulator:
                 self.size, self.n_in, self.w_off, self.wT, self.wmax, self.wexp,
                 self.has_rel, self.rel_off, self.relT, self.has_fix, self.fix_off, self.wfT,
                 self.cdecay, self.vdecay, self.vth, self.spiking, self.nrn_off, self.biasf, self.bias_zero,
-                self.esc, self.esc_tab, self.scale_w,
+                self.esc, self.esc_tab, self.scale_w, self.small,
                 offs["spikes"], offs["u"], offs["v"], offs["counts"], self.readout,
                 pick("spikes"), pick("u"), pick("v"), pick("counts"),
             )  # fmt: skip
@@ -141,6 +144,15 @@ class Simulator:
                 dst = out[f"{la.name}.{q}"]
                 dst[...] = block if spec.trials is not None else block[0]
         return out
+
+
+def _worst_case(layer: Layer) -> float:
+    """An upper bound of |a << 6| for any input: max_i sum_j (|weight| + |weight_fixed|) * 2**weight_exp * 64."""
+    syn = layer.synapse
+    total = np.abs(syn.weight.astype(np.int64)).sum(axis=1)
+    if syn.weight_fixed is not None:
+        total = total + np.abs(syn.weight_fixed.astype(np.int64)).sum(axis=1)
+    return float(total.max(initial=0)) * 2.0**syn.weight_exp * 64.0
 
 
 def _num_threads() -> int:

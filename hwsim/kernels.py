@@ -73,6 +73,19 @@ def _current(acc_i, u_i, sc, dc):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
+def _current_small(acc_i, u_i, sc, dc):  # pragma: no cover - compiled
+    # _current for a layer whose worst-case |a << 6| is <= 2**24 (the engine checks it): then |u| <= 2**23
+    # at every step (by induction: |d| <= 2**23 + 2**24 and one 2**24 wrap brings it back), no 32-bit value
+    # can wrap, and the three wrap32f calls are identities that can be left out.
+    d = np.trunc(u_i * dc * INV4096) + np.floor(acc_i * sc) * 64.0
+    if d > F_WRAP:  # one wrap into (-2**23, 2**23]
+        d -= 2.0 * F_WRAP
+    if d <= -F_WRAP:
+        d += 2.0 * F_WRAP
+    return d
+
+
+@njit(cache=True, inline="always")
 def _voltage(v_i, d, bias_i, dv):  # pragma: no cover - compiled
     # v = clip(rz(v * (4096 - voltage_decay)) + u + bias, -(2**23 - 1), 2**23 - 1)
     return min(max(np.trunc(v_i * dv * INV4096) + d + bias_i, -F_VMAX), F_VMAX)
@@ -83,6 +96,18 @@ def lif_update(acc, u, v, bias, sbuf, sc, dc, dv, th):  # pragma: no cover - com
     """One step of a deterministic LIF layer (no reductions in the loop, so that it vectorises)."""
     for i in range(u.shape[0]):  # no data-dependent branches left after if-conversion: vectorisable
         d = _current(acc[i], u[i], sc, dc)
+        vv = _voltage(v[i], d, bias[i], dv)
+        fire = vv > th  # strict threshold
+        v[i] = 0.0 if fire else vv  # reset v; u is not reset
+        u[i] = d
+        sbuf[i] = fire
+
+
+@njit(cache=True)
+def lif_update_small(acc, u, v, bias, sbuf, sc, dc, dv, th):  # pragma: no cover - compiled
+    """lif_update for a layer that cannot reach the 32-bit wraps (see _current_small)."""
+    for i in range(u.shape[0]):
+        d = _current_small(acc[i], u[i], sc, dc)
         vv = _voltage(v[i], d, bias[i], dv)
         fire = vv > th  # strict threshold
         v[i] = 0.0 if fire else vv  # reset v; u is not reset
@@ -151,7 +176,7 @@ def accumulate(  # pragma: no cover - compiled
 def run_kernel(  # pragma: no cover - compiled
     x, steps, seed, trial, sample_offset, chunk,
     size, n_in, w_off, wT, wmax, wexp, has_rel, rel_off, relT, has_fix, fix_off, wfT,
-    cdecay, vdecay, vth, spiking, nrn_off, biasf, bias_zero, esc, esc_tab, scale_w,
+    cdecay, vdecay, vth, spiking, nrn_off, biasf, bias_zero, esc, esc_tab, scale_w, small,
     rec_spk, rec_u, rec_v, rec_cnt, readout_cnt,
     out_spk, out_u, out_v, out_cnt,
 ):
@@ -243,6 +268,8 @@ def run_kernel(  # pragma: no cover - compiled
                     bb = biasf[base:base + sz]
                     if e >= 0:
                         lif_update_escape(acc, ub, vb, bb, sbuf, sc, dc, dv, th, esc_tab[e], wlanes)
+                    elif small[li]:
+                        lif_update_small(acc, ub, vb, bb, sbuf, sc, dc, dv, th)
                     else:
                         lif_update(acc, ub, vb, bb, sbuf, sc, dc, dv, th)
                     ncur = 0

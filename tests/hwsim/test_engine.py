@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from quantal.compile import reference, streams
 from quantal.compile.ir import DenseSynapse, EscapeNoise, Layer, Network, Neuron
 from quantal.compile.runspec import RunError
-from quantal.compile.testing import random_network, random_spikes
+from quantal.compile.testing import edge_network, random_network, random_spikes
 from quantal.hwsim import Simulator, simulate
 
 ALL = ("spikes", "u", "v", "counts")
@@ -33,6 +33,7 @@ def cases(draw):
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     sizes = draw(st.lists(st.integers(1, 12), min_size=2, max_size=5))
+    sizes[0] = draw(st.sampled_from([sizes[0], 40]))  # 40 inputs at weight_exp 7 exceed the no-wrap bound
     net = random_network(
         rng, sizes,
         release=draw(st.sampled_from([None, "random", 0.5, 0.9])),
@@ -40,6 +41,7 @@ def cases(draw):
         escape=draw(st.booleans()),
         readout=draw(st.booleans()),
         memoryless=draw(st.booleans()),
+        weight_exp_range=draw(st.sampled_from([(-3, 2), (-8, 7), (5, 7)])),  # (5, 7) reaches the wraps
     )  # fmt: skip
     n = draw(st.integers(1, 4))
     t_in = draw(st.integers(1, 6))
@@ -80,6 +82,24 @@ def test_larger_stochastic_network_equals_reference():
     assert_same(out, reference.simulate(net, x, record=ALL, seed=99, trials=2))
 
 
+def test_both_update_paths_are_exercised():
+    from quantal.hwsim.engine import Simulator as S
+
+    rng = np.random.default_rng(0)
+    assert S(random_network(rng, [40, 5], weight_exp_range=(7, 7))).small.tolist() == [False]
+    assert S(random_network(rng, [12, 5], weight_exp_range=(-3, 2))).small.tolist() == [True]
+
+
+def test_wraps_and_saturation_equal_reference():
+    rng = np.random.default_rng(7)
+    net = edge_network(rng)
+    x = rng.random((3, 6, 2100)) < 0.9
+    out = simulate(net, x, record=ALL, steps=10)
+    assert np.abs(out["big.u"]).max() > 2**23  # a 32-bit wrap left u outside 24 bits
+    assert np.abs(out["sat.v"]).max() == 2**23 - 1
+    assert_same(out, reference.simulate(net, x, record=ALL, steps=10))
+
+
 def test_batches_give_the_same_result():
     rng = np.random.default_rng(3)
     net = random_network(rng, [20, 30, 10], release="random", escape=True)
@@ -95,7 +115,7 @@ def test_batches_give_the_same_result():
 
 THREAD_SCRIPT = """
 import hashlib, json, numpy as np, numba
-from quantal.compile.testing import random_network, random_spikes
+from quantal.compile.testing import edge_network, random_network, random_spikes
 from quantal.hwsim import simulate
 rng = np.random.default_rng(8)
 net = random_network(rng, [40, 50, 30, 10], release="random", escape=True, readout=True)

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from quantal.compile import reference
-from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
-from quantal.compile.testing import random_network, random_spikes
+from quantal.compile.testing import edge_network, random_network, random_spikes
 from quantal.targets.lava import driver
 
 pytestmark = [pytest.mark.lava, pytest.mark.slow]
@@ -49,23 +48,9 @@ def test_random_networks_match_lava(seed):
 
 
 def test_wraps_saturation_and_negative_exponents_match_lava():
-    # Layer 'big': 2100 inputs of weight 127 at weight_exp 7 push a << 6 past 2**31 (32-bit wrap) and u past
-    # 2**23 (24-bit wrap); layer 'sat' integrates without leak into voltage saturation; 'neg' floors odd sums
-    # with weight_exp -3.
+    # See compile.testing.edge_network: 32- and 24-bit wraps, voltage saturation, floors of odd sums.
     rng = np.random.default_rng(7)
-    w_big = np.full((3, 2100), 127, np.int8)
-    w_big[1] = -128
-    w_big[2, 1000:] = -3
-    w_sat = rng.integers(60, 128, (4, 3), dtype=np.int8)
-    w_neg = rng.integers(-128, 128, (5, 4), dtype=np.int8)
-    net = Network(name="edge", input_size=2100, layers=(
-        Layer(name="big", size=3, synapse=DenseSynapse(weight=w_big, weight_exp=7),
-              neuron=Neuron(current_decay=1500, voltage_decay=100, threshold=131071)),
-        Layer(name="sat", size=4, synapse=DenseSynapse(weight=w_sat, weight_exp=7),
-              neuron=Neuron(current_decay=1, voltage_decay=0, threshold=131071, bias_mant=4095, bias_exp=7)),
-        Layer(name="neg", size=5, synapse=DenseSynapse(weight=w_neg, weight_exp=-3),
-              neuron=Neuron(current_decay=4096, voltage_decay=2048, threshold=2, bias_mant=-7, bias_exp=1)),
-    ))  # fmt: skip
+    net = edge_network(rng)
     x = rng.random((2, 6, 2100)) < 0.9
     ref = compare(net, x, steps=10)
     assert np.abs(ref["big.u"]).max() > 2**23  # the 32-bit wrap left u outside 24 bits, as in Lava
