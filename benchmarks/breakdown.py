@@ -1,0 +1,85 @@
+"""Where hwsim's time goes: the kernel's pieces timed alone, on one thread. Not a test.
+
+    NUMBA_NUM_THREADS=1 python benchmarks/breakdown.py
+
+Prints the cost of each building block of a step (per synapse, per random word, per neuron) at the sizes of
+the W1 and W2 workloads of benchmarks/run.py, and what they add up to per sample.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from numba import njit
+
+from quantal.hwsim.kernels import G, accumulate, lif_update, lif_update_small, mix
+
+
+@njit(cache=True)
+def _acc(acc, idx, cnt, sz, wT, has_rel, relT, words, wbytes, reps):  # pragma: no cover - compiled
+    s = 0
+    for r in range(reps):
+        accumulate(acc, cnt, idx, sz, wT, 0, has_rel, relT, 0, False, wT, 0, np.uint64(r), words, wbytes)
+        s += acc[r % sz]
+    return s
+
+
+@njit(cache=True)
+def _words(words, cnt, nw, reps):  # pragma: no cover - compiled
+    for r in range(reps):
+        for a in range(cnt):
+            k = np.uint64(r * 1000 + a)
+            for m in range(nw):
+                words[m] = mix(k + G * np.uint64(m + 1))
+    return words[0]
+
+
+@njit(cache=True)
+def _lif(small, acc, u, v, b, s, reps):  # pragma: no cover - compiled
+    for _ in range(reps):
+        if small:
+            lif_update_small(acc, u, v, b, s, 1.0, 3686.0, 3891.0, 19200.0)
+        else:
+            lif_update(acc, u, v, b, s, 1.0, 3686.0, 3891.0, 19200.0)
+
+
+def timed(fn, *args) -> float:
+    fn(*args[:-1], 1)  # compile / warm up
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    words = np.zeros(256, np.uint64)
+    wb = words.view(np.uint8)
+    rows = []
+    for label, sz, n_in, cnt, stochastic in [("W1 layer 1 (157 of 784 active, p=0.5)", 300, 784, 157, True),
+                                             ("W2 hidden (35 of 700 active)", 256, 700, 35, False)]:  # fmt: skip
+        wT = rng.integers(-128, 128, n_in * sz).astype(np.int8)
+        relT = np.full(n_in * sz, 127, np.uint8)
+        idx = np.sort(rng.choice(n_in, cnt, replace=False)).astype(np.int32)
+        reps = 20000 if stochastic else 200000
+        for dt in (np.int16, np.int32):
+            acc = np.zeros(sz, dt)
+            t = timed(_acc, acc, idx, cnt, sz, wT, stochastic, relT, words, wb, reps) / reps
+            rows.append((f"{label}: accumulate ({dt.__name__})", t * 1e6, t / (cnt * sz) * 1e9, "ns/synapse"))
+    nw = (300 + 7) // 8
+    t = timed(_words, words, 157, nw, 20000) / 20000
+    rows.append(("W1 layer 1: stream-1 words only (157 x 38)", t * 1e6, t / (157 * nw) * 1e9, "ns/word"))
+    for small in (True, False):
+        acc = rng.integers(-400, 400, 256).astype(np.int32)
+        u, v, b, s = np.zeros(256), np.zeros(256), np.zeros(256), np.zeros(256, np.uint8)
+        t = timed(_lif, small, acc, u, v, b, s, 200000) / 200000
+        name = "no-wrap path" if small else "with 32-bit wraps"
+        rows.append((f"LIF update of 256 neurons ({name})", t * 1e6, t / 256 * 1e9, "ns/neuron"))
+    w = max(len(r[0]) for r in rows)
+    print(f"{'piece'.ljust(w)}  us/step  per unit")
+    for name, us, per, unit in rows:
+        print(f"{name.ljust(w)}  {us:7.2f}  {per:.3f} {unit}")
+
+
+if __name__ == "__main__":
+    main()
