@@ -14,7 +14,7 @@ import numpy as np
 
 from quantal.compile import streams
 from quantal.compile.ir import Layer, Network
-from quantal.compile.runspec import RunError, RunSpec, allocate, check_input, n_steps
+from quantal.compile.runspec import DTYPES, RunError, RunSpec, allocate, check_input, n_steps
 
 from . import kernels
 
@@ -91,14 +91,22 @@ class Simulator:
         spec: RunSpec | None = None,
         *,
         sample_offset: int = 0,
+        batch_size: int = 4096,
+        progress: bool = False,
         **kwargs: object,
     ) -> dict[str, np.ndarray]:
-        """Run ``spikes`` (n_samples, T_in, input.size) and return the recorded arrays (see runspec)."""
+        """Run ``spikes`` (n_samples, T_in, input.size) and return the recorded arrays (see runspec).
+
+        Samples go to the kernel in batches of ``batch_size`` (which bounds the working memory; results do
+        not depend on it); ``progress`` shows a progress bar over samples x trials on stderr.
+        """
         spec = spec if spec is not None else RunSpec(**kwargs)  # type: ignore[arg-type]
         net = self.net
         x = check_input(spikes, net)
         if not isinstance(sample_offset, (int, np.integer)) or sample_offset < 0:
             raise RunError(f"sample_offset must be a non-negative integer, got {sample_offset!r}")
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise RunError(f"batch_size must be a positive integer, got {batch_size!r}")
         steps = n_steps(spec, x)
         out = allocate(net, x.shape[0], steps, spec)
         n = x.shape[0]
@@ -110,39 +118,37 @@ class Simulator:
             for li in recorded:
                 offs[q][li] = widths[q]
                 widths[q] += net.layers[li].size
-        lead = spec.n_trials()
-        dtypes = {"spikes": np.uint8, "u": np.int32, "v": np.int32, "counts": np.int32}
-        # Concatenated per-quantity buffers (one column block per recorded layer); empty when not recorded.
-        buf = {
-            q: np.zeros(((lead, n, widths[q]) if q == "counts" else (lead, n, steps, widths[q]))
-                        if q in spec.record else ((1, 0, 0) if q == "counts" else (1, 0, 0, 0)), dtypes[q])
-            for q in offs
-        }
         threads = max(1, _num_threads())
-        chunk = max(1, -(-n // (threads * 8)))
-        for r in range(lead):
-            if n == 0:
-                break
+        from tqdm.auto import tqdm
 
-            def pick(q: str, r: int = r) -> np.ndarray:
-                b = buf[q]
-                return b[r] if b.shape[0] > r else b[0]
-
-            kernels.run_kernel(
-                x, steps, np.uint64(spec.seed), r, sample_offset, chunk,
-                self.size, self.n_in, self.w_off, self.wT, self.wmax, self.wexp,
-                self.has_rel, self.rel_off, self.relT, self.has_fix, self.fix_off, self.wfT,
-                self.cdecay, self.vdecay, self.vth, self.spiking, self.nrn_off, self.biasf, self.bias_zero,
-                self.esc, self.esc_tab, self.scale_w, self.small,
-                offs["spikes"], offs["u"], offs["v"], offs["counts"], self.readout,
-                pick("spikes"), pick("u"), pick("v"), pick("counts"),
-            )  # fmt: skip
-        for q in spec.record:
-            for li in recorded:
-                la = net.layers[li]
-                block = buf[q][..., offs[q][li] : offs[q][li] + la.size]
-                dst = out[f"{la.name}.{q}"]
-                dst[...] = block if spec.trials is not None else block[0]
+        with tqdm(total=spec.n_trials() * n, unit="sample", disable=not progress, leave=False) as bar:
+            for r in range(spec.n_trials()):
+                for b0 in range(0, n, batch_size):
+                    b1 = min(n, b0 + batch_size)
+                    # Concatenated per-quantity buffers of the batch (one column block per recorded layer);
+                    # an unrecorded quantity gets an empty array of the right rank.
+                    buf = {
+                        q: np.zeros(((b1 - b0, widths[q]) if q == "counts" else (b1 - b0, steps, widths[q]))
+                                    if q in spec.record else ((0, 0) if q == "counts" else (0, 0, 0)), DTYPES[q])
+                        for q in offs
+                    }  # fmt: skip
+                    chunk = max(1, -(-(b1 - b0) // (threads * 8)))
+                    kernels.run_kernel(
+                        x[b0:b1], steps, np.uint64(spec.seed), r, sample_offset + b0, chunk,
+                        self.size, self.n_in, self.w_off, self.wT, self.wmax, self.wexp,
+                        self.has_rel, self.rel_off, self.relT, self.has_fix, self.fix_off, self.wfT,
+                        self.cdecay, self.vdecay, self.vth, self.spiking, self.nrn_off, self.biasf, self.bias_zero,
+                        self.esc, self.esc_tab, self.scale_w, self.small,
+                        offs["spikes"], offs["u"], offs["v"], offs["counts"], self.readout,
+                        buf["spikes"], buf["u"], buf["v"], buf["counts"],
+                    )  # fmt: skip
+                    for q in spec.record:
+                        for li in recorded:
+                            la = net.layers[li]
+                            dst = out[f"{la.name}.{q}"]
+                            dst = dst[r] if spec.trials is not None else dst
+                            dst[b0:b1] = buf[q][..., offs[q][li] : offs[q][li] + la.size]
+                    bar.update(b1 - b0)
         return out
 
 

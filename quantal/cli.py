@@ -66,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_input(spikes, net)  # fail before any compilation
     from quantal.hwsim import Simulator
 
-    out = Simulator(net).run(spikes, spec)
+    out = Simulator(net).run(spikes, spec, progress=sys.stderr.isatty() and not args.quiet)
     atomic_write(args.out, lambda f: np.savez(f, **out))
     if not args.quiet:
         parts = [f"{k} {v.shape}" for k, v in out.items()]

@@ -109,6 +109,10 @@ def test_batches_give_the_same_result():
     parts = [sim.run(x[a:b], record=ALL, seed=5, sample_offset=a) for a, b in [(0, 3), (3, 4), (4, 10)]]
     for k in whole:
         assert np.array_equal(whole[k], np.concatenate([p[k] for p in parts]))
+    # internal batching does not change a byte either
+    small = sim.run(x, record=ALL, seed=5, batch_size=3)
+    for k in whole:
+        assert np.array_equal(whole[k], small[k])
     # the sample index selects the stream: without the offset the draws differ
     assert not np.array_equal(sim.run(x[3:], record=("u",), seed=5)["l0.u"], whole["l0.u"][3:])
 
