@@ -60,16 +60,22 @@ def wrap32f(x):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
+def _wrap24(d):  # pragma: no cover - compiled
+    # One wrap into (-2**23, 2**23], as Lava does: d - 2**24 if d > 2**23, d + 2**24 if d <= -2**23.
+    if d > F_WRAP:
+        d -= 2.0 * F_WRAP
+    if d <= -F_WRAP:
+        d += 2.0 * F_WRAP
+    return d
+
+
+@njit(cache=True, inline="always")
 def _current(acc_i, u_i, sc, dc):  # pragma: no cover - compiled
     # d = rz(u * (4096 - current_decay)) + (a << 6), in exact integer-valued float64 (see run_kernel)
     a_in = wrap32f(np.floor(acc_i * sc))  # a = floor(sum * 2**weight_exp), a 32-bit value
     act = wrap32f(a_in * 64.0)  # a << 6 in 32-bit arithmetic
     d = wrap32f(np.trunc(u_i * dc * INV4096) + act)  # rz(u * (4096 - decay)): trunc rounds toward zero
-    if d > F_WRAP:  # one wrap into (-2**23, 2**23]
-        d -= 2.0 * F_WRAP
-    if d <= -F_WRAP:
-        d += 2.0 * F_WRAP
-    return d
+    return _wrap24(d)
 
 
 @njit(cache=True, inline="always")
@@ -78,11 +84,7 @@ def _current_small(acc_i, u_i, sc, dc):  # pragma: no cover - compiled
     # at every step (by induction: |d| <= 2**23 + 2**24 and one 2**24 wrap brings it back), no 32-bit value
     # can wrap, and the three wrap32f calls are identities that can be left out.
     d = np.trunc(u_i * dc * INV4096) + np.floor(acc_i * sc) * 64.0
-    if d > F_WRAP:  # one wrap into (-2**23, 2**23]
-        d -= 2.0 * F_WRAP
-    if d <= -F_WRAP:
-        d += 2.0 * F_WRAP
-    return d
+    return _wrap24(d)
 
 
 @njit(cache=True, inline="always")
