@@ -10,7 +10,7 @@ LAVA_PY ?= $(shell for p in "$$(pyenv root 2>/dev/null)/versions/3.10.13/bin/pyt
 		[ -n "$$p" ] && [ -x "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null \
 		&& { echo "$$p"; break; }; done)
 
-.PHONY: demo test lint lava-env bench clean
+.PHONY: demo test lint lava-env apt-deps bench clean
 
 $(VENV)/.stamp: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +34,19 @@ $(LAVA_VENV)/.stamp: pyproject.toml
 
 lava-env: $(LAVA_VENV)/.stamp
 
+# Debian packages the tests use (idempotent; needs root and the Debian archive).
+APT_PACKAGES := dataset-fashion-mnist
+apt-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt-get install $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 
-test: $(VENV)/.stamp lava-env lint
+test: $(VENV)/.stamp lava-env apt-deps lint
 	$(VENV)/bin/python -m pytest -q
 
 demo: $(VENV)/.stamp
