@@ -87,6 +87,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from quantal.train.config import load
+    from quantal.train.trainer import train
+
+    cfg = load(args.config)
+    rows = train(cfg, args.out, progress=sys.stderr.isatty())
+    if rows:
+        print(f"done: {len(rows)} epochs, test accuracy {rows[-1]['test_acc']:.3f}; run in {args.out}")
+    return 0
+
+
 def _int_arg(name: str, lo: int, hi: int | None = None) -> Any:
     def parse(text: str) -> int:
         try:
@@ -121,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
 
+    t = sub.add_parser("train", help="train a stochastic network from a YAML configuration")
+    t.add_argument("config", metavar="CONFIG.yaml")
+    t.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (resumed if it exists)")
+    t.set_defaults(func=cmd_train)
+
     i = sub.add_parser("inspect", help="validate a .qnet network and describe it")
     i.add_argument("net", metavar="NET.qnet")
     i.add_argument("--json", action="store_true", help="machine-readable output")
@@ -137,11 +153,13 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from quantal.compile.ir import IRError
     from quantal.compile.runspec import RunError
+    from quantal.train.config import ConfigError
+    from quantal.train.data import DataError
 
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))
-    except (UsageError, IRError, RunError) as e:
+    except (UsageError, IRError, RunError, ConfigError, DataError) as e:
         print(f"quantal: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:

@@ -1,0 +1,89 @@
+"""`quantal train`: configurations, training on digits, metrics, checkpoints and resume."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from quantal.train import config as C
+from quantal.train.trainer import train
+
+QUICK = {"data": {"limit": 600, "steps": 6}, "model": {"hidden": [48]}, "train": {"epochs": 3, "lr": 0.005}}
+
+
+def cfg(kind: str, **model) -> dict:
+    c = json.loads(json.dumps(QUICK))
+    c["model"].update(kind=kind, **model)
+    if kind != "lif":
+        c["data"]["encoder"] = "none"
+    return c
+
+
+@pytest.mark.parametrize(
+    "kind,model,floor",
+    [("mlp", {}, 0.7), ("s2m", {"p": 0.5}, 0.5), ("lif", {"p": 0.75, "escape": "sigmoid"}, 0.5),
+     ("lif", {"p": 1.0, "escape": None, "surrogate": "sigmoid"}, 0.5)],
+)  # fmt: skip
+def test_each_model_learns_the_digits(tmp_path, kind, model, floor):
+    # chance is 0.1; 3 epochs on 600 samples must clear the stated floor on the held-out split
+    rows = train(cfg(kind, **model), tmp_path, progress=False, log=lambda *_: None)
+    assert len(rows) == 3 and rows[-1]["test_acc"] > floor
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 4
+    ck = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert ck["epoch"] == 3
+
+
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
+    c = cfg("lif", p=0.75, escape="sigmoid")
+    full = train(c, tmp_path / "a", progress=False, log=lambda *_: None)
+
+    def stop_after_2(msg):
+        if msg.startswith("epoch 2"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(c, tmp_path / "b", progress=False, log=stop_after_2)
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())[-1]["epoch"] == 2
+    resumed = train(c, tmp_path / "b", progress=False, log=lambda *_: None)
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in resumed]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in full]
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_directory_with_another_config_is_refused(tmp_path):
+    train(cfg("mlp") | {"train": {"epochs": 1}}, tmp_path, progress=False, log=lambda *_: None)
+    with pytest.raises(C.ConfigError, match="different configuration"):
+        train(cfg("mlp") | {"train": {"epochs": 1, "lr": 0.1}}, tmp_path, progress=False, log=lambda *_: None)
+
+
+@pytest.mark.parametrize(
+    "raw,needle",
+    [({"modle": {}}, "modle: unknown key"), ({"model": {"hidden": [0]}}, "model.hidden"),
+     ({"model": {"kind": "rnn"}}, "model.kind"), ({"train": {"lr": -1}}, "train.lr"),
+     ({"data": {"encoder": "none"}}, "data.encoder"), ({"model": {"kind": "s2m", "p": 1.0}}, "model.p"),
+     ({"model": {"escape": "gauss"}}, "model.escape"), ({"train": {"epochs": 2.5}}, "train.epochs")],
+)  # fmt: skip
+def test_invalid_configs_name_the_key(raw, needle):
+    with pytest.raises(C.ConfigError, match=needle.replace(".", r"\.")):
+        C.validate(raw)
+
+
+def test_cli_train_and_its_errors(tmp_path):
+    good = tmp_path / "c.yaml"
+    good.write_text("data: {name: digits, encoder: none, limit: 300}\nmodel: {kind: mlp, hidden: [16]}\n"
+                    "train: {epochs: 1}\n")  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "quantal", "train", str(good), "--out", str(tmp_path / "run")],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "test accuracy" in r.stdout and (tmp_path / "run" / "config.yaml").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {kind: lif, hiden: [3]}\n")
+    r = subprocess.run([sys.executable, "-m", "quantal", "train", str(bad), "--out", str(tmp_path / "r2")],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "model.hiden" in r.stderr
+    assert not (tmp_path / "r2").exists()

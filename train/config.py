@@ -1,0 +1,137 @@
+"""Training configuration: a YAML file checked against a schema, with defaults.
+
+Every problem raises :class:`ConfigError` naming the key (``model.hidden: expected a list of positive
+integers``). The schema (defaults in brackets)::
+
+    seed: 0
+    data:
+      name: digits              # digits | fashion-mnist
+      encoder: rate             # rate | latency | none (static input, for mlp and s2m)
+      steps: 8                  # time steps of the spike encoding (lif)
+      max_rate: 1.0
+      limit: null               # use only the first N training samples
+    model:
+      kind: lif                 # mlp (deterministic float baseline) | s2m | lif
+      hidden: [64]
+      p: 0.5                    # blank-out release probability (s2m, lif); 1 = reliable synapses
+      escape: null              # lif: null (deterministic) | sigmoid | erf | exponential
+      escape_beta: 5.0
+      surrogate: superspike     # superspike | sigmoid | escape | straight
+      scale_by_beta: false
+      current_decay: 2048       # lif, IR units (0..4096)
+      voltage_decay: 1024
+      threshold: 1.0
+      detach_reset: true
+    train:
+      epochs: 5
+      batch_size: 64
+      lr: 0.002
+      optimizer: adam           # adam | sgd
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "data": {"name": "digits", "encoder": "rate", "steps": 8, "max_rate": 1.0, "limit": None},
+    "model": {
+        "kind": "lif", "hidden": [64], "p": 0.5, "escape": None, "escape_beta": 5.0, "surrogate": "superspike",
+        "scale_by_beta": False, "current_decay": 2048, "voltage_decay": 1024, "threshold": 1.0,
+        "detach_reset": True,
+    },
+    "train": {"epochs": 5, "batch_size": 64, "lr": 0.002, "optimizer": "adam"},
+}  # fmt: skip
+
+CHOICES = {
+    "data.name": ("digits", "fashion-mnist"),
+    "data.encoder": ("rate", "latency", "none"),
+    "model.kind": ("mlp", "s2m", "lif"),
+    "model.escape": (None, "sigmoid", "erf", "exponential"),
+    "model.surrogate": ("superspike", "sigmoid", "escape", "straight"),
+    "train.optimizer": ("adam", "sgd"),
+}
+
+
+class ConfigError(ValueError):
+    """An invalid training configuration; the message names the key."""
+
+
+def _merge(base: dict, over: dict, prefix: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        key = f"{prefix}{k}"
+        if k not in base:
+            raise ConfigError(f"{key}: unknown key (known: {', '.join(base)})")
+        if isinstance(base[k], dict):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{key}: expected a mapping")
+            out[k] = _merge(base[k], v, f"{key}.")
+        else:
+            out[k] = v
+    return out
+
+
+def _num(cfg: dict, key: str, lo: float, hi: float, *, integer: bool = False, open_lo: bool = False) -> None:
+    section, name = key.split(".") if "." in key else (None, key)
+    v = cfg[section][name] if section else cfg[name]
+    ok = isinstance(v, int if integer else (int, float)) and not isinstance(v, bool)
+    if not ok or not ((lo < v) if open_lo else (lo <= v)) or v > hi:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{key}: expected {kind} in {'(' if open_lo else '['}{lo}, {hi}], got {v!r}")
+
+
+def validate(raw: Any) -> dict:
+    """Defaults merged with ``raw`` (a mapping), checked; returns the full configuration."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("the configuration must be a YAML mapping")
+    cfg = _merge(DEFAULTS, raw)
+    for key, choices in CHOICES.items():
+        section, name = key.split(".")
+        if cfg[section][name] not in choices:
+            raise ConfigError(f"{key}: {cfg[section][name]!r} is not one of {', '.join(map(str, choices))}")
+    _num(cfg, "seed", 0, 2**32 - 1, integer=True)
+    _num(cfg, "data.steps", 1, 10_000, integer=True)
+    _num(cfg, "data.max_rate", 0, 1, open_lo=True)
+    if cfg["data"]["limit"] is not None:
+        _num(cfg, "data.limit", 1, 10**9, integer=True)
+    hidden = cfg["model"]["hidden"]
+    if not isinstance(hidden, list) or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0
+                                               for h in hidden):  # fmt: skip
+        raise ConfigError("model.hidden: expected a list of positive integers")
+    _num(cfg, "model.p", 0, 1, open_lo=True)
+    _num(cfg, "model.escape_beta", 0, 1e6, open_lo=True)
+    _num(cfg, "model.current_decay", 0, 4096, integer=True)
+    _num(cfg, "model.voltage_decay", 0, 4096, integer=True)
+    _num(cfg, "model.threshold", 0, 1e6, open_lo=True)
+    for key in ("model.scale_by_beta", "model.detach_reset"):
+        section, name = key.split(".")
+        if not isinstance(cfg[section][name], bool):
+            raise ConfigError(f"{key}: expected true or false")
+    _num(cfg, "train.epochs", 1, 100_000, integer=True)
+    _num(cfg, "train.batch_size", 1, 1_000_000, integer=True)
+    _num(cfg, "train.lr", 0, 10, open_lo=True)
+    kind, enc = cfg["model"]["kind"], cfg["data"]["encoder"]
+    if kind == "lif" and enc == "none":
+        raise ConfigError("data.encoder: a lif model needs spikes (rate or latency), not 'none'")
+    if kind == "s2m" and cfg["model"]["p"] >= 1:
+        raise ConfigError("model.p: an s2m model needs 0 < p < 1 (its noise comes from the synapses)")
+    return cfg
+
+
+def load(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    return validate(raw)

@@ -1,0 +1,203 @@
+"""``quantal train``: build a model from a configuration, train it, keep metrics and checkpoints.
+
+A run directory holds ``config.yaml`` (the full configuration, defaults filled in), ``metrics.csv`` and
+``metrics.json`` (one row per epoch: train loss and accuracy, test accuracy, seconds), and ``last.pt``, the
+checkpoint after the last finished epoch (model, optimizer, epoch, RNG state; plain tensors and numbers, read
+back with ``torch.load(weights_only=True)``). Running the same command again resumes after the last finished
+epoch; a run directory made with a different configuration is refused. Every file is written atomically.
+
+Models (see docs/train.md):
+
+* ``mlp``: the deterministic float baseline (Linear + ReLU), on static images;
+* ``s2m``: Synaptic Sampling Machine sign layers on binarised images, then a linear readout;
+* ``lif``: LIF layers with blank-out synapses (release probability p) and optional escape noise on rate- or
+  latency-coded spikes, then a readout layer whose final potential gives the logits, with the IR's
+  one-step delay per layer (the run is extended by one step per layer so the last input reaches the readout).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from quantal.compile.ir import atomic_write
+
+from . import data as data_mod
+from .config import ConfigError, validate
+from .neurons import LIFParams, SpikingLayer
+from .synapses import BlankOutLinear, S2MLinear
+
+
+class MLP(nn.Module):
+    def __init__(self, n_in: int, hidden: list[int], n_out: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for h in hidden:
+            layers += [nn.Linear(n_in, h), nn.ReLU()]
+            n_in = h
+        self.net = nn.Sequential(*layers, nn.Linear(n_in, n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class S2MNet(nn.Module):
+    def __init__(self, n_in: int, hidden: list[int], n_out: int, p: float) -> None:
+        super().__init__()
+        sizes = [n_in, *hidden]
+        self.layers = nn.ModuleList(S2MLinear(a, b, p) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.readout = nn.Linear(sizes[-1], n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = torch.where(x > 0.5, 1.0, -1.0).to(x.dtype)  # binarised pixels as +-1 units
+        for layer in self.layers:
+            z = layer(z)
+        return self.readout(z)
+
+
+class LIFNet(nn.Module):
+    def __init__(self, n_in: int, hidden: list[int], n_out: int, m: dict[str, Any]) -> None:
+        super().__init__()
+        params = LIFParams(
+            alpha=1 - m["current_decay"] / 4096, beta=1 - m["voltage_decay"] / 4096, threshold=m["threshold"],
+            escape=m["escape"], escape_beta=m["escape_beta"], surrogate=m["surrogate"],
+            scale_by_beta=m["scale_by_beta"], detach_reset=m["detach_reset"],
+        )  # fmt: skip
+        sizes = [n_in, *hidden]
+
+        def synapse(a: int, b: int) -> nn.Module:
+            if m["p"] < 1:
+                return BlankOutLinear(a, b, p=m["p"])
+            return nn.Linear(a, b, bias=False)
+
+        self.layers = nn.ModuleList(SpikingLayer(synapse(a, b), b, params) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.readout = SpikingLayer(nn.Linear(sizes[-1], n_out, bias=False), n_out,
+                                    params._replace(readout=True, beta=1.0))  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # one extra step per layer so that the last input step reaches the readout (one-step delays)
+        pad = torch.zeros(x.shape[0], len(self.layers) + 1, x.shape[2], dtype=x.dtype, device=x.device)
+        s = torch.cat([x, pad], 1)
+        for layer in self.layers:
+            s, _ = layer(s)
+        _, v = self.readout(s)
+        return v[:, -1]  # the readout's final potential: the IR's `counts` of a readout layer
+
+
+def build_model(cfg: dict, n_in: int, n_out: int) -> nn.Module:
+    m = cfg["model"]
+    if m["kind"] == "mlp":
+        return MLP(n_in, m["hidden"], n_out)
+    if m["kind"] == "s2m":
+        return S2MNet(n_in, m["hidden"], n_out, m["p"])
+    return LIFNet(n_in, m["hidden"], n_out, m)
+
+
+def _inputs(cfg: dict, x: np.ndarray, seed: int) -> torch.Tensor:
+    d = cfg["data"]
+    if cfg["model"]["kind"] != "lif":
+        return torch.tensor(x, dtype=torch.float32)
+    if d["encoder"] == "latency":
+        return torch.tensor(data_mod.latency_encode(x, d["steps"]), dtype=torch.float32)
+    return torch.tensor(data_mod.rate_encode(x, d["steps"], max_rate=d["max_rate"], seed=seed), dtype=torch.float32)
+
+
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(y), batch):
+            correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+    model.train()
+    return correct / max(len(y), 1)
+
+
+def _write_metrics(out: Path, rows: list[dict]) -> None:
+    atomic_write(out / "metrics.json", lambda f: f.write(json.dumps(rows, indent=2).encode()))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write(out / "metrics.csv", lambda f: f.write(buf.getvalue().encode()))
+
+
+def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print) -> list[dict]:
+    """Train per ``cfg`` (validated here) into the run directory ``out``; resumes a finished-epoch checkpoint."""
+    from tqdm.auto import tqdm
+
+    cfg = validate(cfg)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_text = yaml.safe_dump(cfg, sort_keys=False)
+    ckpt_path = out / "last.pt"
+    if (out / "config.yaml").exists():
+        if yaml.safe_load((out / "config.yaml").read_text()) != cfg:
+            raise ConfigError(f"{out} holds a run with a different configuration; choose another --out")
+    else:
+        atomic_write(out / "config.yaml", lambda f: f.write(cfg_text.encode()))
+
+    torch.manual_seed(cfg["seed"])
+    d = cfg["data"]
+    train_set = data_mod.load(d["name"], "train", seed=cfg["seed"])
+    test_set = data_mod.load(d["name"], "test", seed=cfg["seed"])
+    xtr, ytr = train_set.x, train_set.y
+    if d["limit"] is not None:
+        xtr, ytr = xtr[: d["limit"]], ytr[: d["limit"]]
+    model = build_model(cfg, xtr.shape[1], train_set.n_classes)
+    t = cfg["train"]
+    opt_cls = torch.optim.Adam if t["optimizer"] == "adam" else torch.optim.SGD
+    opt = opt_cls(model.parameters(), lr=t["lr"])
+    rows: list[dict] = []
+    start = 1
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        torch.set_rng_state(ck["rng"])
+        rows = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else []
+        rows = rows[: int(ck["epoch"])]
+        start = int(ck["epoch"]) + 1
+        if start <= t["epochs"]:
+            log(f"resuming {out} after epoch {start - 1}")
+    x_test = _inputs(cfg, test_set.x, cfg["seed"] + 10**6)
+    y_test = torch.tensor(test_set.y)
+    y_train = torch.tensor(ytr)
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(start, t["epochs"] + 1):
+        t0 = time.perf_counter()
+        x_train = _inputs(cfg, xtr, cfg["seed"] + epoch)  # fresh spike encoding every epoch
+        gen = torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch)
+        order = torch.randperm(len(y_train), generator=gen)
+        total, correct, n = 0.0, 0, 0
+        bar = tqdm(range(0, len(order), t["batch_size"]), desc=f"epoch {epoch}/{t['epochs']}", unit="batch",
+                   disable=not progress, leave=False)  # fmt: skip
+        for i in bar:
+            idx = order[i : i + t["batch_size"]]
+            logits = model(x_train[idx])
+            loss = loss_fn(logits, y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == y_train[idx]).sum())
+            n += len(idx)
+            bar.set_postfix(loss=f"{total / n:.3f}")
+        row = {"epoch": epoch, "train_loss": total / n, "train_acc": correct / n,
+               "test_acc": _evaluate(model, x_test, y_test, 512), "seconds": time.perf_counter() - t0}  # fmt: skip
+        rows.append(row)
+        _write_metrics(out, rows)
+        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+              "rng": torch.get_rng_state()}  # fmt: skip
+        atomic_write(ckpt_path, lambda f, ck=ck: torch.save(ck, f))
+        log(f"epoch {epoch}: loss {row['train_loss']:.4f}  train acc {row['train_acc']:.3f}  "
+            f"test acc {row['test_acc']:.3f}  ({row['seconds']:.1f} s)")  # fmt: skip
+    return rows
