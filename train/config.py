@@ -11,8 +11,9 @@ integers``). The schema (defaults in brackets)::
       max_rate: 1.0
       limit: null               # use only the first N training samples
     model:
-      kind: lif                 # mlp (deterministic float baseline) | s2m | lif
+      kind: lif                 # mlp (deterministic float baseline) | s2m | lif | binary
       hidden: [64]
+      estimator: surrogate      # binary: surrogate | straight | unbiased | noisy_rectifier | moment
       p: 0.5                    # blank-out release probability (s2m, lif); 1 = reliable synapses
       escape: null              # lif: null (deterministic) | sigmoid | erf | exponential
       escape_beta: 5.0
@@ -41,7 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "data": {"name": "digits", "encoder": "rate", "steps": 8, "max_rate": 1.0, "limit": None},
     "model": {
-        "kind": "lif", "hidden": [64], "p": 0.5, "escape": None, "escape_beta": 5.0, "surrogate": "superspike",
+        "kind": "lif", "hidden": [64], "estimator": "surrogate", "p": 0.5, "escape": None, "escape_beta": 5.0,
+        "surrogate": "superspike",
         "scale_by_beta": False, "current_decay": 2048, "voltage_decay": 1024, "threshold": 1.0,
         "detach_reset": True,
     },
@@ -51,7 +53,8 @@ DEFAULTS: dict[str, Any] = {
 CHOICES = {
     "data.name": ("digits", "fashion-mnist"),
     "data.encoder": ("rate", "latency", "none"),
-    "model.kind": ("mlp", "s2m", "lif"),
+    "model.kind": ("mlp", "s2m", "lif", "binary"),
+    "model.estimator": ("surrogate", "straight", "unbiased", "noisy_rectifier", "moment"),
     "model.escape": (None, "sigmoid", "erf", "exponential"),
     "model.surrogate": ("superspike", "sigmoid", "escape", "straight"),
     "train.optimizer": ("adam", "sgd"),

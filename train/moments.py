@@ -51,14 +51,16 @@ def linear_moments(m: torch.Tensor, C: torch.Tensor, W: torch.Tensor, b: torch.T
                    p: torch.Tensor | float = 1.0, *, binary_input: bool = True,
                    diagonal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """Moments of ``x = (xi * W) s + b`` for s with mean m (n_in,) and covariance C (n_in, n_in), or variances
-    (n_in,) when ``diagonal``. ``p``: release probabilities (scalar or W's shape)."""
+    (n_in,) when ``diagonal`` (then m and C may also be batches (batch, n_in)). ``p``: release probabilities
+    (scalar or W's shape)."""
     p = torch.as_tensor(p, dtype=W.dtype, device=W.device)
     pw = p * W
-    mu = pw @ m + (0 if b is None else b)
+    # right-multiplication by transposes: m and (with diagonal) C may carry a leading batch axis
+    mu = m @ pw.T + (0 if b is None else b)
     second = m if binary_input else ((torch.diagonal(C) if not diagonal else C) + m * m)  # E[s_j^2]
-    release_var = (p * (1 - p) * W * W) @ second
+    release_var = second @ (p * (1 - p) * W * W).T
     if diagonal:
-        return mu, (pw * pw) @ C + release_var
+        return mu, C @ (pw * pw).T + release_var
     return mu, pw @ C @ pw.T + torch.diag(release_var)
 
 

@@ -10,6 +10,11 @@ Models (see docs/train.md):
 
 * ``mlp``: the deterministic float baseline (Linear + ReLU), on static images;
 * ``s2m``: Synaptic Sampling Machine sign layers on binarised images, then a linear readout;
+* ``binary``: memoryless stochastic binary units h ~ Bernoulli(sigmoid(a)) on static images, trained with
+  the chosen ``estimator``: ``surrogate`` (sigmoid' on the backward pass) or ``straight`` (straight-through),
+  ``unbiased`` (bengio-2013: no backward pass through the units; each gets (h - sigmoid(a))(L - Lbar)),
+  ``noisy_rectifier`` (relu(a + b + noise) with bias homeostasis, exact back-propagation) or ``moment``
+  (rule-2019: probit units, means and variances propagated in closed form; sampled at evaluation);
 * ``lif``: LIF layers with blank-out synapses (release probability p) and optional escape noise on rate- or
   latency-coded spikes, then a readout layer whose final potential gives the logits, with the IR's
   one-step delay per layer (the run is extended by one step per layer so the last input reaches the readout).
@@ -33,6 +38,9 @@ from quantal.compile.ir import atomic_write
 
 from . import data as data_mod
 from .config import ConfigError, validate
+from .estimators import NoisyRectifier, UnbiasedEstimator, sample_binary
+from .functional import spike
+from .moments import linear_moments, threshold_moments
 from .neurons import LIFParams, SpikingLayer
 from .synapses import BlankOutLinear, S2MLinear
 
@@ -62,6 +70,52 @@ class S2MNet(nn.Module):
         for layer in self.layers:
             z = layer(z)
         return self.readout(z)
+
+
+class BinaryNet(nn.Module):
+    """Stochastic binary layers with a per-config gradient estimator, then a linear readout."""
+
+    def __init__(self, n_in: int, hidden: list[int], n_out: int, estimator: str) -> None:
+        super().__init__()
+        sizes = [n_in, *hidden]
+        self.estimator = estimator
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.readout = nn.Linear(sizes[-1], n_out)
+        if estimator == "unbiased":
+            self.baselines = nn.ModuleList(UnbiasedEstimator(b, momentum=0.9) for b in sizes[1:])
+        if estimator == "noisy_rectifier":
+            self.rectifiers = nn.ModuleList(NoisyRectifier(b, sigma=1.0, target_rate=0.2) for b in sizes[1:])
+        self._record: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.estimator == "moment" and self.training:
+            m, var = x, x * (1 - x)  # pixel intensities as Bernoulli means
+            for layer in self.layers:
+                mu, s2 = linear_moments(m, var, layer.weight, layer.bias, diagonal=True, binary_input=False)
+                m, var = threshold_moments(mu, s2, noise_var=1.0, diagonal=True)  # probit units
+            return self.readout(m)
+        h = x
+        self._record = []
+        for k, layer in enumerate(self.layers):
+            a = layer(h)
+            if self.estimator == "moment":  # evaluation: sample the probit units
+                h = (a + torch.randn_like(a) > 0).to(a.dtype)
+            elif self.estimator == "noisy_rectifier":
+                h = self.rectifiers[k](a)
+            elif self.estimator == "unbiased":
+                h, p = sample_binary(a)
+                self._record.append((a, h, p))  # h carries no gradient: the estimator replaces backprop
+            else:
+                kind = "straight" if self.estimator == "straight" else "sigmoid"
+                h = spike(a, surrogate_kind=kind, escape="sigmoid", beta=1.0)
+        return self.readout(h)
+
+    def estimator_loss(self, per_sample_loss: torch.Tensor) -> torch.Tensor:
+        """The unbiased estimator's surrogate loss for the hidden layers (zero for the other estimators)."""
+        if self.estimator != "unbiased" or not self._record:
+            return torch.zeros(())
+        return sum(est.surrogate_loss(a, h, p, per_sample_loss)  # type: ignore[return-value]
+                   for est, (a, h, p) in zip(self.baselines, self._record))  # fmt: skip
 
 
 class LIFNet(nn.Module):
@@ -99,6 +153,8 @@ def build_model(cfg: dict, n_in: int, n_out: int) -> nn.Module:
         return MLP(n_in, m["hidden"], n_out)
     if m["kind"] == "s2m":
         return S2MNet(n_in, m["hidden"], n_out, m["p"])
+    if m["kind"] == "binary":
+        return BinaryNet(n_in, m["hidden"], n_out, m["estimator"])
     return LIFNet(n_in, m["hidden"], n_out, m)
 
 
@@ -171,7 +227,7 @@ def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print
     x_test = _inputs(cfg, test_set.x, cfg["seed"] + 10**6)
     y_test = torch.tensor(test_set.y)
     y_train = torch.tensor(ytr)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
     for epoch in range(start, t["epochs"] + 1):
         t0 = time.perf_counter()
         x_train = _inputs(cfg, xtr, cfg["seed"] + epoch)  # fresh spike encoding every epoch
@@ -183,9 +239,13 @@ def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print
         for i in bar:
             idx = order[i : i + t["batch_size"]]
             logits = model(x_train[idx])
-            loss = loss_fn(logits, y_train[idx])
+            per_sample = loss_fn(logits, y_train[idx])
+            loss = per_sample.mean()
+            objective = loss
+            if hasattr(model, "estimator_loss"):
+                objective = loss + model.estimator_loss(per_sample.detach())
             opt.zero_grad()
-            loss.backward()
+            objective.backward()
             opt.step()
             total += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y_train[idx]).sum())
