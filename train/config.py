@@ -11,7 +11,7 @@ integers``). The schema (defaults in brackets)::
       max_rate: 1.0
       limit: null               # use only the first N training samples
     model:
-      kind: lif                 # mlp (deterministic float baseline) | s2m | lif | binary
+      kind: lif                 # mlp (deterministic float baseline) | s2m | lif | binary | rbse
       hidden: [64]
       estimator: surrogate      # binary: surrogate | straight | unbiased | noisy_rectifier | moment
       p: 0.5                    # blank-out release probability (s2m, lif); 1 = reliable synapses
@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
 CHOICES = {
     "data.name": ("digits", "fashion-mnist"),
     "data.encoder": ("rate", "latency", "none"),
-    "model.kind": ("mlp", "s2m", "lif", "binary"),
+    "model.kind": ("mlp", "s2m", "lif", "binary", "rbse"),
     "model.estimator": ("surrogate", "straight", "unbiased", "noisy_rectifier", "moment"),
     "model.escape": (None, "sigmoid", "erf", "exponential"),
     "model.surrogate": ("superspike", "sigmoid", "escape", "straight"),
@@ -124,6 +124,10 @@ def validate(raw: Any) -> dict:
     kind, enc = cfg["model"]["kind"], cfg["data"]["encoder"]
     if kind == "lif" and enc == "none":
         raise ConfigError("data.encoder: a lif model needs spikes (rate or latency), not 'none'")
+    if kind == "rbse" and cfg["model"]["p"] >= 1:
+        raise ConfigError("model.p: an rbse model needs 0 < p < 1 (the initial release probability)")
+    if kind == "rbse" and len(hidden) != 1:
+        raise ConfigError("model.hidden: an rbse model has one hidden layer, e.g. [64]")
     if kind == "s2m" and cfg["model"]["p"] >= 1:
         raise ConfigError("model.p: an s2m model needs 0 < p < 1 (its noise comes from the synapses)")
     return cfg

@@ -79,6 +79,19 @@ class RBSE:
         self.c += lr * grads["c"]
         return grads
 
+    def state_dict(self) -> dict:
+        return {"W": self.W, "b": self.b, "c": self.c, "rho": self.rho, "gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.W, self.b, self.c, self.rho = (state[k].clone() for k in ("W", "b", "c", "rho"))
+        self.gen.set_state(state["gen"])
+
+    def reconstruction_error(self, v: torch.Tensor) -> float:
+        """Mean squared error of E[v | h ~ P(h | v)] against v, one sampled mask per step (a CD monitor)."""
+        n = v.shape[0]
+        h = self._bern(self.h_given_v(v, self.sample_mask(n)))
+        return float(((self.v_given_h(h, self.sample_mask(n)) - v) ** 2).mean())
+
     def features(self, v: torch.Tensor, n_masks: int = 8) -> torch.Tensor:
         """E[h | v], averaged over ``n_masks`` sampled ensemble members: (batch, n_hidden)."""
         return torch.stack([self.h_given_v(v, self.sample_mask(v.shape[0])) for _ in range(n_masks)]).mean(0)

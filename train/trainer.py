@@ -15,6 +15,8 @@ Models (see docs/train.md):
   ``unbiased`` (bengio-2013: no backward pass through the units; each gets (h - sigmoid(a))(L - Lbar)),
   ``noisy_rectifier`` (relu(a + b + noise) with bias homeostasis, exact back-propagation) or ``moment``
   (rule-2019: probit units, means and variances propagated in closed form; sampled at evaluation);
+* ``rbse``: an RBSE (alshedivat-rbse) trained without labels by CD-1 on binarised images, with a logistic
+  regression on its mask-averaged features (refit after every epoch) as the classifier;
 * ``lif``: LIF layers with blank-out synapses (release probability p) and optional escape noise on rate- or
   latency-coded spikes, then a readout layer whose final potential gives the logits, with the IR's
   one-step delay per layer (the run is extended by one step per layer so the last input reaches the readout).
@@ -208,6 +210,8 @@ def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print
     xtr, ytr = train_set.x, train_set.y
     if d["limit"] is not None:
         xtr, ytr = xtr[: d["limit"]], ytr[: d["limit"]]
+    if cfg["model"]["kind"] == "rbse":
+        return _train_rbse(cfg, out, xtr, ytr, test_set, progress=progress, log=log)
     model = build_model(cfg, xtr.shape[1], train_set.n_classes)
     t = cfg["train"]
     opt_cls = torch.optim.Adam if t["optimizer"] == "adam" else torch.optim.SGD
@@ -260,4 +264,44 @@ def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print
         atomic_write(ckpt_path, lambda f, ck=ck: torch.save(ck, f))
         log(f"epoch {epoch}: loss {row['train_loss']:.4f}  train acc {row['train_acc']:.3f}  "
             f"test acc {row['test_acc']:.3f}  ({row['seconds']:.1f} s)")  # fmt: skip
+    return rows
+
+
+def _train_rbse(cfg: dict, out: Path, xtr: np.ndarray, ytr: np.ndarray, test_set: Any, *, progress: bool,
+                log: Any) -> list[dict]:  # fmt: skip
+    """The rbse model: CD-1 epochs (unsupervised), a logistic readout refit on the features after each."""
+    from sklearn.linear_model import LogisticRegression
+    from tqdm.auto import tqdm
+
+    from .rbse import RBSE
+
+    m, t = cfg["model"], cfg["train"]
+    v_train = torch.tensor(xtr > 0.5, dtype=torch.float64)
+    v_test = torch.tensor(test_set.x > 0.5, dtype=torch.float64)
+    rbse = RBSE(v_train.shape[1], m["hidden"][0], p=m["p"], seed=cfg["seed"])
+    ckpt_path = out / "last.pt"
+    rows: list[dict] = []
+    start = 1
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=True)
+        rbse.load_state_dict(ck["rbse"])
+        rows = json.loads((out / "metrics.json").read_text())[: int(ck["epoch"])]
+        start = int(ck["epoch"]) + 1
+    for epoch in range(start, t["epochs"] + 1):
+        t0 = time.perf_counter()
+        order = torch.randperm(len(v_train), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
+        bar = tqdm(range(0, len(order), t["batch_size"]), desc=f"epoch {epoch}/{t['epochs']}", unit="batch",
+                   disable=not progress, leave=False)  # fmt: skip
+        for i in bar:
+            rbse.cd_step(v_train[order[i : i + t["batch_size"]]], k=1, lr=t["lr"])
+        f_train, f_test = rbse.features(v_train).numpy(), rbse.features(v_test).numpy()
+        clf = LogisticRegression(max_iter=2000).fit(f_train, ytr)
+        row = {"epoch": epoch, "train_loss": rbse.reconstruction_error(v_train), "train_acc": clf.score(f_train, ytr),
+               "test_acc": clf.score(f_test, test_set.y), "seconds": time.perf_counter() - t0}  # fmt: skip
+        rows.append(row)
+        _write_metrics(out, rows)
+        ck = {"rbse": rbse.state_dict(), "epoch": epoch}
+        atomic_write(ckpt_path, lambda f, ck=ck: torch.save(ck, f))
+        log(f"epoch {epoch}: reconstruction error {row['train_loss']:.4f}  train acc {row['train_acc']:.3f}  "
+            f"test acc {row['test_acc']:.3f}  mean release p {float(rbse.p.mean()):.3f}  ({row['seconds']:.1f} s)")
     return rows

@@ -114,3 +114,21 @@ def test_unbiased_estimator_moves_the_hidden_weights(tmp_path):
     assert net.layers[0].weight.grad is None or net.layers[0].weight.grad.abs().sum() == 0
     net.estimator_loss(per.detach()).backward()
     assert net.layers[0].weight.grad.abs().sum() > 0
+
+
+def test_rbse_trains_from_a_config_and_resumes(tmp_path):
+    # unsupervised CD-1 + logistic readout; chance 0.1, 0.79 seen after 10 epochs: floor 0.6 after 2
+    c = {"data": {"encoder": "none"}, "model": {"kind": "rbse", "hidden": [32], "p": 0.6},
+         "train": {"epochs": 2, "lr": 0.2}}  # fmt: skip
+
+    def stop_after_1(msg):
+        if msg.startswith("epoch 1"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(c, tmp_path, progress=False, log=stop_after_1)
+    rows = train(c, tmp_path, progress=False, log=lambda *_: None)
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[-1]["test_acc"] > 0.6
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 2
+    with pytest.raises(C.ConfigError, match="one hidden layer"):
+        C.validate({"model": {"kind": "rbse", "hidden": [8, 8]}})
