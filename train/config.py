@@ -13,7 +13,8 @@ integers``). The schema (defaults in brackets)::
     model:
       kind: lif                 # mlp (deterministic float baseline) | s2m | lif | binary | rbse
       hidden: [64]
-      estimator: surrogate      # binary: surrogate | straight | unbiased | noisy_rectifier | moment
+      estimator: surrogate      # binary: surrogate | straight | unbiased | noisy_rectifier | moment, or a list
+                                #   with one of the first four per hidden layer
       p: 0.5                    # blank-out release probability (s2m, lif); 1 = reliable synapses
       escape: null              # lif: null (deterministic) | sigmoid | erf | exponential
       escape_beta: 5.0
@@ -54,7 +55,6 @@ CHOICES = {
     "data.name": ("digits", "fashion-mnist"),
     "data.encoder": ("rate", "latency", "none"),
     "model.kind": ("mlp", "s2m", "lif", "binary", "rbse"),
-    "model.estimator": ("surrogate", "straight", "unbiased", "noisy_rectifier", "moment"),
     "model.escape": (None, "sigmoid", "erf", "exponential"),
     "model.surrogate": ("superspike", "sigmoid", "escape", "straight"),
     "train.optimizer": ("adam", "sgd"),
@@ -96,6 +96,13 @@ def validate(raw: Any) -> dict:
     if not isinstance(raw, dict):
         raise ConfigError("the configuration must be a YAML mapping")
     cfg = _merge(DEFAULTS, raw)
+    est = cfg["model"]["estimator"]
+    per_layer = ("surrogate", "straight", "unbiased", "noisy_rectifier")
+    if isinstance(est, list):
+        if len(est) != len(cfg["model"]["hidden"]) or not all(e in per_layer for e in est):
+            raise ConfigError(f"model.estimator: a list needs one of {', '.join(per_layer)} per hidden layer")
+    elif est not in (*per_layer, "moment"):
+        raise ConfigError(f"model.estimator: {est!r} is not one of {', '.join((*per_layer, 'moment'))}")
     for key, choices in CHOICES.items():
         section, name = key.split(".")
         if cfg[section][name] not in choices:

@@ -44,7 +44,7 @@ from .estimators import NoisyRectifier, UnbiasedEstimator, sample_binary
 from .functional import spike
 from .moments import linear_moments, threshold_moments
 from .neurons import LIFParams, SpikingLayer
-from .synapses import BlankOutLinear, S2MLinear
+from .synapses import BlankOutLinear, S2MLinear, blank_out_linear
 
 
 class MLP(nn.Module):
@@ -75,49 +75,61 @@ class S2MNet(nn.Module):
 
 
 class BinaryNet(nn.Module):
-    """Stochastic binary layers with a per-config gradient estimator, then a linear readout."""
+    """Stochastic binary layers, each with its own gradient estimator, then a linear readout.
 
-    def __init__(self, n_in: int, hidden: list[int], n_out: int, estimator: str) -> None:
+    ``estimators`` holds one of surrogate | straight | unbiased | noisy_rectifier per hidden layer, or is
+    ``["moment"]`` (moment propagation is a whole-network mode). With ``p < 1`` the synapses are blank-out
+    synapses: sampled masks, or their mean and variance in moment mode.
+    """
+
+    def __init__(self, n_in: int, hidden: list[int], n_out: int, estimators: list[str], p: float = 1.0) -> None:
         super().__init__()
         sizes = [n_in, *hidden]
-        self.estimator = estimator
+        self.moment = estimators == ["moment"]
+        self.estimators = estimators * len(hidden) if self.moment else estimators
+        self.p = p
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.readout = nn.Linear(sizes[-1], n_out)
-        if estimator == "unbiased":
-            self.baselines = nn.ModuleList(UnbiasedEstimator(b, momentum=0.9) for b in sizes[1:])
-        if estimator == "noisy_rectifier":
-            self.rectifiers = nn.ModuleList(NoisyRectifier(b, sigma=1.0, target_rate=0.2) for b in sizes[1:])
-        self._record: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.baselines = nn.ModuleDict({str(k): UnbiasedEstimator(b, momentum=0.9)
+                                        for k, b in enumerate(sizes[1:]) if self.estimators[k] == "unbiased"})
+        self.rectifiers = nn.ModuleDict({str(k): NoisyRectifier(b, sigma=1.0, target_rate=0.2)
+                                         for k, b in enumerate(sizes[1:]) if self.estimators[k] == "noisy_rectifier"})
+        self._record: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []  # fmt: skip
+
+    def _drive(self, layer: nn.Linear, h: torch.Tensor) -> torch.Tensor:
+        if self.p >= 1:
+            return layer(h)
+        return blank_out_linear(h, layer.weight, torch.tensor(self.p, dtype=h.dtype)) + layer.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.estimator == "moment" and self.training:
+        if self.moment and self.training:
             m, var = x, x * (1 - x)  # pixel intensities as Bernoulli means
             for layer in self.layers:
-                mu, s2 = linear_moments(m, var, layer.weight, layer.bias, diagonal=True, binary_input=False)
+                mu, s2 = linear_moments(m, var, layer.weight, layer.bias, self.p, diagonal=True, binary_input=False)
                 m, var = threshold_moments(mu, s2, noise_var=1.0, diagonal=True)  # probit units
             return self.readout(m)
         h = x
         self._record = []
         for k, layer in enumerate(self.layers):
-            a = layer(h)
-            if self.estimator == "moment":  # evaluation: sample the probit units
+            a = self._drive(layer, h)
+            est = self.estimators[k]
+            if self.moment:  # evaluation: sample the probit units
                 h = (a + torch.randn_like(a) > 0).to(a.dtype)
-            elif self.estimator == "noisy_rectifier":
-                h = self.rectifiers[k](a)
-            elif self.estimator == "unbiased":
-                h, p = sample_binary(a)
-                self._record.append((a, h, p))  # h carries no gradient: the estimator replaces backprop
+            elif est == "noisy_rectifier":
+                h = self.rectifiers[str(k)](a)
+            elif est == "unbiased":
+                h, prob = sample_binary(a)
+                self._record.append((k, a, h, prob))  # h carries no gradient: the estimator replaces backprop
             else:
-                kind = "straight" if self.estimator == "straight" else "sigmoid"
-                h = spike(a, surrogate_kind=kind, escape="sigmoid", beta=1.0)
+                h = spike(a, surrogate_kind="straight" if est == "straight" else "sigmoid", escape="sigmoid")
         return self.readout(h)
 
     def estimator_loss(self, per_sample_loss: torch.Tensor) -> torch.Tensor:
-        """The unbiased estimator's surrogate loss for the hidden layers (zero for the other estimators)."""
-        if self.estimator != "unbiased" or not self._record:
-            return torch.zeros(())
-        return sum(est.surrogate_loss(a, h, p, per_sample_loss)  # type: ignore[return-value]
-                   for est, (a, h, p) in zip(self.baselines, self._record))  # fmt: skip
+        """The unbiased estimator's surrogate loss for its layers (zero when no layer uses it)."""
+        total = torch.zeros(())
+        for k, a, h, prob in self._record:
+            total = total + self.baselines[str(k)].surrogate_loss(a, h, prob, per_sample_loss)
+        return total
 
 
 class LIFNet(nn.Module):
@@ -156,7 +168,8 @@ def build_model(cfg: dict, n_in: int, n_out: int) -> nn.Module:
     if m["kind"] == "s2m":
         return S2MNet(n_in, m["hidden"], n_out, m["p"])
     if m["kind"] == "binary":
-        return BinaryNet(n_in, m["hidden"], n_out, m["estimator"])
+        est = m["estimator"] if isinstance(m["estimator"], list) else [m["estimator"]] * len(m["hidden"])
+        return BinaryNet(n_in, m["hidden"], n_out, ["moment"] if "moment" in est else est, m["p"])
     return LIFNet(n_in, m["hidden"], n_out, m)
 
 

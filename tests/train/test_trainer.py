@@ -66,7 +66,9 @@ def test_a_run_directory_with_another_config_is_refused(tmp_path):
     [({"modle": {}}, "modle: unknown key"), ({"model": {"hidden": [0]}}, "model.hidden"),
      ({"model": {"kind": "rnn"}}, "model.kind"), ({"train": {"lr": -1}}, "train.lr"),
      ({"data": {"encoder": "none"}}, "data.encoder"), ({"model": {"kind": "s2m", "p": 1.0}}, "model.p"),
-     ({"model": {"escape": "gauss"}}, "model.escape"), ({"train": {"epochs": 2.5}}, "train.epochs")],
+     ({"model": {"escape": "gauss"}}, "model.escape"), ({"train": {"epochs": 2.5}}, "train.epochs"),
+     ({"model": {"kind": "binary", "estimator": ["moment"]}}, "model.estimator"),
+     ({"model": {"kind": "binary", "hidden": [4, 4], "estimator": ["straight"]}}, "model.estimator")],
 )  # fmt: skip
 def test_invalid_configs_name_the_key(raw, needle):
     with pytest.raises(C.ConfigError, match=needle.replace(".", r"\.")):
@@ -96,10 +98,21 @@ def test_cli_train_and_its_errors(tmp_path):
 def test_binary_units_train_with_every_estimator(tmp_path, estimator, floor):
     # Chance is 0.1. 4 epochs on all training digits; evaluation samples the stochastic units. Seen at 10
     # epochs: 0.94, 0.94, 0.95, 0.95 and 0.68 (the unbiased estimator's variance makes it the slowest).
-    c = {"data": {"encoder": "none"}, "model": {"kind": "binary", "hidden": [128], "estimator": estimator},
+    c = {"data": {"encoder": "none"},
+         "model": {"kind": "binary", "hidden": [128], "estimator": estimator, "p": 1.0},
          "train": {"epochs": 4, "lr": 0.01}}  # fmt: skip
     rows = train(c, tmp_path, progress=False, log=lambda *_: None)
     assert rows[-1]["test_acc"] > floor, rows
+
+
+@pytest.mark.parametrize("estimator", [["surrogate", "straight"], ["noisy_rectifier", "surrogate"], "moment"])
+def test_per_layer_estimators_and_blank_out_synapses(tmp_path, estimator):
+    # two hidden layers, blank-out synapses p = 0.75 (sampled, or mean and variance in moment mode)
+    c = {"data": {"encoder": "none"},
+         "model": {"kind": "binary", "hidden": [96, 64], "estimator": estimator, "p": 0.75},
+         "train": {"epochs": 4, "lr": 0.01}}  # fmt: skip
+    rows = train(c, tmp_path, progress=False, log=lambda *_: None)
+    assert rows[-1]["test_acc"] > 0.4, rows  # chance 0.1
 
 
 def test_unbiased_estimator_moves_the_hidden_weights(tmp_path):
@@ -107,10 +120,26 @@ def test_unbiased_estimator_moves_the_hidden_weights(tmp_path):
     from quantal.train.trainer import BinaryNet
 
     torch.manual_seed(0)
-    net = BinaryNet(8, [5], 3, "unbiased")
+    net = BinaryNet(8, [5], 3, ["unbiased"])
     x = torch.rand(16, 8)
     per = torch.nn.functional.cross_entropy(net(x), torch.zeros(16, dtype=torch.long), reduction="none")
     per.mean().backward()
+    assert net.layers[0].weight.grad is None or net.layers[0].weight.grad.abs().sum() == 0
+    net.estimator_loss(per.detach()).backward()
+    assert net.layers[0].weight.grad.abs().sum() > 0
+
+
+def test_unbiased_layer_in_a_stack_gets_and_passes_gradients():
+    # [unbiased, straight]: backprop reaches the straight layer and the readout; the unbiased layer's weights
+    # get gradient only from its estimator. (It learns slowly: its units start near Bernoulli(0.5).)
+    from quantal.train.trainer import BinaryNet
+
+    torch.manual_seed(0)
+    net = BinaryNet(8, [6, 5], 3, ["unbiased", "straight"], p=0.75)
+    x = torch.rand(16, 8)
+    per = torch.nn.functional.cross_entropy(net(x), torch.zeros(16, dtype=torch.long), reduction="none")
+    per.mean().backward()
+    assert net.layers[1].weight.grad.abs().sum() > 0 and net.readout.weight.grad.abs().sum() > 0
     assert net.layers[0].weight.grad is None or net.layers[0].weight.grad.abs().sum() == 0
     net.estimator_loss(per.detach()).backward()
     assert net.layers[0].weight.grad.abs().sum() > 0
