@@ -3,9 +3,9 @@
     python examples/surrogate_gradients.py [--out runs/surrogate]
 
 4.1 sign concordance: sweeps the hidden weight w and shows where the surrogate derivative (SD) of dy/dw has
-    the opposite sign of the true derivative, for several surrogate steepnesses (plot + numbers).
+    the opposite sign of the true derivative, for several surrogate steepnesses (sign_concordance.png).
 4.2 closed loops: integrates the true gradient and the SD of y around circles in the (w, v1) plane: zero for
-    the true gradient, non-zero for SDs, at every quadrature resolution (plot + numbers).
+    the true gradient, non-zero for SDs, at every quadrature resolution (closed_loop.png).
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ def main() -> None:
     w = torch.linspace(-0.1, 0.25, 3501, dtype=torch.float64)
     steep = [2.0, 5.0, 10.0, 25.0, 50.0]
 
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    fig1, ax0 = plt.subplots(figsize=(6, 4))
+    fig2, ax1 = plt.subplots(figsize=(6, 4))
+    ax = [ax0, ax1]
     true = demos.derivative_dw(w, surrogate=False)
     ax[0].plot(w, true / true.abs().max(), "k", lw=2, label="true dy/dw")
     print("4.1 sign concordance: fraction of w in [-0.1, 0.25] where the SD has the opposite sign")
@@ -58,9 +60,10 @@ def main() -> None:
     ax[1].set(xscale="log", yscale="log", xlabel="quadrature points", ylabel="|closed-loop integral|",
               title="4.2 SDs are not gradients")  # fmt: skip
     ax[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "surrogate_gradients.png", dpi=120)
-    print(f"wrote {out / 'surrogate_gradients.png'}")
+    for fig, name in ((fig1, "sign_concordance.png"), (fig2, "closed_loop.png")):
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        print(f"wrote {out / name}")
 
 
 if __name__ == "__main__":

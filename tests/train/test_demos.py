@@ -50,4 +50,5 @@ def test_example_writes_its_plot(tmp_path):
     r = subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "4.1 sign concordance" in r.stdout and "4.2 closed-loop" in r.stdout
-    assert (tmp_path / "surrogate_gradients.png").stat().st_size > 10_000
+    assert (tmp_path / "sign_concordance.png").stat().st_size > 10_000
+    assert (tmp_path / "closed_loop.png").stat().st_size > 10_000
