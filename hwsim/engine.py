@@ -42,12 +42,11 @@ class Simulator:
         self.vdecay = np.array([la.neuron.voltage_decay for la in net.layers], i64)
         self.vth = np.array([la.neuron.threshold for la in net.layers], i64)
         self.spiking = np.array([la.neuron.kind != "readout" for la in net.layers], np.bool_)
-        self.readout = ~self.spiking
         self.nrn_off = np.concatenate([[0], np.cumsum(self.size)[:-1]]).astype(i64)
-        self.bias = np.concatenate([la.neuron.effective_bias(la.size) for la in net.layers]).astype(i64)
-        self.biasf = self.bias.astype(np.float64)
+        bias = np.concatenate([la.neuron.effective_bias(la.size) for la in net.layers]).astype(i64)
+        self.biasf = bias.astype(np.float64)
+        self.bias_zero = np.array([not bias[o : o + s].any() for o, s in zip(self.nrn_off, self.size)], np.bool_)
         self.scale_w = np.ldexp(1.0, self.wexp.astype(np.int32))  # 2**weight_exp, exact
-        self.bias_zero = np.array([not la.neuron.effective_bias(la.size).any() for la in net.layers], np.bool_)
 
         def flat(get, dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             present = np.zeros(L, np.bool_)
@@ -135,11 +134,11 @@ class Simulator:
                     chunk = max(1, -(-(b1 - b0) // (threads * 8)))
                     kernels.run_kernel(
                         x[b0:b1], steps, np.uint64(spec.seed), r, sample_offset + b0, chunk,
-                        self.size, self.n_in, self.w_off, self.wT, self.wmax, self.wexp,
+                        self.size, self.w_off, self.wT, self.wmax,
                         self.has_rel, self.rel_off, self.relT, self.has_fix, self.fix_off, self.wfT,
                         self.cdecay, self.vdecay, self.vth, self.spiking, self.nrn_off, self.biasf, self.bias_zero,
                         self.esc, self.esc_tab, self.scale_w, self.small,
-                        offs["spikes"], offs["u"], offs["v"], offs["counts"], self.readout,
+                        offs["spikes"], offs["u"], offs["v"], offs["counts"],
                         buf["spikes"], buf["u"], buf["v"], buf["counts"],
                     )  # fmt: skip
                     for q in spec.record:

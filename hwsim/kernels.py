@@ -7,7 +7,9 @@ allocates the outputs. Layout of the flattened network (L layers, offsets in ele
 * ``wT[w_off[l] + j * size[l] + i]`` = weight[i, j] of layer l (int8, transposed so that the synapses of one
   active input j are contiguous); ``relT`` (uint8) and ``wfT`` (int8) likewise at ``rel_off`` / ``fix_off``
   when ``has_rel[l]`` / ``has_fix[l]``;
-* ``bias[nrn_off[l] + i]`` = bias_mant << bias_exp; ``esc_tab[esc[l]]`` the escape-noise thresholds
+* ``biasf[nrn_off[l] + i]`` = bias_mant << bias_exp (as float64, see the neuron update); ``scale_w[l]`` =
+  2**weight_exp; ``wmax[l]`` = max |weight| + max |weight_fixed| (selects the int16 accumulator);
+  ``small[l]``: the layer cannot reach the 32-bit wraps; ``esc_tab[esc[l]]`` the escape-noise thresholds
   (``esc[l] = -1``: deterministic threshold);
 * recording offsets ``rec_*[l]`` into the per-quantity outputs (-1: not recorded).
 
@@ -26,7 +28,6 @@ M2 = np.uint64(0x94D049BB133111EB)
 S27 = np.uint64(27)
 S30 = np.uint64(30)
 S31 = np.uint64(31)
-ONE = np.uint64(1)
 
 F_WRAP = float(1 << 23)  # u wraps once into (-2**23, 2**23]
 F_VMAX = float((1 << 23) - 1)  # v saturates at +-(2**23 - 1)
@@ -50,6 +51,13 @@ def mix(z):  # pragma: no cover - compiled
 def absorb(h, x):  # pragma: no cover - compiled
     # One step of key(): h = mix(h ^ mix(x + G)); x + G wraps modulo 2**64.
     return mix(h ^ mix(np.uint64(x) + G))
+
+
+@njit(cache=True, inline="always")
+def layer_key(seed, stream, trial, sample, t, layer):  # pragma: no cover - compiled
+    # key(seed, stream, trial, sample, t, layer): the per-layer prefix of streams 1 and 2 (stream 1 absorbs j
+    # on top of it).
+    return absorb(absorb(absorb(absorb(absorb(absorb(np.uint64(0), seed), stream), trial), sample), t), layer)
 
 
 @njit(cache=True, inline="always")
@@ -181,9 +189,9 @@ def accumulate(  # pragma: no cover - compiled
 @njit(cache=True, parallel=True)
 def run_kernel(  # pragma: no cover - compiled
     x, steps, seed, trial, sample_offset, chunk,
-    size, n_in, w_off, wT, wmax, wexp, has_rel, rel_off, relT, has_fix, fix_off, wfT,
+    size, w_off, wT, wmax, has_rel, rel_off, relT, has_fix, fix_off, wfT,
     cdecay, vdecay, vth, spiking, nrn_off, biasf, bias_zero, esc, esc_tab, scale_w, small,
-    rec_spk, rec_u, rec_v, rec_cnt, readout_cnt,
+    rec_spk, rec_u, rec_v, rec_cnt,
     out_spk, out_u, out_v, out_cnt,
 ):
     n_samples = x.shape[0]
@@ -237,8 +245,7 @@ def run_kernel(  # pragma: no cover - compiled
                     hp = np.uint64(0)
                     if has_rel[li] and cnt > 0:
                         # stream 1: k = key(seed, 1, trial, sample, t, layer, j); hp absorbs all but j
-                        hp = absorb(absorb(absorb(absorb(absorb(absorb(
-                            np.uint64(0), seed_u), 1), trial), sample), t), li)
+                        hp = layer_key(seed_u, 1, trial, sample, t, li)
                     if cnt * wmax[li] < 32768:
                         accumulate(acc16, cnt, idx, sz, wT, w_off[li], has_rel[li], relT, rel_off[li],
                                    has_fix[li], wfT, fix_off[li], hp, words, wbytes)
@@ -250,8 +257,7 @@ def run_kernel(  # pragma: no cover - compiled
                     # ---- escape-noise uniforms, stream 2: k = key(seed, 2, trial, sample, t, layer)
                     e = esc[li]
                     if e >= 0:
-                        k2 = absorb(absorb(absorb(absorb(absorb(absorb(
-                            np.uint64(0), seed_u), 2), trial), sample), t), li)
+                        k2 = layer_key(seed_u, 2, trial, sample, t, li)
                         for m in range((sz + 3) // 4):
                             words[m] = mix(k2 + G * np.uint64(m + 1))  # word(k, m), wrapping
                     # ---- neurons. The state is carried in float64 holding exact integers: every intermediate
@@ -302,6 +308,6 @@ def run_kernel(  # pragma: no cover - compiled
                 cnt_prev, cnt_cur = cnt_cur, cnt_prev
             # a readout's count is its final v
             for li in range(n_layers):
-                if readout_cnt[li] and rec_cnt[li] >= 0:
+                if not spiking[li] and rec_cnt[li] >= 0:
                     for i in range(size[li]):
                         out_cnt[n, rec_cnt[li] + i] = np.int32(v[nrn_off[li] + i])
