@@ -277,6 +277,18 @@ class Layer(_ArrayEq):
     def n_in(self) -> int:
         return self.synapse.shape[1]
 
+    def worst_case_input(self) -> int:
+        """An upper bound of |a << 6| over all inputs and release draws:
+        ``max_i sum_j (|weight[i, j]| + |weight_fixed[i, j]|)``, times 2**weight_exp rounded up (a negative sum
+        floors away from zero), times 64."""
+        syn = self.synapse
+        total = np.abs(syn.weight.astype(np.int64)).sum(axis=1)
+        if syn.weight_fixed is not None:
+            total = total + np.abs(syn.weight_fixed.astype(np.int64)).sum(axis=1)
+        worst = int(total.max(initial=0))
+        worst = worst << syn.weight_exp if syn.weight_exp >= 0 else -((-worst) >> -syn.weight_exp)  # ceil
+        return worst << 6
+
 
 @dataclass(frozen=True, eq=False)
 class Network(_ArrayEq):

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from quantal.compile import streams
-from quantal.compile.ir import Layer, Network
+from quantal.compile.ir import Network
 from quantal.compile.runspec import DTYPES, RunError, RunSpec, allocate, check_input, n_steps
 
 from . import kernels
@@ -76,7 +76,7 @@ class Simulator:
         self.wmax = np.array([absmax(la.synapse.weight) + absmax(la.synapse.weight_fixed) for la in net.layers], i64)
         # Layers whose worst case |a << 6| = max_i sum_j (|w| + |wf|) * 2**weight_exp * 64 is <= 2**24 never
         # wrap a 32-bit value (kernels._current_small): they take the shorter update.
-        self.small = np.array([_worst_case(la) <= 2**24 for la in net.layers], np.bool_)
+        self.small = np.array([la.worst_case_input() <= 2**24 for la in net.layers], np.bool_)
         tables, self.esc = [], np.full(L, -1, i64)
         for li, la in enumerate(net.layers):
             if la.neuron.escape_noise is not None:
@@ -149,15 +149,6 @@ class Simulator:
                             dst[b0:b1] = buf[q][..., offs[q][li] : offs[q][li] + la.size]
                     bar.update(b1 - b0)
         return out
-
-
-def _worst_case(layer: Layer) -> float:
-    """An upper bound of |a << 6| for any input: max_i sum_j (|weight| + |weight_fixed|) * 2**weight_exp * 64."""
-    syn = layer.synapse
-    total = np.abs(syn.weight.astype(np.int64)).sum(axis=1)
-    if syn.weight_fixed is not None:
-        total = total + np.abs(syn.weight_fixed.astype(np.int64)).sum(axis=1)
-    return float(total.max(initial=0)) * 2.0**syn.weight_exp * 64.0
 
 
 def _num_threads() -> int:

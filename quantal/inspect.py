@@ -28,13 +28,7 @@ def layer_report(net: Network) -> list[dict[str, Any]]:
         mem += 0 if syn.weight_fixed is None else syn.weight_fixed.nbytes
         for b in (neu.bias_mant, neu.bias_exp):
             mem += b.nbytes if isinstance(b, np.ndarray) else 0
-        # Worst case of the 32-bit synaptic path: |a << 6| with every input active and every synapse on.
-        absw = np.abs(syn.weight.astype(np.int64))
-        if syn.weight_fixed is not None:
-            absw = absw + np.abs(syn.weight_fixed.astype(np.int64))
-        worst = int(absw.sum(axis=1).max()) if absw.size else 0
-        worst = worst << syn.weight_exp if syn.weight_exp >= 0 else worst >> -syn.weight_exp
-        worst <<= 6
+        worst = layer.worst_case_input()  # the 32-bit synaptic path's worst case, |a << 6|
         rows.append(
             {
                 "name": layer.name,

@@ -318,3 +318,24 @@ def test_python_construction_errors_name_layer_and_field():
     assert e.value.layer == "fc" and e.value.field == "synapse.weight"
     with pytest.raises(IRError, match="name"):
         Layer(name="bad name", size=3, synapse=DenseSynapse(weight=w), neuron=Neuron())
+
+
+def test_worst_case_input_bounds_every_input_and_rounds_up():
+    # weights [3, -2] and weight_fixed [1, 1]: sum of |.| = 7; weight_exp -1: ceil(3.5) = 4; << 6 = 256.
+    # Brute force over every input pattern and release draw: |a << 6| never exceeds the bound.
+    from itertools import product
+
+    from quantal.compile import reference
+
+    w = np.array([[3, -2]], np.int8)
+    wf = np.array([[1, 1]], np.int8)
+    layer = Layer(name="l", size=1, synapse=DenseSynapse(weight=w, weight_exp=-1, weight_fixed=wf),
+                  neuron=Neuron())  # fmt: skip
+    assert layer.worst_case_input() == 4 * 64
+    seen = 0
+    for active in product([0, 1], repeat=2):
+        for xi in product([0, 1], repeat=2):
+            j = np.flatnonzero(active)
+            a = reference.synaptic_input(layer, j, np.array([xi])[:, j] if j.size else None)
+            seen = max(seen, abs(int(a[0])) << 6)
+    assert seen <= layer.worst_case_input()
