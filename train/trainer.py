@@ -201,6 +201,27 @@ def _write_metrics(out: Path, rows: list[dict]) -> None:
     atomic_write(out / "metrics.csv", lambda f: f.write(buf.getvalue().encode()))
 
 
+def _resume(out: Path, epochs: int, log: Any) -> tuple[dict | None, list[dict], int]:
+    """The checkpoint of the last finished epoch in ``out`` (None for a new run), the metrics rows up to it,
+    and the first epoch still to run."""
+    path = out / "last.pt"
+    if not path.exists():
+        return None, [], 1
+    ck = torch.load(path, weights_only=True)
+    done = int(ck["epoch"])
+    rows = json.loads((out / "metrics.json").read_text())[:done] if (out / "metrics.json").exists() else []
+    if done < epochs:
+        log(f"resuming {out} after epoch {done}")
+    return ck, rows, done + 1
+
+
+def _end_epoch(out: Path, rows: list[dict], row: dict, checkpoint: dict) -> None:
+    """Record a finished epoch: append its metrics row, write the metrics and the checkpoint (atomically)."""
+    rows.append(row)
+    _write_metrics(out, rows)
+    atomic_write(out / "last.pt", lambda f: torch.save(checkpoint, f))
+
+
 def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print) -> list[dict]:
     """Train per ``cfg`` (validated here) into the run directory ``out``; resumes a finished-epoch checkpoint."""
     from tqdm.auto import tqdm
@@ -209,7 +230,6 @@ def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg_text = yaml.safe_dump(cfg, sort_keys=False)
-    ckpt_path = out / "last.pt"
     if (out / "config.yaml").exists():
         if yaml.safe_load((out / "config.yaml").read_text()) != cfg:
             raise ConfigError(f"{out} holds a run with a different configuration; choose another --out")
@@ -229,18 +249,11 @@ def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print
     t = cfg["train"]
     opt_cls = torch.optim.Adam if t["optimizer"] == "adam" else torch.optim.SGD
     opt = opt_cls(model.parameters(), lr=t["lr"])
-    rows: list[dict] = []
-    start = 1
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=True)
+    ck, rows, start = _resume(out, t["epochs"], log)
+    if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         torch.set_rng_state(ck["rng"])
-        rows = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else []
-        rows = rows[: int(ck["epoch"])]
-        start = int(ck["epoch"]) + 1
-        if start <= t["epochs"]:
-            log(f"resuming {out} after epoch {start - 1}")
     x_test = _inputs(cfg, test_set.x, cfg["seed"] + 10**6)
     y_test = torch.tensor(test_set.y)
     y_train = torch.tensor(ytr)
@@ -270,11 +283,8 @@ def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print
             bar.set_postfix(loss=f"{total / n:.3f}")
         row = {"epoch": epoch, "train_loss": total / n, "train_acc": correct / n,
                "test_acc": _evaluate(model, x_test, y_test, 512), "seconds": time.perf_counter() - t0}  # fmt: skip
-        rows.append(row)
-        _write_metrics(out, rows)
-        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-              "rng": torch.get_rng_state()}  # fmt: skip
-        atomic_write(ckpt_path, lambda f, ck=ck: torch.save(ck, f))
+        _end_epoch(out, rows, row, {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+                                    "rng": torch.get_rng_state()})  # fmt: skip
         log(f"epoch {epoch}: loss {row['train_loss']:.4f}  train acc {row['train_acc']:.3f}  "
             f"test acc {row['test_acc']:.3f}  ({row['seconds']:.1f} s)")  # fmt: skip
     return rows
@@ -292,14 +302,9 @@ def _train_rbse(cfg: dict, out: Path, xtr: np.ndarray, ytr: np.ndarray, test_set
     v_train = torch.tensor(xtr > 0.5, dtype=torch.float64)
     v_test = torch.tensor(test_set.x > 0.5, dtype=torch.float64)
     rbse = RBSE(v_train.shape[1], m["hidden"][0], p=m["p"], seed=cfg["seed"])
-    ckpt_path = out / "last.pt"
-    rows: list[dict] = []
-    start = 1
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=True)
+    ck, rows, start = _resume(out, t["epochs"], log)
+    if ck is not None:
         rbse.load_state_dict(ck["rbse"])
-        rows = json.loads((out / "metrics.json").read_text())[: int(ck["epoch"])]
-        start = int(ck["epoch"]) + 1
     for epoch in range(start, t["epochs"] + 1):
         t0 = time.perf_counter()
         order = torch.randperm(len(v_train), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
@@ -311,10 +316,7 @@ def _train_rbse(cfg: dict, out: Path, xtr: np.ndarray, ytr: np.ndarray, test_set
         clf = LogisticRegression(max_iter=2000).fit(f_train, ytr)
         row = {"epoch": epoch, "train_loss": rbse.reconstruction_error(v_train), "train_acc": clf.score(f_train, ytr),
                "test_acc": clf.score(f_test, test_set.y), "seconds": time.perf_counter() - t0}  # fmt: skip
-        rows.append(row)
-        _write_metrics(out, rows)
-        ck = {"rbse": rbse.state_dict(), "epoch": epoch}
-        atomic_write(ckpt_path, lambda f, ck=ck: torch.save(ck, f))
+        _end_epoch(out, rows, row, {"rbse": rbse.state_dict(), "epoch": epoch})
         log(f"epoch {epoch}: reconstruction error {row['train_loss']:.4f}  train acc {row['train_acc']:.3f}  "
             f"test acc {row['test_acc']:.3f}  mean release p {float(rbse.p.mean()):.3f}  ({row['seconds']:.1f} s)")
     return rows
