@@ -61,9 +61,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         record=parse_list(args.record) or (),
         layers=parse_list(args.layers),
     )
-    from quantal.compile.runspec import check_input
-
-    check_input(spikes, net)  # fail before any compilation
     from quantal.hwsim import Simulator
 
     out = Simulator(net).run(spikes, spec, progress=sys.stderr.isatty() and not args.quiet)
