@@ -48,13 +48,13 @@ def bivariate_normal_cdf(a: torch.Tensor, b: torch.Tensor, rho: torch.Tensor) ->
 
 
 def linear_moments(m: torch.Tensor, C: torch.Tensor, W: torch.Tensor, b: torch.Tensor | None = None,
-                   p: torch.Tensor | float = 1.0, *, binary_input: bool = True,
+                   p: torch.Tensor | float = 1.0, *, a: torch.Tensor | None = None, binary_input: bool = True,
                    diagonal: bool = False) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Moments of ``x = (xi * W) s + b`` for s with mean m (n_in,) and covariance C (n_in, n_in), or variances
-    (n_in,) when ``diagonal`` (then m and C may also be batches (batch, n_in)). ``p``: release probabilities
-    (scalar or W's shape)."""
+    """Moments of ``x = ((xi + a) * W) s + b`` for s with mean m (n_in,) and covariance C (n_in, n_in), or
+    variances (n_in,) when ``diagonal`` (then m and C may also be batches (batch, n_in)). ``p``: release
+    probabilities (scalar or W's shape); ``a`` (n_out,): the reliable fraction of neftci-s2m (default 0)."""
     p = torch.as_tensor(p, dtype=W.dtype, device=W.device)
-    pw = p * W
+    pw = (p if a is None else p + a.reshape(-1, 1)) * W  # E[(xi + a) W]
     # right-multiplication by transposes: m and (with diagonal) C may carry a leading batch axis
     mu = m @ pw.T + (0 if b is None else b)
     second = m if binary_input else ((torch.diagonal(C) if not diagonal else C) + m * m)  # E[s_j^2]

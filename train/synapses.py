@@ -27,6 +27,8 @@ import math
 import torch
 from torch import nn
 
+from .moments import linear_moments
+
 MODES = ("sampled", "moment")
 
 
@@ -37,10 +39,8 @@ def blank_out_linear(z: torch.Tensor, w: torch.Tensor, p: torch.Tensor, a: torch
     ``a`` (out,) is the optional reliable fraction."""
     p = torch.broadcast_to(p, w.shape)
     a_col = torch.zeros(w.shape[0], 1, dtype=w.dtype, device=w.device) if a is None else a.reshape(-1, 1)
-    if mode == "moment":
-        mean = z @ ((p + a_col) * w).T
-        var = (z * z) @ (p * (1 - p) * w * w).T
-        return mean, var
+    if mode == "moment":  # a known input z: no input covariance, E[z_j^2] = z_j^2
+        return linear_moments(z, torch.zeros_like(z), w, p=p, a=a, binary_input=False, diagonal=True)
     if mode != "sampled":
         raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
     u01 = torch.rand((z.shape[0],) + tuple(w.shape), generator=generator, dtype=w.dtype, device=w.device)
