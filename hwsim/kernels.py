@@ -101,16 +101,21 @@ def _voltage(v_i, d, bias_i, dv):  # pragma: no cover - compiled
     return min(max(np.trunc(v_i * dv * INV4096) + d + bias_i, -F_VMAX), F_VMAX)
 
 
+@njit(cache=True, inline="always")
+def _fire_and_store(i, d, thr, u, v, bias, sbuf, dv):  # pragma: no cover - compiled
+    # The voltage update, the strict threshold v > thr, the reset of v (u is not reset), and the stores.
+    vv = _voltage(v[i], d, bias[i], dv)
+    fire = vv > thr
+    v[i] = 0.0 if fire else vv
+    u[i] = d
+    sbuf[i] = fire
+
+
 @njit(cache=True)
 def lif_update(acc, u, v, bias, sbuf, sc, dc, dv, th):  # pragma: no cover - compiled
     """One step of a deterministic LIF layer (no reductions in the loop, so that it vectorises)."""
     for i in range(u.shape[0]):  # no data-dependent branches left after if-conversion: vectorisable
-        d = _current(acc[i], u[i], sc, dc)
-        vv = _voltage(v[i], d, bias[i], dv)
-        fire = vv > th  # strict threshold
-        v[i] = 0.0 if fire else vv  # reset v; u is not reset
-        u[i] = d
-        sbuf[i] = fire
+        _fire_and_store(i, _current(acc[i], u[i], sc, dc), th, u, v, bias, sbuf, dv)
 
 
 @njit(cache=True)
@@ -121,24 +126,15 @@ def lif_update_small(acc, u, v, bias, sbuf, sc, dc, dv, th):  # pragma: no cover
     (measured: 7 ns instead of 2.5 ns per neuron for the escape-noise branch), see docs/performance.md.
     """
     for i in range(u.shape[0]):
-        d = _current_small(acc[i], u[i], sc, dc)
-        vv = _voltage(v[i], d, bias[i], dv)
-        fire = vv > th  # strict threshold
-        v[i] = 0.0 if fire else vv  # reset v; u is not reset
-        u[i] = d
-        sbuf[i] = fire
+        _fire_and_store(i, _current_small(acc[i], u[i], sc, dc), th, u, v, bias, sbuf, dv)
 
 
 @njit(cache=True)
 def lif_update_escape(acc, u, v, bias, sbuf, sc, dc, dv, th, theta, lanes):  # pragma: no cover - compiled
-    """One step of a LIF layer with escape noise: spike iff v - th > theta[U_i] (stream-2 lanes U)."""
+    """One step of a LIF layer with escape noise: spike iff v - th > theta[U_i] (stream-2 lanes U), i.e.
+    v > th + theta[U_i] (exact: integers below 2**53)."""
     for i in range(u.shape[0]):
-        d = _current(acc[i], u[i], sc, dc)
-        vv = _voltage(v[i], d, bias[i], dv)
-        fire = vv - th > theta[lanes[i]]
-        v[i] = 0.0 if fire else vv
-        u[i] = d
-        sbuf[i] = fire
+        _fire_and_store(i, _current(acc[i], u[i], sc, dc), th + theta[lanes[i]], u, v, bias, sbuf, dv)
 
 
 @njit(cache=True)
