@@ -24,7 +24,8 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line instead of usage + message
-        raise UsageError(f"{self.prog}: {message}")
+        sub = self.prog.removeprefix("quantal").strip()  # "run" for `quantal run`, "" for the top level
+        raise UsageError(f"{sub}: {message}" if sub else message)
 
 
 def _load_net(path: str) -> Any:
