@@ -75,7 +75,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from quantal.inspect import format_report, report
 
-    rep = report(_load_net(args.net))
+    net = _load_net(args.net)
+    act = None
+    if args.data is not None:
+        from quantal import cost, pipeline
+        from quantal.train import data
+
+        spec = pipeline.input_spec(net, args.encoder, args.steps)
+        ds = pipeline._dataset(args.data, "test", int((net.metadata.get("training") or {}).get("seed", 0)), args.limit)
+        spikes = data.encode(ds.x, spec["encoder"], int(spec["steps"]), max_rate=float(spec["max_rate"]),
+                             seed=args.seed)  # fmt: skip
+        if spikes.shape[2] != net.input_size:
+            raise UsageError(f"--data {args.data}: encoded input has {spikes.shape[2]} channels but the network "
+                             f"expects {net.input_size}")  # fmt: skip
+        act = cost.activity(net, spikes, int(spec["run_steps"]), seed=args.seed)
+        act["dataset"] = args.data
+    rep = report(net, act)
     if args.json:
         print(json.dumps(rep, indent=2))
     else:
@@ -93,6 +108,50 @@ def cmd_train(args: argparse.Namespace) -> int:
     rows = train(cfg, args.out, progress=sys.stderr.isatty())
     if rows:
         print(f"done: {len(rows)} epochs, test accuracy {rows[-1]['test_acc']:.3f}; run in {args.out}")
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from quantal.pipeline import compile_run
+
+    net, rep = compile_run(args.run, args.out, calibration=args.calibration, limit=args.limit, seed=args.seed,
+                           name=args.name, log=(lambda *a: None) if args.quiet else print)  # fmt: skip
+    if not args.quiet:
+        acc = rep["accuracy"]
+        print(f"wrote {args.out}: {len(net.layers)} layers, "
+              + ", ".join(f"{la.name} {la.size}" for la in net.layers))  # fmt: skip
+        for r in rep["layers"]:
+            print(f"  {r['name']:8s} scale {r['scale']:.4g} (limited by {r['scale_limited_by']}), weight_exp "
+                  f"{r['weight_exp']}, {r['weight_bits_used']} bits used, {r['saturated_weights']}/{r['weights']} "
+                  f"weights saturated")  # fmt: skip
+        print("  accuracy on the test split: " + ", ".join(f"{k.replace('_', '-')} {v:.1%}" for k, v in acc.items())
+              + ("  (fake-quant and hwsim outputs identical)" if rep["fake_quant_equals_hwsim"]
+                 else "  (WARNING: fake-quant and hwsim outputs differ)"))  # fmt: skip
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from quantal.compile.transform import mean_field
+    from quantal.pipeline import evaluate
+
+    net = _load_net(args.net)
+    note = ""
+    if args.deterministic:
+        net, clipped = mean_field(net)
+        note = f" (mean-field: stochastic synapses at their expected weight, {clipped} clipped)"
+    res = evaluate(net, args.data, split=args.split, trials=args.trials, seed=args.seed, limit=args.limit,
+                   encoder=args.encoder, steps=args.steps, progress=sys.stderr.isatty())  # fmt: skip
+    res["deterministic"] = bool(args.deterministic)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    lo, hi = res["ci95"]
+    print(f"{res['network']} on {res['dataset']} {res['split']} ({res['samples']} samples, {res['encoder']} code, "
+          f"{res['steps']} steps){note}")  # fmt: skip
+    print(f"accuracy {res['accuracy']:.2%}  95% CI [{lo:.2%}, {hi:.2%}]  ({res['ci_method']}, seed {res['seed']})")
+    if res["trials"] > 1:
+        accs = res["per_trial"]
+        print(f"per trial: min {min(accs):.2%}, max {max(accs):.2%}")
     return 0
 
 
@@ -138,7 +197,42 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="validate a .qnet network and describe it")
     i.add_argument("net", metavar="NET.qnet")
     i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.add_argument("--data", choices=("digits", "fashion-mnist"), default=None,
+                   help="measure synaptic operations and energy on this dataset's test split (hwsim)")  # fmt: skip
+    i.add_argument("--limit", type=_int_arg("--limit", 1), default=200, help="samples for --data (default 200)")
+    i.add_argument("--seed", type=_int_arg("--seed", 0, 2**64 - 1), default=0)
+    i.add_argument("--encoder", choices=("rate", "latency", "static", "pairs"), default=None,
+                   help="input encoder (default: the network's metadata)")  # fmt: skip
+    i.add_argument("--steps", type=_int_arg("--steps", 1), default=None, help="encoder steps (default: metadata)")
     i.set_defaults(func=cmd_inspect)
+
+    c = sub.add_parser("compile", help="lower a trained run (or checkpoint) to a .qnet network")
+    c.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
+    c.add_argument("-o", "--out", required=True, metavar="NET.qnet")
+    c.add_argument("--calibration", type=_int_arg("--calibration", 1), default=512,
+                   help="training samples for calibrating the scales (default 512)")  # fmt: skip
+    c.add_argument("--limit", type=_int_arg("--limit", 1), default=None, help="test samples for the report")
+    c.add_argument("--seed", type=_int_arg("--seed", 0, 2**64 - 1), default=0,
+                   help="stream and encoder seed of the report's evaluation")  # fmt: skip
+    c.add_argument("--name", default=None, help="network name (default: the run directory's name)")
+    c.add_argument("-q", "--quiet", action="store_true")
+    c.set_defaults(func=cmd_compile)
+
+    e = sub.add_parser("eval", help="accuracy of a .qnet network on a dataset through hwsim")
+    e.add_argument("net", metavar="NET.qnet")
+    e.add_argument("--data", required=True, choices=("digits", "fashion-mnist"))
+    e.add_argument("--split", default="test", choices=("train", "test"))
+    e.add_argument("--trials", type=_int_arg("--trials", 1), default=None,
+                   help="trials (default: 10 for stochastic networks, 1 otherwise)")  # fmt: skip
+    e.add_argument("--seed", type=_int_arg("--seed", 0, 2**64 - 1), default=0)
+    e.add_argument("--limit", type=_int_arg("--limit", 1), default=None, help="use the first N samples")
+    e.add_argument("--encoder", choices=("rate", "latency", "static", "pairs"), default=None,
+                   help="input encoder (default: the network's metadata)")  # fmt: skip
+    e.add_argument("--steps", type=_int_arg("--steps", 1), default=None, help="encoder steps (default: metadata)")
+    e.add_argument("--deterministic", action="store_true",
+                   help="evaluate the mean-field network (stochastic synapses at their expected weight)")  # fmt: skip
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)
     return p
 
 
@@ -151,13 +245,19 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from quantal.compile.ir import IRError
     from quantal.compile.runspec import RunError
+    from quantal.pipeline import PipelineError
     from quantal.train.config import ConfigError
     from quantal.train.data import DataError
 
+    errors: tuple[type[Exception], ...] = (UsageError, IRError, RunError, ConfigError, DataError, PipelineError)
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "compile":  # imports torch: only for this command
+            from quantal.compile.lower import LoweringError
+
+            errors = (*errors, LoweringError)
         return int(args.func(args))
-    except (UsageError, IRError, RunError, ConfigError, DataError) as e:
+    except errors as e:
         print(f"quantal: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:

@@ -57,8 +57,13 @@ def layer_report(net: Network) -> list[dict[str, Any]]:
     return rows
 
 
-def report(net: Network) -> dict[str, Any]:
+def report(net: Network, activity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The description of ``net``; ``activity`` (from :func:`quantal.cost.activity`) adds measured costs."""
+    from quantal import cost
+
     layers = layer_report(net)
+    for r, c in zip(layers, cost.cores(net)):
+        r["cores"] = c
     warnings = [
         f"layer '{r['name']}': worst-case synaptic input |a << 6| = {r['worst_case_input']} can reach 2**31 "
         "and wrap (32-bit arithmetic)"
@@ -75,10 +80,26 @@ def report(net: Network) -> dict[str, Any]:
             "synapses": sum(r["synapses"] for r in layers),
             "stochastic_synapses": sum(r["stochastic_synapses"] for r in layers),
             "memory_bytes": sum(r["memory_bytes"] for r in layers),
+            "cores": sum(r["cores"] for r in layers),
         },
+        "cost_model": cost.SOURCES,
+        "quantization": _quant_summary(net),
+        "activity": activity,
         "metadata_keys": sorted(map(str, net.metadata)),
         "warnings": warnings,
     }
+
+
+def _quant_summary(net: Network) -> dict[str, Any] | None:
+    q = net.metadata.get("quantization")
+    if not isinstance(q, dict):
+        return None
+    return {"accuracy": q.get("accuracy"), "fake_quant_equals_hwsim": q.get("fake_quant_equals_hwsim"),
+            "evaluated_on": q.get("evaluated_on"), "method": q.get("method"),
+            "layers": [{k: r.get(k) for k in _QUANT_KEYS} for r in q.get("layers", [])]}  # fmt: skip
+
+
+_QUANT_KEYS = ("name", "scale", "weight_exp", "weight_bits_used", "saturated_weights", "weights", "saturated_biases")
 
 
 def format_report(rep: dict[str, Any]) -> str:
@@ -108,6 +129,27 @@ def format_report(rep: dict[str, Any]) -> str:
         f"total: {t['neurons']} neurons, {t['synapses']} synapses ({t['stochastic_synapses']} stochastic), "
         f"{t['memory_bytes']} bytes of synaptic and bias memory"
     )
+    lines.append(f"cores: {t['cores']} ({rep['cost_model']['cores']})")
+    q = rep.get("quantization")
+    if q:
+        acc = q.get("accuracy") or {}
+        ev = q.get("evaluated_on") or {}
+        lines.append("quantization: " + "; ".join(
+            f"{r['name']} weight_exp {r['weight_exp']}, {r['weight_bits_used']} bits used, "
+            f"{r['saturated_weights']}/{r['weights']} weights saturated" for r in q["layers"]))  # fmt: skip
+        lines.append("accuracy on " + f"{ev.get('dataset')} {ev.get('split')} ({ev.get('samples')} samples): "
+                     + ", ".join(f"{k.replace('_', '-')} {v:.1%}" for k, v in acc.items())
+                     + ("; fake-quant and hwsim outputs identical" if q.get("fake_quant_equals_hwsim") else ""))
+    a = rep.get("activity")
+    if a:
+        pi = a["per_inference"]
+        lines.append(f"measured on {a['samples']} samples x {a['steps']} steps, per inference: "
+                     f"{pi['synops']:,.0f} synaptic ops, {pi['spikes']:,.0f} spikes, "
+                     f"{pi['neuron_updates']:,.0f} neuron updates")  # fmt: skip
+        b = a["energy_breakdown_nj"]
+        lines.append(f"energy estimate: {a['energy_nj_per_inference']:,.1f} nJ per inference "
+                     f"(synops {b['synops']:,.1f}, neurons {b['neuron_updates']:,.1f}, spikes {b['spikes']:,.1f}; "
+                     f"{rep['cost_model']['energy']})")  # fmt: skip
     if rep["metadata_keys"]:
         lines.append("metadata: " + ", ".join(rep["metadata_keys"]))
     lines += [f"warning: {w}" for w in rep["warnings"]]

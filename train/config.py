@@ -29,6 +29,10 @@ integers``). The schema (defaults in brackets)::
       batch_size: 64
       lr: 0.002
       optimizer: adam           # adam | sgd
+    quant:                      # fake-quant training after the float epochs (lif, binary, s2m; docs/compile.md)
+      epochs: 0                 # 0 = none; the run then compiles by post-training quantisation
+      lr: 0.0005
+      calibration: 512          # training samples used to calibrate the scales
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
         "detach_reset": True,
     },
     "train": {"epochs": 5, "batch_size": 64, "lr": 0.002, "optimizer": "adam"},
+    "quant": {"epochs": 0, "lr": 0.0005, "calibration": 512},
 }  # fmt: skip
 
 CHOICES = {
@@ -128,7 +133,13 @@ def validate(raw: Any) -> dict:
     _num(cfg, "train.epochs", 1, 100_000, integer=True)
     _num(cfg, "train.batch_size", 1, 1_000_000, integer=True)
     _num(cfg, "train.lr", 0, 10, open_lo=True)
+    _num(cfg, "quant.epochs", 0, 100_000, integer=True)
+    _num(cfg, "quant.lr", 0, 10, open_lo=True)
+    _num(cfg, "quant.calibration", 1, 10**9, integer=True)
     kind, enc = cfg["model"]["kind"], cfg["data"]["encoder"]
+    if cfg["quant"]["epochs"] and kind in ("mlp", "rbse"):
+        raise ConfigError(f"quant.epochs: a {kind} model has no IR lowering, so no fake-quant training "
+                          "(use lif, binary or s2m)")  # fmt: skip
     if kind == "lif" and enc == "none":
         raise ConfigError("data.encoder: a lif model needs spikes (rate or latency), not 'none'")
     if kind == "rbse" and cfg["model"]["p"] >= 1:

@@ -169,3 +169,30 @@ def _check_images(x: np.ndarray) -> np.ndarray:
     if x.size and (float(x.min()) < 0 or float(x.max()) > 1):
         raise ValueError("intensities must lie in [0, 1]")
     return x.astype(np.float32, copy=False)
+
+
+ENCODERS = ("rate", "latency", "static", "pairs")
+
+
+def encode(x: np.ndarray, encoder: str, steps: int, *, max_rate: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Spike input (n, steps, channels) uint8 for a network's input layer.
+
+    ``rate`` and ``latency`` as above; ``static`` presents the binarised image (pixel > 0.5) at every step;
+    ``pairs`` presents each binarised pixel as an on/off pair of channels, ``[x > 0.5, x <= 0.5]`` (the ±1
+    input of an S2M network, docs/compile.md), at every step: channels 0..d-1 are on, d..2d-1 are off.
+    """
+    if encoder == "rate":
+        return rate_encode(x, steps, max_rate=max_rate, seed=seed)
+    if encoder == "latency":
+        return latency_encode(x, steps)
+    x = _check_images(x)
+    if steps < 1:
+        raise ValueError(f"need steps >= 1, got {steps}")
+    on = (x > 0.5).astype(np.uint8)
+    if encoder == "static":
+        frame = on
+    elif encoder == "pairs":
+        frame = np.concatenate([on, 1 - on], axis=1)
+    else:
+        raise ValueError(f"unknown encoder {encoder!r} (known: {', '.join(ENCODERS)})")
+    return np.ascontiguousarray(np.broadcast_to(frame[:, None, :], (frame.shape[0], steps, frame.shape[1])))

@@ -217,9 +217,13 @@ def _resume(out: Path, epochs: int, log: Any) -> tuple[dict | None, list[dict], 
 
 def _end_epoch(out: Path, rows: list[dict], row: dict, checkpoint: dict) -> None:
     """Record a finished epoch: append its metrics row, write the metrics and the checkpoint (atomically)."""
+    _end_epoch_to(out, "last.pt", rows, row, checkpoint)
+
+
+def _end_epoch_to(out: Path, name: str, rows: list[dict], row: dict, checkpoint: dict) -> None:
     rows.append(row)
     _write_metrics(out, rows)
-    atomic_write(out / "last.pt", lambda f: torch.save(checkpoint, f))
+    atomic_write(out / name, lambda f: torch.save(checkpoint, f))
 
 
 def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print) -> list[dict]:
@@ -281,12 +285,89 @@ def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print
             correct += int((logits.argmax(1) == y_train[idx]).sum())
             n += len(idx)
             bar.set_postfix(loss=f"{total / n:.3f}")
-        row = {"epoch": epoch, "train_loss": total / n, "train_acc": correct / n,
+        row = {"epoch": epoch, "phase": "float", "train_loss": total / n, "train_acc": correct / n,
                "test_acc": _evaluate(model, x_test, y_test, 512), "seconds": time.perf_counter() - t0}  # fmt: skip
         _end_epoch(out, rows, row, {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                                     "rng": torch.get_rng_state()})  # fmt: skip
         log(f"epoch {epoch}: loss {row['train_loss']:.4f}  train acc {row['train_acc']:.3f}  "
             f"test acc {row['test_acc']:.3f}  ({row['seconds']:.1f} s)")  # fmt: skip
+    if cfg["quant"]["epochs"]:
+        model.eval()
+        rows = _train_qat(cfg, out, model, rows, xtr, ytr, test_set, progress=progress, log=log)
+    return rows
+
+
+def _train_qat(cfg: dict, out: Path, model: nn.Module, rows: list[dict], xtr: np.ndarray, ytr: np.ndarray,
+               test_set: Any, *, progress: bool, log: Any) -> list[dict]:  # fmt: skip
+    """Fake-quant training (docs/compile.md): lower the float model to a calibrated :class:`QuantNet` and
+    train it with the exact IR arithmetic and random streams; checkpoints go to ``qat.pt``.
+
+    Training draws use stream seed ``seed`` and trial index = epoch; the test accuracy is measured as
+    ``quantal compile`` and ``quantal eval --trials 1`` measure it (stream seed 0, trial 0, encoder seed 0),
+    so the numbers agree.
+    """
+    from tqdm.auto import tqdm
+
+    from quantal.compile.lower import lower
+
+    from .fakequant import QuantNet
+
+    q, t = cfg["quant"], cfg["train"]
+    first = t["epochs"] + 1
+    last = t["epochs"] + q["epochs"]
+    path = out / "qat.pt"
+    if path.exists():
+        ck = torch.load(path, weights_only=True)
+        qnet = QuantNet.from_structure(ck["structure"], ck["quant"])
+        report, spec, start = ck["report"], ck["spec"], int(ck["epoch"]) + 1
+        rows = json.loads((out / "metrics.json").read_text())[: int(ck["epoch"])]
+        if start <= last:
+            log(f"resuming fake-quant training in {out} after epoch {start - 1}")
+    else:
+        qnet, report, spec = lower(model, cfg, xtr[: q["calibration"]], seed=cfg["seed"])
+        ck, start = None, first
+        log(f"fake-quant training: scales calibrated on {min(q['calibration'], len(xtr))} samples; "
+            + ", ".join(f"{r['name']} weight_exp {r['weight_exp']} ({r['saturated_weights']} saturated)"
+                        for r in report))  # fmt: skip
+    qnet.name = "net"
+    opt = torch.optim.Adam(qnet.parameters(), lr=q["lr"])
+    if ck is not None:
+        opt.load_state_dict(ck["optimizer"])
+        torch.set_rng_state(ck["rng"])
+    from .data import encode
+
+    x_test = encode(test_set.x, spec["encoder"], spec["steps"], max_rate=spec["max_rate"], seed=0)
+    y_train = torch.tensor(ytr)
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(start, last + 1):
+        t0 = time.perf_counter()
+        x_train = torch.from_numpy(encode(xtr, spec["encoder"], spec["steps"], max_rate=spec["max_rate"],
+                                          seed=cfg["seed"] + epoch))  # fmt: skip
+        order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
+        total, correct, n = 0.0, 0, 0
+        bar = tqdm(range(0, len(order), t["batch_size"]), desc=f"fake-quant epoch {epoch}/{last}", unit="batch",
+                   disable=not progress, leave=False)  # fmt: skip
+        for i in bar:
+            idx = order[i : i + t["batch_size"]]
+            o = qnet(x_train[idx], steps=spec["run_steps"], seed=cfg["seed"], trial=epoch, samples=idx)
+            loss = loss_fn(o.logits, y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+            correct += int((o.logits.argmax(1) == y_train[idx]).sum())
+            n += len(idx)
+            bar.set_postfix(loss=f"{total / n:.3f}")
+        from quantal.pipeline import quant_outputs
+
+        test_acc = float((quant_outputs(qnet, x_test, spec["run_steps"], seed=0).argmax(1) == test_set.y).mean())
+        row = {"epoch": epoch, "phase": "fake-quant", "train_loss": total / n, "train_acc": correct / n,
+               "test_acc": test_acc, "seconds": time.perf_counter() - t0}  # fmt: skip
+        _end_epoch_to(out, "qat.pt", rows, row, {
+            "quant": qnet.state_dict(), "structure": qnet.structure(), "report": report, "spec": spec,
+            "optimizer": opt.state_dict(), "epoch": epoch, "rng": torch.get_rng_state()})  # fmt: skip
+        log(f"fake-quant epoch {epoch}: loss {row['train_loss']:.4f}  train acc {row['train_acc']:.3f}  "
+            f"test acc {row['test_acc']:.3f} (exact IR arithmetic)  ({row['seconds']:.1f} s)")  # fmt: skip
     return rows
 
 
@@ -314,7 +395,8 @@ def _train_rbse(cfg: dict, out: Path, xtr: np.ndarray, ytr: np.ndarray, test_set
             rbse.cd_step(v_train[order[i : i + t["batch_size"]]], k=1, lr=t["lr"])
         f_train, f_test = rbse.features(v_train).numpy(), rbse.features(v_test).numpy()
         clf = LogisticRegression(max_iter=2000).fit(f_train, ytr)
-        row = {"epoch": epoch, "train_loss": rbse.reconstruction_error(v_train), "train_acc": clf.score(f_train, ytr),
+        row = {"epoch": epoch, "phase": "float", "train_loss": rbse.reconstruction_error(v_train),
+               "train_acc": clf.score(f_train, ytr),
                "test_acc": clf.score(f_test, test_set.y), "seconds": time.perf_counter() - t0}  # fmt: skip
         _end_epoch(out, rows, row, {"rbse": rbse.state_dict(), "epoch": epoch})
         log(f"epoch {epoch}: reconstruction error {row['train_loss']:.4f}  train acc {row['train_acc']:.3f}  "

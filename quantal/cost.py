@@ -1,0 +1,87 @@
+"""Hardware cost estimates for ``quantal inspect``: cores, synaptic operations, energy (docs/compile.md §6).
+
+The numbers are orientation, not a chip specification; change them here (one place) if you have better ones.
+
+Energy per operation, from Loihi's measured figures (M. Davies et al., "Loihi: a neuromorphic manycore
+processor with on-chip learning", IEEE Micro 38(1), 2018, Table 1; 14 nm, nominal supply):
+
+* synaptic operation (one synapse touched by one spike):         23.6 pJ
+* neuron update (active compartment; we charge every neuron-step): 81 pJ
+* spike sent within a tile:                                        1.7 pJ
+
+Core limits ("Loihi-2-like"): 8,192 neurons per core (Intel's Loihi 2 brief: up to 1M neurons on 128 cores)
+and 128 KiB of synaptic memory per core (Loihi: 16 MB over 128 cores). Synapses are stored densely as in the
+.qnet: 1 byte per weight, plus 1 byte per release code and per reliable weight where the layer has them.
+Layers do not share cores (a conservative packing).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from quantal.compile.ir import Network
+
+E_SYNOP_PJ = 23.6
+E_NEURON_UPDATE_PJ = 81.0
+E_SPIKE_PJ = 1.7
+NEURONS_PER_CORE = 8192
+SYNAPSE_BYTES_PER_CORE = 128 * 1024
+SOURCES = {
+    "energy": "Davies et al., IEEE Micro 38(1), 2018, Table 1 (Loihi, 14 nm)",
+    "cores": "Loihi-2-like assumptions: 8192 neurons and 128 KiB synaptic memory per core, no sharing between layers",
+}
+
+
+def synapse_bytes(net: Network, k: int) -> int:
+    syn = net.layers[k].synapse
+    per = 1 + (syn.release is not None) + (syn.weight_fixed is not None)
+    return int(syn.weight.size * per)
+
+
+def cores(net: Network) -> list[int]:
+    """Cores per layer: enough for its neurons and for its synaptic memory."""
+    return [max(math.ceil(la.size / NEURONS_PER_CORE), math.ceil(synapse_bytes(net, k) / SYNAPSE_BYTES_PER_CORE))
+            for k, la in enumerate(net.layers)]  # fmt: skip
+
+
+def fan_out(net: Network, k: int) -> np.ndarray:
+    """Per input j of layer k, the number of synapses a spike on j touches (nonzero weight or reliable part)."""
+    syn = net.layers[k].synapse
+    nz = syn.weight != 0
+    if syn.weight_fixed is not None:
+        nz = nz | (syn.weight_fixed != 0)
+    return nz.sum(axis=0).astype(np.int64)
+
+
+def activity(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0) -> dict[str, Any]:
+    """Synaptic operations, spikes and neuron updates per inference, measured by running hwsim on ``spikes``.
+
+    A spike on input j at step t is integrated at step t + 1, so only spikes of steps 0..steps-2 cost
+    synaptic operations; each touches ``fan_out(j)`` synapses.
+    """
+    from quantal.hwsim import simulate
+
+    n = spikes.shape[0]
+    out = simulate(net, spikes, steps=steps, seed=seed, record=("spikes",))
+    per_layer = []
+    src = np.zeros((n, steps, net.input_size), np.uint8)
+    t_in = min(spikes.shape[1], steps)
+    src[:, :t_in] = spikes[:, :t_in] != 0
+    for k, la in enumerate(net.layers):
+        events = src[:, : steps - 1].sum(axis=(0, 1)).astype(np.int64)  # per input channel, over samples
+        synops = float((events * fan_out(net, k)).sum()) / n
+        s = out[f"{la.name}.spikes"]
+        per_layer.append({"name": la.name, "synops": synops, "spikes": float(s.sum()) / n,
+                          "neuron_updates": float(la.size * steps)})  # fmt: skip
+        src = s
+    tot = {q: sum(r[q] for r in per_layer) for q in ("synops", "spikes", "neuron_updates")}
+    energy = (tot["synops"] * E_SYNOP_PJ + tot["neuron_updates"] * E_NEURON_UPDATE_PJ
+              + tot["spikes"] * E_SPIKE_PJ)  # fmt: skip
+    return {"samples": n, "steps": steps, "layers": per_layer, "per_inference": tot,
+            "energy_nj_per_inference": energy / 1000.0,
+            "energy_breakdown_nj": {"synops": tot["synops"] * E_SYNOP_PJ / 1000,
+                                    "neuron_updates": tot["neuron_updates"] * E_NEURON_UPDATE_PJ / 1000,
+                                    "spikes": tot["spikes"] * E_SPIKE_PJ / 1000}}  # fmt: skip
