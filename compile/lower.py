@@ -193,14 +193,15 @@ def _lower_lif(model: LIFNet, cfg: dict, calib: torch.Tensor, margin: float) -> 
     if m["escape"] not in (None, "sigmoid"):
         raise LoweringError(f"layers.0 (SpikingLayer): escape function {m['escape']!r} has no IR v1 equivalent "
                             "(IR v1 escape noise is logistic; train with model.escape: sigmoid)")  # fmt: skip
+    mods = [*model.layers, model.readout]
+    syns = [_synapse(la.synapse, f"{'readout' if la is model.readout else f'layers.{k}'}.synapse")
+            for k, la in enumerate(mods)]  # fmt: skip
     stats = _lif_stats(model, calib)
     layers, rows = [], []
-    mods = [*model.layers, model.readout]
     for k, (layer, (umax, vmax)) in enumerate(zip(mods, stats)):
         readout = layer is model.readout
         name = "readout" if readout else f"lif{k}"
-        where = "readout" if readout else f"layers.{k}"
-        w, wf, rel, pf = _synapse(layer.synapse, f"{where}.synapse")
+        w, wf, rel, pf = syns[k]
         limits = {}
         if vmax > 0:
             limits["voltage"] = V_MAX / (64 * margin * vmax)

@@ -161,3 +161,29 @@ def test_rbse_trains_from_a_config_and_resumes(tmp_path):
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 2
     with pytest.raises(C.ConfigError, match="one hidden layer"):
         C.validate({"model": {"kind": "rbse", "hidden": [8, 8]}})
+
+
+def test_fake_quant_training_resumes_bit_identically(tmp_path):
+    c = cfg("lif", p=0.5, escape="sigmoid") | {"train": {"epochs": 1, "lr": 0.005},
+                                              "quant": {"epochs": 2, "calibration": 64}}  # fmt: skip
+    c["data"]["limit"] = 200
+    full = train(c, tmp_path / "a", progress=False, log=lambda *_: None)
+
+    def stop(msg):
+        if msg.startswith("fake-quant epoch 2"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(c, tmp_path / "b", progress=False, log=stop)
+    resumed = train(c, tmp_path / "b", progress=False, log=lambda *_: None)
+    assert [r["phase"] for r in resumed] == ["float", "fake-quant", "fake-quant"]
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in resumed]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in full]
+    a = torch.load(tmp_path / "a" / "qat.pt", weights_only=True)["quant"]
+    b = torch.load(tmp_path / "b" / "qat.pt", weights_only=True)["quant"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fake_quant_training_needs_a_lowerable_model():
+    with pytest.raises(C.ConfigError, match="quant.epochs"):
+        C.validate({"model": {"kind": "mlp"}, "data": {"encoder": "none"}, "quant": {"epochs": 1}})

@@ -1,0 +1,27 @@
+"""mean_field: the deterministic counterpart of a stochastic network."""
+
+import numpy as np
+
+from quantal.compile.testing import random_network
+from quantal.compile.transform import mean_field
+
+
+def test_mean_field_uses_expected_weights_and_drops_escape_noise():
+    rng = np.random.default_rng(2)
+    net = random_network(rng, [6, 5, 3], release="random", weight_fixed=True, escape=True, readout=True)
+    mf, clipped = mean_field(net)
+    for a, b in zip(net.layers, mf.layers):
+        assert b.neuron.escape_noise is None and b.synapse.release is None and b.synapse.weight_fixed is None
+        if a.synapse.release is None:
+            assert np.array_equal(a.synapse.weight, b.synapse.weight)
+            continue
+        expect = (a.synapse.release + 1.0) / 256 * a.synapse.weight + a.synapse.weight_fixed
+        assert np.abs(b.synapse.weight - np.clip(expect, -128, 127)).max() <= 0.5
+    assert mf.metadata["transform"] == "mean_field"
+
+
+def test_all_release_255_is_unchanged():
+    rng = np.random.default_rng(3)
+    net = random_network(rng, [4, 5], release=1.0)
+    mf, clipped = mean_field(net)
+    assert clipped == 0 and np.array_equal(mf.layers[0].synapse.weight, net.layers[0].synapse.weight)

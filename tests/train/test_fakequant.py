@@ -1,0 +1,109 @@
+"""The fake-quant forward equals the IR's reference executor (and hwsim) bit for bit, and trains."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quantal.compile import reference
+from quantal.compile.testing import edge_network, random_network, random_spikes
+from quantal.hwsim import simulate
+from quantal.train.fakequant import QuantNet, rz, ste, wrap32
+
+
+def _assert_same(net, q_out, ref, trial=None):
+    for li, layer in enumerate(net.layers):
+        for qty, got in (("spikes", q_out.spikes), ("u", q_out.u), ("v", q_out.v)):
+            want = ref[f"{layer.name}.{qty}"]
+            want = want if trial is None else want[trial]
+            assert np.array_equal(got[li].detach().numpy(), want), (layer.name, qty)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32), sizes=st.lists(st.integers(1, 12), min_size=2, max_size=4),
+       release=st.sampled_from([None, 0.5, "random"]), fixed=st.booleans(), escape=st.booleans(),
+       readout=st.booleans(), memoryless=st.booleans(), stream_seed=st.integers(0, 2**64 - 1))  # fmt: skip
+def test_random_networks_equal_the_reference(seed, sizes, release, fixed, escape, readout, memoryless, stream_seed):
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, sizes, release=release, weight_fixed=fixed, escape=escape, readout=readout,
+                         memoryless=memoryless)  # fmt: skip
+    x = random_spikes(rng, 3, 5, net.input_size)
+    ref = reference.simulate(net, x, steps=9, seed=stream_seed, trials=2, record=("spikes", "u", "v"),
+                             sample_offset=40)  # fmt: skip
+    q = QuantNet.from_network(net)
+    for trial in range(2):
+        out = q(torch.from_numpy(x), steps=9, seed=stream_seed, trial=trial, samples=torch.arange(40, 43), record=True)
+        _assert_same(net, out, ref, trial)
+
+
+def test_wrap_and_saturation_edge_cases_equal_the_reference():
+    rng = np.random.default_rng(11)
+    for _ in range(15):
+        net = edge_network(rng)
+        x = random_spikes(rng, 3, 6, net.input_size, density=0.9)
+        ref = reference.simulate(net, x, steps=10, seed=5, record=("spikes", "u", "v"))
+        _assert_same(net, QuantNet.from_network(net)(torch.from_numpy(x), steps=10, seed=5, record=True), ref)
+
+
+def test_equals_hwsim_on_a_larger_stochastic_network():
+    rng = np.random.default_rng(3)
+    net = random_network(rng, [40, 64, 32, 10], release="random", weight_fixed=True, escape=True, readout=True)
+    x = random_spikes(rng, 50, 8, 40)
+    hw = simulate(net, x, steps=12, seed=9, record=("spikes", "v", "counts"))
+    out = QuantNet.from_network(net)(torch.from_numpy(x), steps=12, seed=9, record=True)
+    for li, layer in enumerate(net.layers):
+        assert np.array_equal(out.spikes[li].detach().numpy(), hw[f"{layer.name}.spikes"])
+    assert np.array_equal(out.final_v.detach().numpy(), hw[f"{net.layers[-1].name}.counts"])
+
+
+def test_to_network_round_trips():
+    rng = np.random.default_rng(5)
+    net = random_network(rng, [7, 9, 4], release="random", weight_fixed=True, escape=True, readout=True)
+    back = QuantNet.from_network(net, scales=[37.0, 0.25]).to_network(net.name)
+    for a, b in zip(net.layers, back.layers):
+        assert np.array_equal(a.synapse.weight, b.synapse.weight) and a.synapse.weight_exp == b.synapse.weight_exp
+        assert np.array_equal(a.synapse.release, b.synapse.release)
+        assert np.array_equal(a.synapse.weight_fixed, b.synapse.weight_fixed)
+        assert np.array_equal(a.neuron.effective_bias(a.size), b.neuron.effective_bias(b.size))
+        assert a.neuron.escape_noise == b.neuron.escape_noise and a.neuron.threshold == b.neuron.threshold
+
+
+def test_structure_and_state_rebuild_the_model():
+    rng = np.random.default_rng(6)
+    q = QuantNet.from_network(random_network(rng, [5, 6, 3], release=0.5, escape=True, readout=True))
+    q2 = QuantNet.from_structure(q.structure(), q.state_dict())
+    x = torch.from_numpy(random_spikes(rng, 4, 5, 5))
+    assert torch.equal(q(x, steps=8).final_v, q2(x, steps=8).final_v)
+
+
+def test_integer_ops_are_exact_with_straight_through_gradients():
+    x = torch.tensor([-594432.0, 594432.0, 4095.0, -4095.0, 2.0**31, -(2.0**31) - 1], dtype=torch.float64,
+                     requires_grad=True)  # fmt: skip
+    y = rz(x)
+    assert y.tolist() == [-145, 145, 0, 0, 2**19, -(2**19)]  # rounds toward zero (floor would give -146)
+    w = wrap32(x)
+    assert w.tolist()[4:] == [-(2.0**31), 2.0**31 - 1]  # two's-complement wrap
+    (y.sum() + w.sum()).backward()
+    assert torch.allclose(x.grad, torch.full_like(x, 1 / 4096 + 1))  # identity gradients through the rounding
+    s = ste(torch.tensor([1.0]), torch.tensor([0.3], requires_grad=True))
+    assert s.item() == 1.0
+
+
+def test_gradients_reach_every_weight_and_bias():
+    rng = np.random.default_rng(8)
+    net = random_network(rng, [20, 16, 5], release=0.5, escape=True, readout=True)
+    q = QuantNet.from_network(net, scales=[float(max(la.neuron.threshold, 1)) for la in net.layers])
+    x = torch.from_numpy(random_spikes(rng, 32, 6, 20, density=0.5))
+    out = q(x, steps=9)
+    torch.nn.functional.cross_entropy(out.logits, torch.arange(32) % 5).backward()
+    for name, p in q.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        if name.endswith("weight"):
+            assert p.grad.abs().sum() > 0, name
+
+
+def test_wrong_input_size_is_refused():
+    q = QuantNet.from_network(random_network(np.random.default_rng(0), [4, 3]))
+    with pytest.raises(ValueError, match="expects 4"):
+        q(torch.zeros(1, 2, 5))
