@@ -1,14 +1,21 @@
-"""The quantal demo (``make demo``).
+"""The quantal demo (``make demo``): the whole pipeline on the bundled 8x8 digits, in a few minutes on 2 cores.
 
-Today it shows the simulator half of the pipeline on an example network: it writes a small stochastic
-network (``examples/example_network.py``) and rate-coded input spikes to ``runs/demo/``, then runs the two
-commands a user would run — ``quantal inspect`` and ``quantal run`` — and summarises what came out.
-Training, compilation from PyTorch and export join the demo as those parts land (see the README).
+1. ``quantal train``: LIF neurons with blank-out synapses and escape noise (examples/demo.yaml), float
+   training, then fake-quant training in the IR's exact integer arithmetic and random streams;
+2. ``quantal compile``: the trained model to ``demo.qnet`` (int8 weights, 8-bit release probabilities,
+   12-bit decays) with a quantisation report in its metadata;
+3. ``quantal eval``: accuracy in hwsim, clean (the mean-field network: every stochastic synapse at its
+   expected weight) and stochastic (synapses sampled, over trials, with a 95% confidence interval);
+4. ``quantal inspect --data``: neurons, synapses, memory, cores, synaptic operations and energy per inference;
+5. ``quantal run``: one test digit through the network, for the spike raster.
+
+Everything lands in ``runs/demo/`` (checkpoints, .qnet, summary.json, PNG plots).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import subprocess
 import sys
@@ -17,54 +24,93 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from example_network import example_input, example_network  # noqa: E402
+from quantal import plots
+from quantal.compile import ir
+from quantal.compile.ir import atomic_write
+from quantal.train.data import encode, load
 
-from quantal.compile import ir  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
-def sh(*args: str) -> None:
+def sh(*args: str, capture: bool = False) -> str:
     print(f"\n$ {' '.join(shlex.quote(a) for a in args)}", flush=True)
-    subprocess.run(args, check=True)
+    r = subprocess.run(args, check=True, text=True, stdout=subprocess.PIPE if capture else None)
+    return r.stdout if capture else ""
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--trials", type=int, default=16)
+    p.add_argument("--config", default=str(HERE / "demo.yaml"))
+    p.add_argument("--trials", type=int, default=20)
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     quantal = str(Path(sys.executable).with_name("quantal"))
-
-    net = example_network()
-    netp = ir.save(net, out / "example.qnet")
-    x = example_input(n_samples=200)
-    np.save(out / "spikes.npy", x)
-    print(f"wrote {netp} and {out / 'spikes.npy'} (input {x.shape}, density {x.mean():.2f})")
-
-    sh(quantal, "inspect", str(netp))
     t0 = time.perf_counter()
-    sh(quantal, "run", str(netp), "--input", str(out / "spikes.npy"), "--out", str(out / "run.npz"),
-       "--steps", "30", "--trials", str(args.trials), "--seed", "1", "--record", "spikes,counts")  # fmt: skip
-    elapsed = time.perf_counter() - t0
 
-    res = np.load(out / "run.npz")
+    run_dir, netp = out / "train", out / "demo.qnet"
+    sh(quantal, "train", args.config, "--out", str(run_dir))
+    sh(quantal, "compile", str(run_dir), "-o", str(netp), "--name", "demo")
+    clean = json.loads(sh(quantal, "eval", str(netp), "--data", "digits", "--deterministic", "--json", capture=True))
+    print(f"clean (mean-field) accuracy {clean['accuracy']:.2%}")
+    stoch = json.loads(sh(quantal, "eval", str(netp), "--data", "digits", "--trials", str(args.trials), "--json",
+                          capture=True))  # fmt: skip
+    lo, hi = stoch["ci95"]
+    print(f"stochastic accuracy {stoch['accuracy']:.2%}, 95% CI [{lo:.2%}, {hi:.2%}] over {stoch['trials']} trials")
+    sh(quantal, "inspect", str(netp), "--data", "digits")
+    inspect = json.loads(sh(quantal, "inspect", str(netp), "--data", "digits", "--json", capture=True))
+
+    # one test digit through `quantal run` for the raster
+    net = ir.load(netp)
+    spec = net.metadata["input"]
+    test = load("digits", "test")
+    x = encode(test.x[:1], spec["encoder"], spec["steps"], max_rate=spec["max_rate"], seed=0)
+    np.save(out / "digit.npy", x)
+    sh(quantal, "run", str(netp), "--input", str(out / "digit.npy"), "--out", str(out / "digit.npz"),
+       "--steps", str(spec["run_steps"]), "--record", "spikes,v")  # fmt: skip
+    res = np.load(out / "digit.npz")
+
+    # plots
+    rows = json.loads((run_dir / "metrics.json").read_text())
+    acc = net.metadata["quantization"]["accuracy"]
+    figs = [
+        plots.training_curve(rows, out / "training_curve.png"),
+        plots.accuracy_bars([
+            ("float\n(PyTorch)", acc["float"], None),
+            ("fake-quant\n(PyTorch, exact IR)", acc["fake_quant"], None),
+            ("hwsim\n(1 run, same seed)", acc["hwsim"], None),
+            ("hwsim clean\n(mean-field)", clean["accuracy"], tuple(clean["ci95"])),
+            (f"hwsim stochastic\n({stoch['trials']} trials)", stoch["accuracy"], tuple(stoch["ci95"])),
+        ], out / "accuracy.png"),  # fmt: skip
+        plots.raster(
+            [("input", x[0])] + [(la.name, res[f"{la.name}.spikes"][0]) for la in net.layers[:-1]],
+            (net.layers[-1].name, res[f"{net.layers[-1].name}.v"][0]), out / "raster.png",
+            title=f"test digit {int(test.y[0])}: spikes per layer and the readout's v",
+        ),
+    ]  # fmt: skip
+
+    summary = {
+        "network": str(netp), "checkpoint": str(run_dir / ("qat.pt" if (run_dir / "qat.pt").exists() else "last.pt")),
+        "training": rows[-1], "accuracy": {**acc, "hwsim_clean_mean_field": clean, "hwsim_stochastic": stoch},
+        "fake_quant_equals_hwsim": net.metadata["quantization"]["fake_quant_equals_hwsim"],
+        "quantization": net.metadata["quantization"]["layers"], "totals": inspect["totals"],
+        "activity": inspect["activity"], "figures": [str(f) for f in figs], "seconds": time.perf_counter() - t0,
+    }  # fmt: skip
+    atomic_write(out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
+
     print("\nsummary")
-    for layer in net.layers:
-        if layer.neuron.kind == "readout":
-            continue
-        s = res[f"{layer.name}.spikes"]
-        print(f"  {layer.name:8s} mean firing {s.mean():.3f} spikes/neuron/step over {s.shape[0]} trials")
-    counts = res["out.counts"].astype(np.float64)  # (trials, samples, classes): final readout potentials
-    pred = counts.argmax(-1)  # (trials, samples)
-    labels = np.arange(x.shape[0]) % 10
-    acc = (pred == labels).mean(axis=1)
-    agree = (pred == pred[0]).mean()
-    print(f"  readout  argmax matches the input's class on {acc.mean():.1%} of samples "
-          f"(trial-to-trial sd {acc.std():.1%}: the stochastic synapses at work)")  # fmt: skip
-    print(f"  readout  predictions agree with trial 0 on {agree:.1%} of (trial, sample) pairs")
-    print(f"\nrun took {elapsed:.1f} s including start-up; everything is in {out}/")
+    print(f"  float {acc['float']:.1%} -> fake-quant {acc['fake_quant']:.1%} -> hwsim {acc['hwsim']:.1%} "
+          f"(fake-quant and hwsim identical: {summary['fake_quant_equals_hwsim']})")  # fmt: skip
+    print(f"  hwsim clean (mean-field) {clean['accuracy']:.1%}; stochastic {stoch['accuracy']:.1%} "
+          f"[{lo:.1%}, {hi:.1%}] over {stoch['trials']} trials")  # fmt: skip
+    a = inspect["activity"]
+    print(f"  {a['per_inference']['synops']:,.0f} synaptic ops and ~{a['energy_nj_per_inference']:,.0f} nJ per "
+          f"inference (Loihi figures), {inspect['totals']['cores']} cores")  # fmt: skip
+    print(f"\nwritten to {out}/:")
+    for f in [run_dir / "metrics.csv", Path(summary["checkpoint"]), netp, out / "summary.json", *figs]:
+        print(f"  {f}")
+    print(f"({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
