@@ -9,7 +9,8 @@ import pytest
 @pytest.mark.parametrize(
     "module",
     ["quantal", "quantal.compile", "quantal.compile.reference", "quantal.hwsim", "quantal.train",
-     "quantal.targets", "quantal.cli", "quantal.inspect"],
+     "quantal.targets", "quantal.cli", "quantal.inspect", "quantal.pipeline", "quantal.cost", "quantal.plots",
+     "quantal.compile.transform", "quantal.train.data"],
 )  # fmt: skip
 def test_import_is_cheap(module):
     code = f"import sys, {module}; print(sorted(m for m in ('torch', 'numba') if m in sys.modules))"
