@@ -124,15 +124,19 @@ class QuantLayer(nn.Module):
         return self.bias_mant() * 2.0 ** self.bias_exp.to(DTYPE)  # << bias_exp: exact power-of-two product
 
     # -- dynamics --------------------------------------------------------------------------------------
-    def synaptic_input(self, src: torch.Tensor, draws: torch.Tensor | None) -> torch.Tensor:
+    def synaptic_input(self, src: torch.Tensor, events: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+                       ) -> torch.Tensor:  # fmt: skip
         """``a = wrap32(floor(sum_j src_j (weight_fixed + xi * weight) 2**weight_exp))`` for spikes ``src``
-        (batch, n_in) of step t-1; ``draws`` (batch, n_in, size) are the stream-1 bytes (None: reliable)."""
+        (batch, n_in) of step t-1. ``events`` = (sample rows, inputs, stream-1 bytes (E, size)) of the active
+        inputs of a stochastic layer (None: reliable synapses)."""
         m = self.mantissa()
         if self.release is None:
             total = src @ m.T
         else:
-            xi = (draws <= self.release.T[None]).to(DTYPE)  # transmit iff byte <= release[i, j]
-            total = torch.einsum("bj,bji,ij->bi", src, xi, m)
+            rows, cols, draws = events
+            xi = (draws <= self.release[:, cols].T).to(DTYPE)  # (E, size): transmit iff byte <= release[i, j]
+            contrib = src[rows, cols][:, None] * xi * m[:, cols].T  # each event's transmitted weights
+            total = torch.zeros(src.shape[0], m.shape[0], dtype=DTYPE).index_add(0, rows, contrib)
         mf = self.mantissa_fixed()
         if mf is not None:
             total = total + src @ mf.T
@@ -214,13 +218,15 @@ class QuantNet(nn.Module):
                     src = x[:, t - 1] if 1 <= t <= t_in else no_input
                 else:
                     src = prev[li - 1]
-                draws = None
-                if la.release is not None:
-                    draws = torch_streams.release_bytes(seed, trial, samples, t, li, la.spec.n_in, la.spec.size)
+                events = None
+                if la.release is not None:  # stream 1 is drawn for active inputs only (event-driven)
+                    rows, cols = torch.nonzero(src.detach(), as_tuple=True)
+                    events = (rows, cols, torch_streams.event_bytes(seed, trial, samples[rows], t, li, cols,
+                                                                    la.spec.size))  # fmt: skip
                 esc = None
                 if la.theta is not None:
                     esc = torch_streams.escape_uniforms(seed, trial, samples, t, li, la.spec.size)
-                a = la.synaptic_input(src, draws)
+                a = la.synaptic_input(src, events)
                 s, u[li], v[li] = la.step(a, u[li], v[li], biases[li], esc)
                 cur.append(s)
                 rec["spikes"][li].append(s)

@@ -49,31 +49,33 @@ def word(k: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return mix(k + _G * (m + 1))  # product and sum wrap modulo 2**64
 
 
+def event_bytes(seed: int, trial: int, samples: torch.Tensor, step: int, layer: int, inputs: torch.Tensor,
+                size: int) -> torch.Tensor:  # fmt: skip
+    """Stream-1 bytes for spike events: event e is input ``inputs[e]`` active in sample ``samples[e]`` at
+    ``step``; returns int64 (E, size), entry [e, i] is compared with ``release[i, inputs[e]]``."""
+    h = key(None, seed, STREAM_RELEASE, trial)
+    k = key(h, samples.to(torch.int64), step, layer, inputs.to(torch.int64))  # (E,)
+    n_words = (size + 7) // 8
+    w = word(k[:, None], torch.arange(n_words, dtype=torch.int64)[None, :])  # (E, n_words), byte i in word i // 8
+    shifts = 8 * torch.arange(8, dtype=torch.int64)
+    # byte b of a word: arithmetic shift right by 8 b, then the low 8 bits (the mask drops copied sign bits)
+    return ((w[:, :, None] >> shifts) & 0xFF).reshape(len(k), 8 * n_words)[:, :size]
+
+
 def release_bytes(seed: int, trial: int, samples: torch.Tensor, step: int, layer: int, n_in: int,
                   size: int) -> torch.Tensor:  # fmt: skip
     """Stream-1 bytes for every input of a layer: int64 (batch, n_in, size), entry [b, j, i] is the byte that
     post-neuron i compares with ``release[i, j]`` when input j is active at ``step`` in sample ``samples[b]``."""
-    h = key(None, seed, STREAM_RELEASE, trial)
-    h = key(h, samples.to(torch.int64))  # (B,)
-    h = key(h, step, layer)
-    j = torch.arange(n_in, dtype=torch.int64)
-    k = key(h[:, None], j[None, :])  # (B, n_in)
-    i = torch.arange(size, dtype=torch.int64)
-    w = word(k[:, :, None], (i // 8)[None, None, :])  # (B, n_in, size): the word holding byte i
-    return _byte(w, i)
-
-
-def _byte(w: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-    """Byte ``i % 8`` of each word: a logical shift right by 8 (i % 8), then the low 8 bits."""
-    shift = 8 * (i % 8)
-    return (w >> shift) & 0xFF  # the arithmetic shift only copies sign bits above bit 63 - shift: masked
+    b = samples.to(torch.int64).repeat_interleave(n_in)
+    j = torch.arange(n_in, dtype=torch.int64).repeat(len(samples))
+    return event_bytes(seed, trial, b, step, layer, j, size).reshape(len(samples), n_in, size)
 
 
 def escape_uniforms(seed: int, trial: int, samples: torch.Tensor, step: int, layer: int, size: int) -> torch.Tensor:
     """Stream-2 uniforms U in [0, 65535], int64 (batch, size)."""
     h = key(None, seed, STREAM_ESCAPE, trial)
-    h = key(h, samples.to(torch.int64))
-    h = key(h, step, layer)  # (B,)
-    i = torch.arange(size, dtype=torch.int64)
-    w = word(h[:, None], (i // 4)[None, :])
-    return (w >> (16 * (i % 4))) & 0xFFFF  # lane i % 4; the mask drops any copied sign bits
+    h = key(h, samples.to(torch.int64), step, layer)  # (B,)
+    n_words = (size + 3) // 4
+    w = word(h[:, None], torch.arange(n_words, dtype=torch.int64)[None, :])  # lane i in word i // 4
+    shifts = 16 * torch.arange(4, dtype=torch.int64)
+    return ((w[:, :, None] >> shifts) & 0xFFFF).reshape(len(h), 4 * n_words)[:, :size]  # mask drops sign bits
