@@ -1,0 +1,128 @@
+"""Device models against closed forms: programming noise per conductance bin, drift factors, stuck-at
+fractions, levels, device-to-device spread, drift compensation; the ideal device is exact."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from quantal.hwsim import devices as D
+
+N = 40_000  # devices per check; tolerances below are ~4.5 standard errors (false alarm ~1e-5 per check)
+
+
+def const(m: int, n: int = N) -> np.ndarray:
+    return np.full((1, n), m, dtype=np.int8)
+
+
+def test_ideal_is_exact_and_its_fixed_point_form_too():
+    rng = np.random.default_rng(0)
+    m = rng.integers(-128, 128, (30, 40)).astype(np.int8)
+    ideal = D.from_config("ideal").model
+    w = D.realize(ideal, m, 86400.0, seed=3, trial=2, layer=1)
+    assert np.array_equal(w, m.astype(np.float64))
+    assert np.array_equal(D.to_fixed(w), m.astype(np.int64) << 16)  # Q.16: m * 2**16 exactly
+
+
+def test_draws_are_reproducible_per_seed_and_trial():
+    pcm = D.from_config("pcm").model
+    m = np.random.default_rng(1).integers(-128, 128, (8, 9)).astype(np.int8)
+    a = D.realize(pcm, m, 3600.0, seed=5, trial=0, layer=0)
+    assert np.array_equal(a, D.realize(pcm, m, 3600.0, seed=5, trial=0, layer=0))
+    assert not np.array_equal(a, D.realize(pcm, m, 3600.0, seed=5, trial=1, layer=0))
+    assert not np.array_equal(a, D.realize(pcm, m, 3600.0, seed=5, trial=0, layer=1))
+
+
+@pytest.mark.parametrize("m", [32, 64, 96, 127])
+def test_pcm_programming_noise_sigma_per_conductance_bin(m):
+    pcm = D.PCM(drift_compensation=False)
+    gp, _ = D.conductances(pcm, const(m), 0.0, seed=1, trial=0, layer=0)  # t = 0: no drift
+    g_hat = m / 128
+    sigma = 0.26348 + 1.9650 * g_hat - 1.1731 * g_hat**2
+    assert abs(gp.mean() - 25 * g_hat) < 4.5 * sigma / math.sqrt(N)
+    # the sample sd of N normals has relative standard error ~ 1 / sqrt(2 N)
+    assert abs(gp.std(ddof=1) / sigma - 1) < 4.5 / math.sqrt(2 * N)
+
+
+@pytest.mark.parametrize("t", [3600.0, 86400.0])
+@pytest.mark.parametrize("m", [16, 64, 127])
+def test_pcm_mean_drift_factor_matches_the_folded_normal_integral(t, m):
+    pcm = D.PCM(drift_compensation=False)
+
+    class NoProg(D.PCM):
+        def prog_sigma_of(self, g_hat):
+            return np.zeros_like(g_hat)
+
+    model = NoProg(drift_compensation=False)
+    gp, _ = D.conductances(model, const(m), t, seed=2, trial=0, layer=0)
+    factor = gp / (25 * m / 128)
+    g_hat = np.array([m / 128])
+    mu, sd = (float(v[0]) for v in pcm.nu_params(g_hat))
+    r = (t + 20.0) / 20.0
+    # E[r**-|X|], X ~ N(mu, sd): integrate over the folded normal's density
+    want = integrate.quad(lambda nu: r**-nu * (stats.norm.pdf(nu, mu, sd) + stats.norm.pdf(-nu, mu, sd)), 0, 1)[0]
+    assert abs(factor.mean() - want) < 4.5 * factor.std(ddof=1) / math.sqrt(N)
+
+
+def test_stuck_at_fractions():
+    model = D.DeviceModel(p_stuck_on=0.03, p_stuck_off=0.05)
+    gp, gm = D.conductances(model, const(64), 0.0, seed=4, trial=0, layer=0)
+    on, off = (gp == 25.0).mean(), (gp == 0.0).mean()
+    for frac, p in ((on, 0.03), (off, 0.05)):
+        assert abs(frac - p) < 4.5 * math.sqrt(p * (1 - p) / N)
+    assert abs((gm == 25.0).mean() - 0.03) < 4.5 * math.sqrt(0.03 * 0.97 / N)  # G- stuck on too
+
+
+def test_levels_put_conductances_on_the_grid():
+    model = D.DeviceModel(levels=5)
+    m = np.arange(-128, 128, dtype=np.int8).reshape(1, -1)
+    gp, gm = D.conductances(model, m, 0.0, seed=0, trial=0, layer=0)
+    step = 25.0 / 4
+    assert np.allclose(gp / step, np.rint(gp / step)) and np.allclose(gm / step, np.rint(gm / step))
+    assert np.abs(gp - np.maximum(m, 0) / 128 * 25).max() <= step / 2 + 1e-12  # nearest level
+
+
+def test_device_to_device_spread():
+    model = D.DeviceModel(d2d_sigma=0.1)
+    gp, _ = D.conductances(model, const(100), 0.0, seed=7, trial=0, layer=0)
+    rel = gp / (25 * 100 / 128)
+    assert abs(rel.std(ddof=1) / 0.1 - 1) < 4.5 / math.sqrt(2 * N) and abs(rel.mean() - 1) < 4.5 * 0.1 / math.sqrt(N)
+
+
+def test_drift_compensation_restores_the_mean_weight():
+    pcm = D.from_config("pcm").model
+    m = np.random.default_rng(3).integers(-128, 128, (50, 60)).astype(np.int8)
+    at0 = D.realize(pcm, m, 0.0, seed=1, trial=0, layer=0)
+    later = D.realize(pcm, m, 86400.0 * 365, seed=1, trial=0, layer=0)
+    assert np.abs(later).sum() == pytest.approx(np.abs(at0).sum(), rel=1e-12)  # same programming noise draws
+    raw = D.realize(D.PCM(drift_compensation=False), m, 86400.0 * 365, seed=1, trial=0, layer=0)
+    assert np.abs(raw).sum() < 0.8 * np.abs(at0).sum()  # uncompensated drift loses > 20% in a year
+
+
+def test_pcm_read_noise_formula():
+    pcm = D.PCM()
+    g = np.array([25.0, 5.0])
+    got = pcm.read_sigma(g, 3600.0)
+    q = np.minimum(0.0088 / (g / 25) ** 0.65, 0.2)
+    assert np.allclose(got, g * q * math.sqrt(math.log((3600 + 20 + 250e-9) / (2 * 250e-9))))
+
+
+@pytest.mark.parametrize("cfg,match", [
+    ({"preset": "flash"}, "preset"), ({"model": "memristor"}, "model"), ({"prog_sigma": -1}, "prog_sigma"),
+    ({"levels": 1}, "levels"), ({"preset": "pcm", "gmax": 3}, "gmax"), ({"time": -5}, "time"),
+    ({"p_stuck_on": 0.7, "p_stuck_off": 0.7}, "p_stuck"),
+])  # fmt: skip
+def test_bad_configurations_name_the_key(cfg, match):
+    with pytest.raises(D.DeviceError, match=match):
+        D.from_config(cfg)
+
+
+def test_presets_and_yaml(tmp_path):
+    p = tmp_path / "dev.yaml"
+    p.write_text("preset: pcm\ntime: 3600\n")
+    spec = D.load(p)
+    assert isinstance(spec.model, D.PCM) and spec.time == 3600.0 and spec.preset == "pcm"
+    assert D.from_config("rram").model.levels == 32 and D.from_config("ideal").model.noiseless
+    with pytest.raises(D.DeviceError, match="no such file"):
+        D.load(tmp_path / "none.yaml")
