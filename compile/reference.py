@@ -37,6 +37,19 @@ def wrap_current(d: np.ndarray) -> np.ndarray:
     return np.where(d > U_WRAP, d - 2 * U_WRAP, np.where(d <= -U_WRAP, d + 2 * U_WRAP, d))
 
 
+def synaptic_input_q16(layer: Layer, active: np.ndarray, xi: np.ndarray | None, wq: np.ndarray,
+                      wfq: np.ndarray | None) -> np.ndarray:  # fmt: skip
+    """``synaptic_input`` for device weights: ``wq``/``wfq`` are realised weights, int64 with 16 fractional
+    bits (docs/devices.md); ``a = floor(sum * 2**weight_exp / 2**16)``, wrapped to 32 bits."""
+    w = wq[:, active]
+    if xi is not None:
+        w = w * xi
+    total = w.sum(axis=1)
+    if wfq is not None:
+        total = total + wfq[:, active].sum(axis=1)
+    return wrap32(total >> (16 - layer.synapse.weight_exp))  # exact int64 sum; the shift floors
+
+
 def synaptic_input(layer: Layer, active: np.ndarray, xi: np.ndarray | None) -> np.ndarray:
     """``a = floor(sum_{j in active} (weight_fixed[:, j] + xi[:, j] * weight[:, j]) * 2**weight_exp)``.
 
@@ -106,10 +119,11 @@ def lif_step(
 
 
 def run_sample(
-    net: Network, x: np.ndarray, steps: int, seed: int, trial: int, sample: int
+    net: Network, x: np.ndarray, steps: int, seed: int, trial: int, sample: int,
+    device_weights: list[tuple[np.ndarray, np.ndarray | None]] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Simulate one sample: ``x`` is (T_in, input.size) of 0/1. Returns, per layer, spikes/u/v of shape
-    (steps, size)."""
+    (steps, size). ``device_weights``: per layer the realised (weight, weight_fixed) in Q.16, or None."""
     params = [lif_params(layer.neuron, layer.size) for layer in net.layers]
     state = [LIFState(np.zeros(layer.size, np.int64), np.zeros(layer.size, np.int64)) for layer in net.layers]
     prev = [np.zeros(layer.size, dtype=bool) for layer in net.layers]  # spikes of step t-1
@@ -129,7 +143,10 @@ def run_sample(
             if layer.synapse.release is not None and active.size:
                 draws = streams.release_bytes(seed, trial, sample, t, li, active, layer.size)  # (J, size)
                 xi = (draws.T <= layer.synapse.release[:, active]).astype(np.int64)
-            a = synaptic_input(layer, active, xi)
+            if device_weights is None:
+                a = synaptic_input(layer, active, xi)
+            else:
+                a = synaptic_input_q16(layer, active, xi, *device_weights[li])
             esc_u = None
             if params[li].escape_theta is not None:
                 esc_u = streams.escape_uniforms(seed, trial, sample, t, li, layer.size)
@@ -143,11 +160,13 @@ def run_sample(
 
 
 def simulate(net: Network, spikes: np.ndarray, spec: RunSpec | None = None, *, sample_offset: int = 0,
-             **kwargs: object) -> dict[str, np.ndarray]:
+             device_weights: object = None, **kwargs: object) -> dict[str, np.ndarray]:
     """Run ``spikes`` (n_samples, T_in, input.size) through ``net``; outputs as in :mod:`.runspec`.
 
     ``spec`` or keyword arguments (steps, seed, trials, record, layers) select what to run and record.
     ``sample_offset`` is the index of ``spikes[0]`` in the whole input (it selects the random streams).
+    ``device_weights(seed, trial)``, if given, returns per layer the device's realised (weight,
+    weight_fixed) as int64 with 16 fractional bits (``quantal.hwsim.devices``); they replace the mantissas.
     """
     spec = spec if spec is not None else RunSpec(**kwargs)  # type: ignore[arg-type]
     x = check_input(spikes, net)
@@ -155,8 +174,9 @@ def simulate(net: Network, spikes: np.ndarray, spec: RunSpec | None = None, *, s
     out = allocate(net, x.shape[0], steps, spec)
     recorded = spec.layer_indices(net)
     for r in range(spec.n_trials()):
+        dw = None if device_weights is None else device_weights(spec.seed, r)  # type: ignore[operator]
         for n in range(x.shape[0]):
-            rec = run_sample(net, x[n], steps, spec.seed, r, sample_offset + n)
+            rec = run_sample(net, x[n], steps, spec.seed, r, sample_offset + n, dw)
             for li in recorded:
                 layer = net.layers[li]
                 for q in spec.record:

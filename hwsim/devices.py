@@ -290,3 +290,16 @@ def realize(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, trial:
 def to_fixed(w: np.ndarray) -> np.ndarray:
     """Realised weights as int64 with 16 fractional bits (round half to even): sub-LSB precision, exact sums."""
     return np.rint(np.asarray(w, dtype=np.float64) * 2.0**Q_FRAC).astype(np.int64)
+
+
+def layer_weights(spec: DeviceSpec, net: Any, seed: int, trial: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Per layer of ``net`` the realised (weight, weight_fixed) in Q.16 for (seed, trial): the form the
+    reference executor takes (``reference.simulate(..., device_weights=lambda s, r: layer_weights(...))``)."""
+    out = []
+    for li, la in enumerate(net.layers):
+        syn = la.synapse
+        w = to_fixed(realize(spec.model, syn.weight, spec.time, seed=seed, trial=trial, layer=li, array=0))
+        f = None if syn.weight_fixed is None else to_fixed(
+            realize(spec.model, syn.weight_fixed, spec.time, seed=seed, trial=trial, layer=li, array=1))
+        out.append((w, f))
+    return out

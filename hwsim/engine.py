@@ -17,6 +17,7 @@ from quantal.compile.ir import Network
 from quantal.compile.runspec import DTYPES, RunError, RunSpec, allocate, check_input, n_steps
 
 from . import kernels
+from .devices import DeviceSpec, layer_weights
 
 # The int32 accumulator of the kernels cannot overflow while n_in * 2 * 127 < 2**31.
 MAX_FAN_IN = (2**31 - 1) // 254
@@ -25,7 +26,10 @@ MAX_FAN_IN = (2**31 - 1) // 254
 class Simulator:
     """A network prepared for the Numba kernels. Immutable after construction; thread-safe to call."""
 
-    def __init__(self, net: Network) -> None:
+    def __init__(self, net: Network, device: DeviceSpec | None = None) -> None:
+        if device is not None and not isinstance(device, DeviceSpec):
+            raise TypeError(f"device must be a DeviceSpec (quantal.hwsim.devices), got {type(device).__name__}")
+        self.device = device
         if not isinstance(net, Network):
             raise TypeError(f"Simulator expects a Network, got {type(net).__name__}")
         if sys.byteorder != "little":  # pragma: no cover - all supported platforms are little-endian
@@ -84,6 +88,16 @@ class Simulator:
                 tables.append(streams.escape_thresholds(la.neuron.escape_noise.scale).astype(np.float64))
         self.esc_tab = np.stack(tables) if tables else np.zeros((1, streams.ESCAPE_LEVELS), np.float64)
 
+    def device_weights(self, seed: int, trial: int) -> tuple[np.ndarray, np.ndarray]:
+        """The device's realised weights (and reliable weights) for (seed, trial), int64 with 16 fractional
+        bits, transposed and concatenated like ``wT`` (one column per input)."""
+        wq, wfq = np.zeros(self.wT.shape, np.int64), np.zeros(max(self.wfT.size, 1), np.int64)
+        for li, (w, f) in enumerate(layer_weights(self.device, self.net, seed, trial)):  # type: ignore[arg-type]
+            wq[self.w_off[li]: self.w_off[li] + w.size] = np.ascontiguousarray(w.T).ravel()
+            if f is not None:
+                wfq[self.fix_off[li]: self.fix_off[li] + f.size] = np.ascontiguousarray(f.T).ravel()
+        return wq, wfq
+
     def run(
         self,
         spikes: np.ndarray,
@@ -120,8 +134,14 @@ class Simulator:
         threads = max(1, _num_threads())
         from tqdm.auto import tqdm
 
+        dev = self.device is not None
+        qshift = (16 - self.wexp).astype(np.int64)  # device path: a = sum_q16 >> (16 - weight_exp)
+        small = np.zeros_like(self.small) if dev else self.small  # device weights can exceed the int8 worst case
+        wq = wfq = np.zeros(1, np.int64)
         with tqdm(total=spec.n_trials() * n, unit="sample", disable=not progress, leave=False) as bar:
             for r in range(spec.n_trials()):
+                if dev:  # static device effects: drawn once per (seed, trial)
+                    wq, wfq = self.device_weights(spec.seed, r)
                 for b0 in range(0, n, batch_size):
                     b1 = min(n, b0 + batch_size)
                     # Concatenated per-quantity buffers of the batch (one column block per recorded layer);
@@ -137,9 +157,10 @@ class Simulator:
                         self.size, self.w_off, self.wT, self.wmax,
                         self.has_rel, self.rel_off, self.relT, self.has_fix, self.fix_off, self.wfT,
                         self.cdecay, self.vdecay, self.vth, self.spiking, self.nrn_off, self.biasf, self.bias_zero,
-                        self.esc, self.esc_tab, self.scale_w, self.small,
+                        self.esc, self.esc_tab, self.scale_w, small,
                         offs["spikes"], offs["u"], offs["v"], offs["counts"],
                         buf["spikes"], buf["u"], buf["v"], buf["counts"],
+                        dev, wq, wfq, qshift,
                     )  # fmt: skip
                     for q in spec.record:
                         for li in recorded:
@@ -161,7 +182,9 @@ def _num_threads() -> int:
 
 
 def simulate(
-    net: Network, spikes: np.ndarray, spec: RunSpec | None = None, *, sample_offset: int = 0, **kwargs: object
+    net: Network, spikes: np.ndarray, spec: RunSpec | None = None, *, sample_offset: int = 0,
+    device: DeviceSpec | None = None, **kwargs: object
 ) -> dict[str, np.ndarray]:
-    """Run ``spikes`` through ``net`` on the Numba engine (same arguments and outputs as the reference)."""
-    return Simulator(net).run(spikes, spec, sample_offset=sample_offset, **kwargs)
+    """Run ``spikes`` through ``net`` on the Numba engine (same arguments and outputs as the reference);
+    ``device`` simulates the weights on a device model (docs/devices.md)."""
+    return Simulator(net, device).run(spikes, spec, sample_offset=sample_offset, **kwargs)

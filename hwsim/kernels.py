@@ -182,6 +182,44 @@ def accumulate(  # pragma: no cover - compiled
                 acc[i] += fcol[i]
 
 
+@njit(cache=True, inline="always")
+def accumulate_q(  # pragma: no cover - compiled
+    acc, acc64, cnt, idx, sz, wqT, w_off, has_rel, relT, rel_off, has_fix, wfqT, fix_off, hp, words, wbytes, qshift
+):
+    # Device weights (hwsim/devices.py): realised weights are int64 with 16 fractional bits, so the sum is exact
+    # in any order; a = floor(sum * 2**weight_exp / 2**16) = sum >> (16 - weight_exp) (arithmetic shift floors;
+    # 16 - weight_exp is in [9, 24]), then wrapped to 32 bits as in the integer path.
+    for i in range(sz):
+        acc64[i] = 0
+    if cnt > 0:
+        if has_rel:
+            nw = (sz + 7) // 8
+            for a in range(cnt):
+                j = idx[a]
+                k = absorb(hp, j)  # key(seed, 1, trial, sample, t, layer, j)
+                for m in range(nw):
+                    words[m] = mix(k + G * np.uint64(m + 1))  # word(k, m), wrapping
+                wcol = wqT[w_off + j * sz: w_off + (j + 1) * sz]
+                rcol = relT[rel_off + j * sz: rel_off + (j + 1) * sz]
+                for i in range(sz):
+                    acc64[i] += wcol[i] * (wbytes[i] <= rcol[i])  # transmit iff byte i <= release
+        else:
+            for a in range(cnt):
+                j = idx[a]
+                wcol = wqT[w_off + j * sz: w_off + (j + 1) * sz]
+                for i in range(sz):
+                    acc64[i] += wcol[i]
+        if has_fix:
+            for a in range(cnt):
+                j = idx[a]
+                fcol = wfqT[fix_off + j * sz: fix_off + (j + 1) * sz]
+                for i in range(sz):
+                    acc64[i] += fcol[i]
+    for i in range(sz):
+        a_i = acc64[i] >> qshift  # floor(sum / 2**(16 - weight_exp))
+        acc[i] = ((a_i + 2**31) & 0xFFFFFFFF) - 2**31  # two's-complement wrap to 32 bits
+
+
 @njit(cache=True, parallel=True)
 def run_kernel(  # pragma: no cover - compiled
     x, steps, seed, trial, sample_offset, chunk,
@@ -189,6 +227,7 @@ def run_kernel(  # pragma: no cover - compiled
     cdecay, vdecay, vth, spiking, nrn_off, biasf, bias_zero, esc, esc_tab, scale_w, small,
     rec_spk, rec_u, rec_v, rec_cnt,
     out_spk, out_u, out_v, out_cnt,
+    dev, wqT, wfqT, qshift,
 ):
     n_samples = x.shape[0]
     t_in = x.shape[1]
@@ -211,6 +250,7 @@ def run_kernel(  # pragma: no cover - compiled
         in_idx = np.zeros(x.shape[2] + 1, np.int32)
         acc = np.zeros(max_size, np.int32)
         acc16 = np.zeros(max_size, np.int16)
+        acc64 = np.zeros(max_size, np.int64)
         sbuf = np.zeros(max_size, np.uint8)
         words = np.zeros(n_words, np.uint64)
         wbytes = words.view(np.uint8)  # byte i of the buffer = (words[i // 8] >> 8*(i % 8)) & 0xFF
@@ -242,7 +282,10 @@ def run_kernel(  # pragma: no cover - compiled
                     if has_rel[li] and cnt > 0:
                         # stream 1: k = key(seed, 1, trial, sample, t, layer, j); hp absorbs all but j
                         hp = layer_key(seed_u, 1, trial, sample, t, li)
-                    if cnt * wmax[li] < 32768:
+                    if dev:
+                        accumulate_q(acc, acc64, cnt, idx, sz, wqT, w_off[li], has_rel[li], relT, rel_off[li],
+                                     has_fix[li], wfqT, fix_off[li], hp, words, wbytes, qshift[li])
+                    elif cnt * wmax[li] < 32768:
                         accumulate(acc16, cnt, idx, sz, wT, w_off[li], has_rel[li], relT, rel_off[li],
                                    has_fix[li], wfT, fix_off[li], hp, words, wbytes)
                         for i in range(sz):
@@ -261,7 +304,7 @@ def run_kernel(  # pragma: no cover - compiled
                     # floor/trunc/min/max are exact, so the results equal the integer arithmetic bit for bit
                     # (tests/hwsim) while the loop vectorises on AVX2, which lacks 64-bit integer shifts,
                     # multiplies and min/max.
-                    sc = scale_w[li]  # 2**weight_exp
+                    sc = 1.0 if dev else scale_w[li]  # 2**weight_exp (device path: already applied)
                     dc = 4096.0 - cdecay[li]
                     dv = 4096.0 - vdecay[li]
                     # v > threshold << 6 spikes (MSB alignment by 6 bits); a readout never spikes

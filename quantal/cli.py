@@ -51,8 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from quantal.compile.ir import atomic_write
     from quantal.compile.runspec import RunSpec, parse_list
 
-    if args.device is not None:
-        raise UsageError("--device: device models are not available in this version of quantal yet")
+    device = _device(args)
     net = _load_net(args.net)
     spikes = _load_spikes(args.input)
     spec = RunSpec(
@@ -64,12 +63,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     from quantal.hwsim import Simulator
 
-    out = Simulator(net).run(spikes, spec, progress=sys.stderr.isatty() and not args.quiet)
+    out = Simulator(net, device).run(spikes, spec, progress=sys.stderr.isatty() and not args.quiet)
     atomic_write(args.out, lambda f: np.savez(f, **out))
     if not args.quiet:
         parts = [f"{k} {v.shape}" for k, v in out.items()]
         print(f"wrote {args.out}: " + ", ".join(parts))
     return 0
+
+
+def _device(args: argparse.Namespace) -> Any:
+    """The device of ``--device FILE.yaml|PRESET`` at ``--time`` seconds (None without --device)."""
+    from quantal.hwsim import devices
+
+    if args.device is None:
+        if args.time is not None:
+            raise UsageError("--time needs --device")
+        return None
+    if Path(args.device).is_file():
+        return devices.load(args.device, time=args.time)
+    if args.device in devices.PRESETS:
+        return devices.from_config({"preset": args.device}, time=args.time)
+    raise UsageError(f"--device: {args.device}: no such file (or preset: {', '.join(devices.PRESETS)})")
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -139,8 +153,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.deterministic:
         net, clipped = mean_field(net)
         note = f" (mean-field: stochastic synapses at their expected weight, {clipped} clipped)"
+    device = _device(args)
+    if device is not None:
+        note += f" on device {args.device} at t = {device.time:g} s"
     res = evaluate(net, args.data, split=args.split, trials=args.trials, seed=args.seed, limit=args.limit,
-                   encoder=args.encoder, steps=args.steps, progress=sys.stderr.isatty())  # fmt: skip
+                   encoder=args.encoder, steps=args.steps, progress=sys.stderr.isatty(), device=device)  # fmt: skip
     res["deterministic"] = bool(args.deterministic)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -153,6 +170,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         accs = res["per_trial"]
         print(f"per trial: min {min(accs):.2%}, max {max(accs):.2%}")
     return 0
+
+
+def _float_arg(name: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number >= 0, got {text}")
+        return value
+
+    return parse
 
 
 def _int_arg(name: str, lo: int, hi: int | None = None) -> Any:
@@ -185,7 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="K repetitions with trial index 0..K-1 (adds a leading axis)")  # fmt: skip
     r.add_argument("--record", default="spikes", help="comma list of spikes,u,v,counts (default: spikes)")
     r.add_argument("--layers", default=None, help="comma list of layer names (default: all)")
-    r.add_argument("--device", default=None, metavar="DEVICE.yaml", help="device model (see docs/devices.md)")
+    r.add_argument("--device", default=None, metavar="DEVICE.yaml",
+                   help="device model: a YAML file or a preset (ideal, pcm, rram); see docs/devices.md")  # fmt: skip
+    r.add_argument("--time", type=_float_arg("--time"), default=None,
+                   help="seconds since programming (drift), overrides the device file's time")  # fmt: skip
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
 
@@ -231,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=_int_arg("--steps", 1), default=None, help="encoder steps (default: metadata)")
     e.add_argument("--deterministic", action="store_true",
                    help="evaluate the mean-field network (stochastic synapses at their expected weight)")  # fmt: skip
+    e.add_argument("--device", default=None, metavar="DEVICE.yaml", help="device model (YAML file or preset)")
+    e.add_argument("--time", type=_float_arg("--time"), default=None, help="seconds since programming")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
     return p
@@ -245,11 +280,13 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from quantal.compile.ir import IRError
     from quantal.compile.runspec import RunError
+    from quantal.hwsim.devices import DeviceError
     from quantal.pipeline import PipelineError
     from quantal.train.config import ConfigError
     from quantal.train.data import DataError
 
-    errors: tuple[type[Exception], ...] = (UsageError, IRError, RunError, ConfigError, DataError, PipelineError)
+    errors: tuple[type[Exception], ...] = (UsageError, IRError, RunError, ConfigError, DataError, PipelineError,
+                                           DeviceError)  # fmt: skip
     try:
         args = build_parser().parse_args(argv)
         if args.command == "compile":  # imports torch: only for this command

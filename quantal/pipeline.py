@@ -215,7 +215,7 @@ def is_stochastic(net: Network) -> bool:
 
 def evaluate(net: Network, data: str, *, split: str = "test", trials: int | None = None, seed: int = 0,
              limit: int | None = None, encoder: str | None = None, steps: int | None = None,
-             data_seed: int | None = None, progress: bool = False) -> dict[str, Any]:  # fmt: skip
+             data_seed: int | None = None, progress: bool = False, device: Any = None) -> dict[str, Any]:  # fmt: skip
     """Accuracy of ``net`` on a dataset through hwsim (see the module docstring)."""
     from quantal.hwsim import Simulator
     from quantal.train.data import encode
@@ -231,16 +231,17 @@ def evaluate(net: Network, data: str, *, split: str = "test", trials: int | None
     if spikes.shape[2] != net.input_size:
         raise PipelineError(f"{data} encoded with {spec['encoder']!r} has {spikes.shape[2]} channels but network "
                             f"{net.name!r} expects {net.input_size}")  # fmt: skip
-    k = trials if trials is not None else (10 if is_stochastic(net) else 1)
+    k = trials if trials is not None else (10 if is_stochastic(net) or device is not None else 1)
     out_layer = net.layers[-1].name
     from quantal.compile.runspec import RunSpec
 
-    res = Simulator(net).run(spikes, RunSpec(steps=int(spec["run_steps"]), seed=seed, trials=k, record=("counts",),
-                                             layers=(out_layer,)), progress=progress)  # fmt: skip
+    run = RunSpec(steps=int(spec["run_steps"]), seed=seed, trials=k, record=("counts",), layers=(out_layer,))
+    res = Simulator(net, device).run(spikes, run, progress=progress)
     counts = res[f"{out_layer}.counts"]  # (k, n, classes)
     accs = (counts.argmax(-1) == ds.y[None]).mean(axis=1)
     lo, hi, how = confidence_interval(accs, len(ds.y))
     return {"network": net.name, "dataset": data, "split": split, "samples": int(len(ds.y)), "trials": int(k),
             "seed": seed, "encoder": spec["encoder"], "steps": int(spec["steps"]), "run_steps": int(spec["run_steps"]),
             "accuracy": float(accs.mean()), "ci95": [float(lo), float(hi)], "ci_method": how,
-            "per_trial": [float(a) for a in accs], "stochastic": is_stochastic(net)}  # fmt: skip
+            "per_trial": [float(a) for a in accs], "stochastic": is_stochastic(net) or device is not None,
+            "device": None if device is None else {"config": device.config, "time": device.time}}  # fmt: skip

@@ -126,3 +126,57 @@ def test_presets_and_yaml(tmp_path):
     assert D.from_config("rram").model.levels == 32 and D.from_config("ideal").model.noiseless
     with pytest.raises(D.DeviceError, match="no such file"):
         D.load(tmp_path / "none.yaml")
+
+
+# ------------------------------------------------------------------- simulation on a device (hwsim == reference)
+
+
+@pytest.mark.parametrize("preset", ["ideal", "pcm", "rram"])
+def test_hwsim_on_a_device_equals_the_reference(preset):
+    from quantal.compile import reference
+    from quantal.compile.testing import random_network, random_spikes
+    from quantal.hwsim import simulate
+
+    rng = np.random.default_rng(12)
+    spec = D.from_config(preset, time=3600.0)
+    for k in range(3):
+        net = random_network(rng, [10, 12, 6], release="random", weight_fixed=bool(k % 2), escape=True, readout=True)
+        x = random_spikes(rng, 4, 6, 10)
+        kw = {"steps": 9, "seed": 3, "trials": 2, "record": ("spikes", "u", "v")}
+        hw = simulate(net, x, device=spec, batch_size=3, **kw)
+        ref = reference.simulate(net, x, device_weights=lambda s, r: D.layer_weights(spec, net, s, r), **kw)
+        for name in ref:
+            assert np.array_equal(ref[name], hw[name]), name
+        if preset == "ideal":  # the ideal device is the noiseless semantics, bit for bit
+            plain = simulate(net, x, **kw)
+            assert all(np.array_equal(plain[name], hw[name]) for name in plain)
+
+
+def test_cli_run_and_eval_take_a_device(tmp_path):
+    import subprocess
+    import sys
+
+    from quantal.compile import ir
+    from quantal.compile.testing import random_network, random_spikes
+
+    rng = np.random.default_rng(1)
+    netp = ir.save(random_network(rng, [6, 5, 3], readout=True), tmp_path / "n.qnet")
+    np.save(tmp_path / "x.npy", random_spikes(rng, 3, 4, 6))
+    dev = tmp_path / "dev.yaml"
+    dev.write_text("preset: pcm\ntime: 60\n")
+
+    def cli(*a):
+        return subprocess.run([sys.executable, "-m", "quantal", *a], capture_output=True, text=True)
+
+    base = ["run", str(netp), "--input", str(tmp_path / "x.npy"), "-q", "--record", "v"]
+    assert cli(*base, "--out", str(tmp_path / "a.npz"), "--device", str(dev)).returncode == 0
+    assert cli(*base, "--out", str(tmp_path / "b.npz"), "--device", "pcm", "--time", "60").returncode == 0
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)  # the file and the preset + --time agree
+    for args, msg in ((["--time", "5"], "--time needs --device"), (["--device", "flash"], "no such file"),
+                      (["--device", "pcm", "--time", "-1"], "--time")):  # fmt: skip
+        r = cli(*base, "--out", str(tmp_path / "c.npz"), *args)
+        assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1
+    dev.write_text("preset: pcm\nnu: 3\n")
+    r = cli(*base, "--out", str(tmp_path / "c.npz"), "--device", str(dev))
+    assert r.returncode == 2 and "nu: unknown parameter" in r.stderr
