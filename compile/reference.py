@@ -37,16 +37,24 @@ def wrap_current(d: np.ndarray) -> np.ndarray:
     return np.where(d > U_WRAP, d - 2 * U_WRAP, np.where(d <= -U_WRAP, d + 2 * U_WRAP, d))
 
 
-def synaptic_input_q16(layer: Layer, active: np.ndarray, xi: np.ndarray | None, wq: np.ndarray,
-                      wfq: np.ndarray | None) -> np.ndarray:  # fmt: skip
-    """``synaptic_input`` for device weights: ``wq``/``wfq`` are realised weights, int64 with 16 fractional
-    bits (docs/devices.md); ``a = floor(sum * 2**weight_exp / 2**16)``, wrapped to 32 bits."""
+def synaptic_input_q16(layer: Layer, active: np.ndarray, xi: np.ndarray | None, dev: tuple,
+                      read_z: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """``synaptic_input`` for device weights (docs/devices.md). ``dev = (wq, wfq, s2w, s2f)``: realised weights
+    and reliable weights, int64 with 16 fractional bits, and per-read noise variances (mantissa units squared,
+    float64, or None). Each read of synapse (i, j) adds ``rint(sqrt(xi s2w + s2f) * 2**16 * z)`` with z the
+    stream-7 normal deviate ``read_z`` (size, J). ``a = floor(sum * 2**weight_exp / 2**16)``, wrapped to 32 bits.
+    """
+    wq, wfq, s2w, s2f = dev
     w = wq[:, active]
     if xi is not None:
         w = w * xi
     total = w.sum(axis=1)
     if wfq is not None:
         total = total + wfq[:, active].sum(axis=1)
+    if s2w is not None and active.size:
+        x = np.ones_like(w, dtype=np.float64) if xi is None else xi.astype(np.float64)
+        var = x * s2w[:, active] + (0.0 if s2f is None else s2f[:, active])
+        total = total + np.rint(np.sqrt(var) * 65536.0 * read_z).astype(np.int64).sum(axis=1)
     return wrap32(total >> (16 - layer.synapse.weight_exp))  # exact int64 sum; the shift floors
 
 
@@ -120,10 +128,10 @@ def lif_step(
 
 def run_sample(
     net: Network, x: np.ndarray, steps: int, seed: int, trial: int, sample: int,
-    device_weights: list[tuple[np.ndarray, np.ndarray | None]] | None = None,
+    device_weights: list[tuple] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Simulate one sample: ``x`` is (T_in, input.size) of 0/1. Returns, per layer, spikes/u/v of shape
-    (steps, size). ``device_weights``: per layer the realised (weight, weight_fixed) in Q.16, or None."""
+    (steps, size). ``device_weights``: per layer the device's (wq, wfq, s2w, s2f), see synaptic_input_q16."""
     params = [lif_params(layer.neuron, layer.size) for layer in net.layers]
     state = [LIFState(np.zeros(layer.size, np.int64), np.zeros(layer.size, np.int64)) for layer in net.layers]
     prev = [np.zeros(layer.size, dtype=bool) for layer in net.layers]  # spikes of step t-1
@@ -146,7 +154,10 @@ def run_sample(
             if device_weights is None:
                 a = synaptic_input(layer, active, xi)
             else:
-                a = synaptic_input_q16(layer, active, xi, *device_weights[li])
+                z = None
+                if device_weights[li][2] is not None and active.size:  # per-read noise, stream 7
+                    z = streams.normal_table()[streams.read_lanes(seed, trial, sample, t, li, active, layer.size)].T
+                a = synaptic_input_q16(layer, active, xi, device_weights[li], z)
             esc_u = None
             if params[li].escape_theta is not None:
                 esc_u = streams.escape_uniforms(seed, trial, sample, t, li, layer.size)
@@ -165,8 +176,8 @@ def simulate(net: Network, spikes: np.ndarray, spec: RunSpec | None = None, *, s
 
     ``spec`` or keyword arguments (steps, seed, trials, record, layers) select what to run and record.
     ``sample_offset`` is the index of ``spikes[0]`` in the whole input (it selects the random streams).
-    ``device_weights(seed, trial)``, if given, returns per layer the device's realised (weight,
-    weight_fixed) as int64 with 16 fractional bits (``quantal.hwsim.devices``); they replace the mantissas.
+    ``device_weights(seed, trial)``, if given, returns per layer the device's realised weights and read-noise
+    variances (``quantal.hwsim.devices.layer_weights``); they replace the mantissas.
     """
     spec = spec if spec is not None else RunSpec(**kwargs)  # type: ignore[arg-type]
     x = check_input(spikes, net)

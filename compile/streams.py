@@ -29,6 +29,7 @@ M2 = 0x94D049BB133111EB
 
 STREAM_RELEASE = 1
 STREAM_ESCAPE = 2
+STREAM_READ = 7  # device read noise (docs/devices.md); 3-6 are the devices' static draws, 8 is reserved
 
 #: Escape-noise uniforms are 16-bit integers: U in [0, ESCAPE_LEVELS).
 ESCAPE_BITS = 16
@@ -86,6 +87,38 @@ def escape_uniforms(seed: int, trial: int, sample: int, step: int, layer: int, s
     i = np.arange(size, dtype=np.uint64)
     w = word(k, i // _U(4))  # the word holding lane i % 4
     return ((w >> (_U(16) * (i % _U(4)))) & _U(0xFFFF)).astype(np.uint16)
+
+
+def read_lanes(seed: int, trial: int, sample: int, step: int, layer: int, inputs: np.ndarray, size: int) -> np.ndarray:
+    """Stream-7 uniforms for device read noise: the read of synapse (i, j) when input j of ``layer`` is active at
+    ``step`` uses lane ``i % 4`` of ``word(key(seed, 7, trial, sample, step, layer, j), i // 4)``.
+
+    Returns uint16 of shape (J, size) for the active inputs ``inputs`` (shape (J,)).
+    """
+    inputs = np.asarray(inputs, dtype=np.uint64).reshape(-1, 1)
+    k = key(seed, STREAM_READ, trial, sample, step, layer, inputs)  # (J, 1)
+    i = np.arange(size, dtype=np.uint64)
+    w = word(k, i // _U(4))
+    return ((w >> (_U(16) * (i % _U(4)))) & _U(0xFFFF)).astype(np.uint16)
+
+
+_NORMAL_TABLE: np.ndarray | None = None
+
+
+def normal_table() -> np.ndarray:
+    """Standard normal quantiles at the 65536 midpoints: ``z[U] = Phi^-1((U + 1/2) / 65536)`` (float64).
+
+    A 16-bit uniform U indexes it to give a normal deviate (tails cut at |z| < 4.33); every executor uses
+    this one table, so every executor draws the same numbers. Computed with the standard library.
+    """
+    global _NORMAL_TABLE
+    if _NORMAL_TABLE is None:
+        from statistics import NormalDist
+
+        inv = NormalDist().inv_cdf
+        _NORMAL_TABLE = np.array([inv((u + 0.5) / ESCAPE_LEVELS) for u in range(ESCAPE_LEVELS)], dtype=np.float64)
+        _NORMAL_TABLE.setflags(write=False)
+    return _NORMAL_TABLE
 
 
 def escape_thresholds(scale: float) -> np.ndarray:

@@ -120,6 +120,10 @@ class DeviceModel:
         return self.read_sigma_rel * np.abs(g)
 
     @property
+    def has_read_noise(self) -> bool:
+        return self.read_sigma_rel > 0 or self.c2c_sigma > 0
+
+    @property
     def noiseless(self) -> bool:
         return (self.levels is None and self.p_stuck_on == 0 and self.p_stuck_off == 0 and self.prog_sigma == 0
                 and self.d2d_sigma == 0 and self.drift_nu_mean == 0 and self.drift_nu_std == 0
@@ -158,6 +162,10 @@ class PCM(DeviceModel):
     @property
     def noiseless(self) -> bool:
         return False
+
+    @property
+    def has_read_noise(self) -> bool:
+        return True
 
 
 REGISTRY: dict[str, Callable[..., DeviceModel]] = {}
@@ -237,10 +245,9 @@ def load(path: str | Path, *, time: float | None = None) -> DeviceSpec:
 # ---------------------------------------------------------------------------------------- realisation
 
 
-def conductances(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, trial: int, layer: int,
-                 array: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Static conductances (G+, G-) in microsiemens at time t of the devices holding mantissas ``mant``
-    (size, n_in) of array ``array`` (0 weight, 1 weight_fixed) in ``layer``, for (seed, trial)."""
+def raw_conductances(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, trial: int, layer: int,
+                     array: int = 0) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+    """(G+, G-, alpha): conductances at time t before drift compensation, and the compensation factor."""
     m = np.asarray(mant, dtype=np.float64)
     size, n_in = m.shape
     target = np.stack([np.maximum(m, 0), np.maximum(-m, 0)]) / MANT_SCALE  # (2, size, n_in): g_hat per polarity
@@ -271,20 +278,44 @@ def conductances(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, t
         off = (u >= model.p_stuck_on) & (u < model.p_stuck_on + model.p_stuck_off)
         g = np.where(on, model.g_max, np.where(off, 0.0, g))
         g_prog = np.where(on, model.g_max, np.where(off, 0.0, g_prog))
+    alpha = 1.0
     if model.drift_compensation and t > 0:
         num, den = np.abs(g_prog[0] - g_prog[1]).sum(), np.abs(g[0] - g[1]).sum()
         if den > 0:
-            g = g * (num / den)  # global drift compensation: restore the layer's programmed mean |w|
-    return g[0], g[1]
+            alpha = float(num / den)  # global drift compensation: restore the layer's programmed mean |w|
+    return g[0], g[1], alpha
+
+
+def conductances(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, trial: int, layer: int,
+                 array: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Static conductances (G+, G-) in microsiemens at time t of the devices holding mantissas ``mant``
+    (size, n_in) of array ``array`` (0 weight, 1 weight_fixed) in ``layer``, for (seed, trial); drift
+    compensation included (it scales what is read, so it is folded into the conductances here)."""
+    gp, gm, alpha = raw_conductances(model, mant, t, seed=seed, trial=trial, layer=layer, array=array)
+    return gp * alpha, gm * alpha
 
 
 def realize(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, trial: int, layer: int,
             array: int = 0) -> np.ndarray:  # fmt: skip
-    """Effective static weights in mantissa units, float64: ``128 (G+ - G-) / g_max``."""
+    """Effective static weights in mantissa units, float64: ``128 alpha (G+ - G-) / g_max``."""
+    return realize_with_noise(model, mant, t, seed=seed, trial=trial, layer=layer, array=array)[0]
+
+
+def realize_with_noise(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, trial: int, layer: int,
+                       array: int = 0) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """(effective static weights, per-read noise variance), both in mantissa units (float64; the variance is
+    None for a model without dynamic effects). A read adds a Gaussian of variance
+    ``(128 alpha / g_max)**2 (sigma_read(G+)**2 + sigma_read(G-)**2 + c2c**2 (G+**2 + G-**2))``: read noise
+    and cycle-to-cycle variation of both devices, scaled by the drift compensation like the signal."""
     if model.noiseless:
-        return np.asarray(mant, dtype=np.float64).copy()
-    gp, gm = conductances(model, mant, t, seed=seed, trial=trial, layer=layer, array=array)
-    return MANT_SCALE * (gp - gm) / model.g_max
+        return np.asarray(mant, dtype=np.float64).copy(), None
+    gp, gm, alpha = raw_conductances(model, mant, t, seed=seed, trial=trial, layer=layer, array=array)
+    k = MANT_SCALE * alpha / model.g_max
+    w = k * (gp - gm)
+    if not model.has_read_noise:
+        return w, None
+    var = model.read_sigma(gp, t) ** 2 + model.read_sigma(gm, t) ** 2 + model.c2c_sigma**2 * (gp**2 + gm**2)
+    return w, k * k * var
 
 
 def to_fixed(w: np.ndarray) -> np.ndarray:
@@ -292,14 +323,18 @@ def to_fixed(w: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(w, dtype=np.float64) * 2.0**Q_FRAC).astype(np.int64)
 
 
-def layer_weights(spec: DeviceSpec, net: Any, seed: int, trial: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """Per layer of ``net`` the realised (weight, weight_fixed) in Q.16 for (seed, trial): the form the
-    reference executor takes (``reference.simulate(..., device_weights=lambda s, r: layer_weights(...))``)."""
+def layer_weights(spec: DeviceSpec, net: Any, seed: int, trial: int) -> list[tuple]:
+    """Per layer of ``net``, for (seed, trial): ``(wq, wfq, s2w, s2f)``, the realised weights and reliable
+    weights as int64 with 16 fractional bits and their per-read noise variances (float64 or None). The form
+    both the reference executor and hwsim consume."""
     out = []
     for li, la in enumerate(net.layers):
         syn = la.synapse
-        w = to_fixed(realize(spec.model, syn.weight, spec.time, seed=seed, trial=trial, layer=li, array=0))
-        f = None if syn.weight_fixed is None else to_fixed(
-            realize(spec.model, syn.weight_fixed, spec.time, seed=seed, trial=trial, layer=li, array=1))
-        out.append((w, f))
+        w, s2w = realize_with_noise(spec.model, syn.weight, spec.time, seed=seed, trial=trial, layer=li, array=0)
+        f = s2f = None
+        if syn.weight_fixed is not None:
+            f, s2f = realize_with_noise(spec.model, syn.weight_fixed, spec.time, seed=seed, trial=trial, layer=li,
+                                        array=1)  # fmt: skip
+            f = to_fixed(f)
+        out.append((to_fixed(w), f, s2w, s2f))
     return out

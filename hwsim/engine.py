@@ -88,15 +88,26 @@ class Simulator:
                 tables.append(streams.escape_thresholds(la.neuron.escape_noise.scale).astype(np.float64))
         self.esc_tab = np.stack(tables) if tables else np.zeros((1, streams.ESCAPE_LEVELS), np.float64)
 
-    def device_weights(self, seed: int, trial: int) -> tuple[np.ndarray, np.ndarray]:
-        """The device's realised weights (and reliable weights) for (seed, trial), int64 with 16 fractional
-        bits, transposed and concatenated like ``wT`` (one column per input)."""
-        wq, wfq = np.zeros(self.wT.shape, np.int64), np.zeros(max(self.wfT.size, 1), np.int64)
-        for li, (w, f) in enumerate(layer_weights(self.device, self.net, seed, trial)):  # type: ignore[arg-type]
-            wq[self.w_off[li]: self.w_off[li] + w.size] = np.ascontiguousarray(w.T).ravel()
+    def device_weights(self, seed: int, trial: int) -> tuple[np.ndarray, ...]:
+        """The device's realised weights and reliable weights for (seed, trial) (int64, 16 fractional bits),
+        their per-read noise variances (float64), transposed and concatenated like ``wT`` (one column per
+        input), and which layers have read noise."""
+        nf = max(self.wfT.size, 1)
+        wq, wfq = np.zeros(self.wT.shape, np.int64), np.zeros(nf, np.int64)
+        s2w, s2f = np.zeros(self.wT.shape, np.float64), np.zeros(nf, np.float64)
+        noise = np.zeros(len(self.net.layers), np.bool_)
+        for li, (w, f, vw, vf) in enumerate(layer_weights(self.device, self.net, seed, trial)):  # type: ignore[arg-type]
+            cols = slice(self.w_off[li], self.w_off[li] + w.size)
+            wq[cols] = np.ascontiguousarray(w.T).ravel()
+            if vw is not None:
+                noise[li] = True
+                s2w[cols] = np.ascontiguousarray(vw.T).ravel()
             if f is not None:
-                wfq[self.fix_off[li]: self.fix_off[li] + f.size] = np.ascontiguousarray(f.T).ravel()
-        return wq, wfq
+                fcols = slice(self.fix_off[li], self.fix_off[li] + f.size)
+                wfq[fcols] = np.ascontiguousarray(f.T).ravel()
+                if vf is not None:
+                    s2f[fcols] = np.ascontiguousarray(vf.T).ravel()
+        return wq, wfq, s2w, s2f, noise
 
     def run(
         self,
@@ -138,10 +149,13 @@ class Simulator:
         qshift = (16 - self.wexp).astype(np.int64)  # device path: a = sum_q16 >> (16 - weight_exp)
         small = np.zeros_like(self.small) if dev else self.small  # device weights can exceed the int8 worst case
         wq = wfq = np.zeros(1, np.int64)
+        s2w = s2f = np.zeros(1, np.float64)
+        noise = np.zeros(L, np.bool_)
+        ntab = streams.normal_table() if dev else np.zeros(1, np.float64)
         with tqdm(total=spec.n_trials() * n, unit="sample", disable=not progress, leave=False) as bar:
             for r in range(spec.n_trials()):
                 if dev:  # static device effects: drawn once per (seed, trial)
-                    wq, wfq = self.device_weights(spec.seed, r)
+                    wq, wfq, s2w, s2f, noise = self.device_weights(spec.seed, r)
                 for b0 in range(0, n, batch_size):
                     b1 = min(n, b0 + batch_size)
                     # Concatenated per-quantity buffers of the batch (one column block per recorded layer);
@@ -160,7 +174,7 @@ class Simulator:
                         self.esc, self.esc_tab, self.scale_w, small,
                         offs["spikes"], offs["u"], offs["v"], offs["counts"],
                         buf["spikes"], buf["u"], buf["v"], buf["counts"],
-                        dev, wq, wfq, qshift,
+                        dev, wq, wfq, qshift, noise, s2w, s2f, ntab,
                     )  # fmt: skip
                     for q in spec.record:
                         for li in recorded:

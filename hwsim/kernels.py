@@ -184,14 +184,40 @@ def accumulate(  # pragma: no cover - compiled
 
 @njit(cache=True, inline="always")
 def accumulate_q(  # pragma: no cover - compiled
-    acc, acc64, cnt, idx, sz, wqT, w_off, has_rel, relT, rel_off, has_fix, wfqT, fix_off, hp, words, wbytes, qshift
+    acc, acc64, cnt, idx, sz, wqT, w_off, has_rel, relT, rel_off, has_fix, wfqT, fix_off, hp, words, wbytes, qshift,
+    noise, hp7, s2wT, s2fT, ntab, words2, lanes2,
 ):
     # Device weights (hwsim/devices.py): realised weights are int64 with 16 fractional bits, so the sum is exact
     # in any order; a = floor(sum * 2**weight_exp / 2**16) = sum >> (16 - weight_exp) (arithmetic shift floors;
     # 16 - weight_exp is in [9, 24]), then wrapped to 32 bits as in the integer path.
     for i in range(sz):
         acc64[i] = 0
-    if cnt > 0:
+    if cnt > 0 and noise:
+        # per-read noise (stream 7): each read of synapse (i, j) adds rint(sqrt(xi s2w + s2f) 2**16 z), z the
+        # normal deviate of lane i of word(key(seed, 7, trial, sample, t, layer, j), i // 4)
+        nw = (sz + 7) // 8
+        nw7 = (sz + 3) // 4
+        for a in range(cnt):
+            j = idx[a]
+            if has_rel:
+                k = absorb(hp, j)  # stream 1
+                for m in range(nw):
+                    words[m] = mix(k + G * np.uint64(m + 1))
+            k7 = absorb(hp7, j)
+            for m in range(nw7):
+                words2[m] = mix(k7 + G * np.uint64(m + 1))
+            wcol = wqT[w_off + j * sz: w_off + (j + 1) * sz]
+            vcol = s2wT[w_off + j * sz: w_off + (j + 1) * sz]
+            for i in range(sz):
+                xi = 1
+                if has_rel:
+                    xi = 1 if wbytes[i] <= relT[rel_off + j * sz + i] else 0
+                var = xi * vcol[i]
+                if has_fix:
+                    var = var + s2fT[fix_off + j * sz + i]
+                    acc64[i] += wfqT[fix_off + j * sz + i]
+                acc64[i] += xi * wcol[i] + np.int64(np.rint(np.sqrt(var) * 65536.0 * ntab[lanes2[i]]))
+    elif cnt > 0:
         if has_rel:
             nw = (sz + 7) // 8
             for a in range(cnt):
@@ -227,7 +253,7 @@ def run_kernel(  # pragma: no cover - compiled
     cdecay, vdecay, vth, spiking, nrn_off, biasf, bias_zero, esc, esc_tab, scale_w, small,
     rec_spk, rec_u, rec_v, rec_cnt,
     out_spk, out_u, out_v, out_cnt,
-    dev, wqT, wfqT, qshift,
+    dev, wqT, wfqT, qshift, noise, s2wT, s2fT, ntab,
 ):
     n_samples = x.shape[0]
     t_in = x.shape[1]
@@ -251,6 +277,8 @@ def run_kernel(  # pragma: no cover - compiled
         acc = np.zeros(max_size, np.int32)
         acc16 = np.zeros(max_size, np.int16)
         acc64 = np.zeros(max_size, np.int64)
+        words2 = np.zeros(n_words, np.uint64)
+        lanes2 = words2.view(np.uint16)  # lane i = (words2[i // 4] >> 16*(i % 4)) & 0xFFFF
         sbuf = np.zeros(max_size, np.uint8)
         words = np.zeros(n_words, np.uint64)
         wbytes = words.view(np.uint8)  # byte i of the buffer = (words[i // 8] >> 8*(i % 8)) & 0xFF
@@ -283,8 +311,12 @@ def run_kernel(  # pragma: no cover - compiled
                         # stream 1: k = key(seed, 1, trial, sample, t, layer, j); hp absorbs all but j
                         hp = layer_key(seed_u, 1, trial, sample, t, li)
                     if dev:
+                        hp7 = np.uint64(0)
+                        if noise[li] and cnt > 0:  # stream 7: key(seed, 7, trial, sample, t, layer, j)
+                            hp7 = layer_key(seed_u, 7, trial, sample, t, li)
                         accumulate_q(acc, acc64, cnt, idx, sz, wqT, w_off[li], has_rel[li], relT, rel_off[li],
-                                     has_fix[li], wfqT, fix_off[li], hp, words, wbytes, qshift[li])
+                                     has_fix[li], wfqT, fix_off[li], hp, words, wbytes, qshift[li],
+                                     noise[li], hp7, s2wT, s2fT, ntab, words2, lanes2)
                     elif cnt * wmax[li] < 32768:
                         accumulate(acc16, cnt, idx, sz, wT, w_off[li], has_rel[li], relT, rel_off[li],
                                    has_fix[li], wfT, fix_off[li], hp, words, wbytes)

@@ -144,7 +144,7 @@ def test_hwsim_on_a_device_equals_the_reference(preset):
         x = random_spikes(rng, 4, 6, 10)
         kw = {"steps": 9, "seed": 3, "trials": 2, "record": ("spikes", "u", "v")}
         hw = simulate(net, x, device=spec, batch_size=3, **kw)
-        ref = reference.simulate(net, x, device_weights=lambda s, r: D.layer_weights(spec, net, s, r), **kw)
+        ref = reference.simulate(net, x, device_weights=lambda s, r, net=net: D.layer_weights(spec, net, s, r), **kw)
         for name in ref:
             assert np.array_equal(ref[name], hw[name]), name
         if preset == "ideal":  # the ideal device is the noiseless semantics, bit for bit
@@ -180,3 +180,29 @@ def test_cli_run_and_eval_take_a_device(tmp_path):
     dev.write_text("preset: pcm\nnu: 3\n")
     r = cli(*base, "--out", str(tmp_path / "c.npz"), "--device", str(dev))
     assert r.returncode == 2 and "nu: unknown parameter" in r.stderr
+
+
+def test_read_noise_per_read_has_the_model_variance():
+    # one pcm synapse read 40,000 times (one read per sample); weight_exp 7 makes a = sum >> 9, a fine grid
+    from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
+    from quantal.hwsim import simulate
+
+    net = Network(name="one", input_size=1, layers=(Layer(
+        name="l", size=1, synapse=DenseSynapse(weight=np.array([[40]], np.int8), weight_exp=7),
+        neuron=Neuron(kind="readout", current_decay=4096, voltage_decay=4096, threshold=0)),))  # fmt: skip
+    spec = D.from_config("pcm", time=3600.0)
+    x = np.zeros((N, 1, 1), np.uint8)
+    x[:, 0, 0] = 1
+    u = simulate(net, x, steps=2, seed=1, record=("u",), device=spec)["l.u"][:, 1, 0].astype(np.float64)
+    a = u / 64 / 2**7  # back to mantissa units
+    (w, _, s2w, _), = D.layer_weights(spec, net, 1, 0)
+    sigma2 = float(s2w[0, 0]) + 2.0**-14 / 12  # + the floor's quantisation variance
+    assert abs(a.var(ddof=1) / sigma2 - 1) < 4.5 * math.sqrt(2 / N)
+    assert abs(a.mean() - (w[0, 0] / 2**16 - 2.0**-8)) < 4.5 * math.sqrt(sigma2 / N)  # floor: -half a step
+
+
+def test_normal_table_is_standard_normal():
+    from quantal.compile.streams import normal_table
+
+    z = normal_table()
+    assert abs(z.mean()) < 1e-12 and abs(z.var() - 1) < 1e-3 and np.all(np.diff(z) > 0)
