@@ -33,6 +33,8 @@ integers``). The schema (defaults in brackets)::
       epochs: 0                 # 0 = none; the run then compiles by post-training quantisation
       lr: 0.0005
       calibration: 512          # training samples used to calibrate the scales
+      device: null              # hardware-aware training: a device preset (pcm, rram) or mapping (docs/devices.md)
+      device_times: [1, 3600, 86400, 31536000]   # drift times (s); each batch draws one
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ DEFAULTS: dict[str, Any] = {
         "detach_reset": True,
     },
     "train": {"epochs": 5, "batch_size": 64, "lr": 0.002, "optimizer": "adam"},
-    "quant": {"epochs": 0, "lr": 0.0005, "calibration": 512},
+    "quant": {"epochs": 0, "lr": 0.0005, "calibration": 512, "device": None,
+              "device_times": [1, 3600, 86400, 31536000]},
 }  # fmt: skip
 
 CHOICES = {
@@ -136,6 +139,18 @@ def validate(raw: Any) -> dict:
     _num(cfg, "quant.epochs", 0, 100_000, integer=True)
     _num(cfg, "quant.lr", 0, 10, open_lo=True)
     _num(cfg, "quant.calibration", 1, 10**9, integer=True)
+    dev = cfg["quant"]["device"]
+    if dev is not None:
+        from quantal.hwsim.devices import DeviceError, from_config
+
+        try:
+            from_config(dev)
+        except DeviceError as e:
+            raise ConfigError(f"quant.device: {e}") from None
+    times = cfg["quant"]["device_times"]
+    if not isinstance(times, list) or not times or not all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < float("inf") for t in times):
+        raise ConfigError("quant.device_times: expected a non-empty list of seconds >= 0")
     kind, enc = cfg["model"]["kind"], cfg["data"]["encoder"]
     if cfg["quant"]["epochs"] and kind in ("mlp", "rbse"):
         raise ConfigError(f"quant.epochs: a {kind} model has no IR lowering, so no fake-quant training "

@@ -124,25 +124,51 @@ class QuantLayer(nn.Module):
         return self.bias_mant() * 2.0 ** self.bias_exp.to(DTYPE)  # << bias_exp: exact power-of-two product
 
     # -- dynamics --------------------------------------------------------------------------------------
-    def synaptic_input(self, src: torch.Tensor, events: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
-                       ) -> torch.Tensor:  # fmt: skip
+    def synaptic_input(self, src: torch.Tensor, events: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+                       device: LayerDevice | None = None) -> torch.Tensor:  # fmt: skip
         """``a = wrap32(floor(sum_j src_j (weight_fixed + xi * weight) 2**weight_exp))`` for spikes ``src``
         (batch, n_in) of step t-1. ``events`` = (sample rows, inputs, stream-1 bytes (E, size)) of the active
-        inputs of a stochastic layer (None: reliable synapses)."""
+        inputs of a stochastic layer (None: reliable synapses).
+
+        With ``device`` the weights are the device's realised weights in Q.16 (docs/devices.md): the sum is
+        exact in units of 2**-16 and ``a = floor(sum * 2**weight_exp / 2**16)``, as in hwsim; the gradient goes
+        straight through to the mantissas. Read noise, if the device has it, is added as one Gaussian per
+        neuron with the summed variance of the reads (the same distribution, drawn with torch's generator:
+        equal in law to hwsim, not bit for bit).
+        """
         m = self.mantissa()
+        mf = self.mantissa_fixed()
+        unit = 1.0
+        if device is not None:
+            unit = 2.0**16
+            m = ste(device.wq, m * unit)  # value: realised Q.16 weights; gradient: to the mantissa
+            mf = None if mf is None else ste(device.wfq, mf * unit)
         if self.release is None:
             total = src @ m.T
+            xi_w = None
         else:
             rows, cols, draws = events
             xi = (draws <= self.release[:, cols].T).to(DTYPE)  # (E, size): transmit iff byte <= release[i, j]
             contrib = src[rows, cols][:, None] * xi * m[:, cols].T  # each event's transmitted weights
             total = torch.zeros(src.shape[0], m.shape[0], dtype=DTYPE).index_add(0, rows, contrib)
-        mf = self.mantissa_fixed()
+            xi_w = (rows, cols, xi)
         if mf is not None:
             total = total + src @ mf.T
+        if device is not None and device.s2w is not None:
+            s = src.detach()
+            if xi_w is None:
+                var = s @ device.s2w.T
+            else:
+                rows, cols, xi = xi_w
+                var = torch.zeros_like(total.detach()).index_add(0, rows, s[rows, cols][:, None] * xi
+                                                                 * device.s2w[:, cols].T)  # fmt: skip
+            if device.s2f is not None:
+                var = var + s @ device.s2f.T
+            z = torch.randn(var.shape, dtype=DTYPE, generator=device.generator)
+            total = total + torch.round(torch.sqrt(var) * unit * z)
         e = self.spec.weight_exp
-        scaled = total * 2.0**e  # exact: multiplying by a power of two
-        if e < 0:
+        scaled = total * (2.0**e / unit)  # exact: multiplying by a power of two
+        if e < 0 or device is not None:
             scaled = ste(torch.floor(scaled.detach()), scaled)  # the arithmetic right shift floors the sum
         return wrap32(scaled)  # a is a 32-bit value
 
@@ -171,6 +197,28 @@ class QuantLayer(nn.Module):
 
 
 @dataclass
+class LayerDevice:
+    """A layer's realised device weights for one forward pass (float64 tensors holding Q.16 integers)."""
+
+    wq: torch.Tensor
+    wfq: torch.Tensor | None
+    s2w: torch.Tensor | None
+    s2f: torch.Tensor | None
+    generator: torch.Generator | None = None
+
+
+@dataclass
+class DeviceRun:
+    """Run a :class:`QuantNet` on a device: ``spec`` (a ``quantal.hwsim.devices.DeviceSpec``), its static draws
+    for (``seed``, ``trial``), and torch's generator for the read noise."""
+
+    spec: Any
+    seed: int = 0
+    trial: int = 0
+    generator: torch.Generator | None = None
+
+
+@dataclass
 class QuantOutput:
     """Per layer (batch, steps, size) records (u and v only with ``record``); ``final_v`` is the last layer's
     v after the last step (the IR's ``counts`` of a readout), ``logits`` the same in float units."""
@@ -192,12 +240,14 @@ class QuantNet(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     def forward(self, spikes: torch.Tensor, *, steps: int | None = None, seed: int = 0, trial: int = 0,
-                samples: torch.Tensor | None = None, record: bool = False) -> QuantOutput:  # fmt: skip
+                samples: torch.Tensor | None = None, record: bool = False,
+                device: DeviceRun | None = None) -> QuantOutput:  # fmt: skip
         """Run input spikes (batch, T_in, input_size) of 0/1 for ``steps`` steps (default T_in).
 
         ``samples`` (batch,) are the samples' indices in the whole input (they select the random streams,
         like ``sample_offset`` in hwsim; default 0..batch-1). With ``record`` every layer's spikes, u and v
-        are kept (values after the reset, as hwsim records them); otherwise only spikes are.
+        are kept (values after the reset, as hwsim records them); otherwise only spikes are. ``device``
+        replaces the weights by a device's realisation (hardware-aware training, docs/devices.md).
         """
         x = torch.as_tensor(spikes).to(DTYPE)
         batch, t_in, n_in = x.shape
@@ -210,6 +260,7 @@ class QuantNet(nn.Module):
         u, v, prev = list(zeros), list(zeros), list(zeros)
         rec: dict[str, list[list[torch.Tensor]]] = {q: [[] for _ in layers] for q in ("spikes", "u", "v")}
         biases = [la.bias_v() for la in layers]
+        devs = [None] * len(layers) if device is None else [self._realize(li, device) for li in range(len(layers))]
         no_input = torch.zeros(batch, n_in, dtype=DTYPE)
         for t in range(steps):
             cur = []
@@ -226,7 +277,7 @@ class QuantNet(nn.Module):
                 esc = None
                 if la.theta is not None:
                     esc = torch_streams.escape_uniforms(seed, trial, samples, t, li, la.spec.size)
-                a = la.synaptic_input(src, events)
+                a = la.synaptic_input(src, events, devs[li])
                 s, u[li], v[li] = la.step(a, u[li], v[li], biases[li], esc)
                 cur.append(s)
                 rec["spikes"][li].append(s)
@@ -238,6 +289,27 @@ class QuantNet(nn.Module):
         last = layers[-1]
         logits = v[-1] / (64 * last.spec.scale)
         return QuantOutput(out["spikes"], out["u"], out["v"], v[-1], logits)
+
+    def _realize(self, li: int, run: DeviceRun) -> LayerDevice:
+        """Layer ``li``'s device weights for ``run`` from the current mantissas (hwsim/devices.py: one source of
+        truth for the device formulas)."""
+        from quantal.hwsim.devices import realize_with_noise, to_fixed
+
+        la = self.layers[li]
+        model, t = run.spec.model, run.spec.time
+        with torch.no_grad():
+            m = la.mantissa().numpy().astype(np.int8)
+            mf = la.mantissa_fixed()
+        w, s2w = realize_with_noise(model, m, t, seed=run.seed, trial=run.trial, layer=li, array=0)
+        wf = s2f = None
+        if mf is not None:
+            wf, s2f = realize_with_noise(model, mf.numpy().astype(np.int8), t, seed=run.seed, trial=run.trial,
+                                         layer=li, array=1)  # fmt: skip
+
+        def tens(a: np.ndarray | None, fixed: bool) -> torch.Tensor | None:
+            return None if a is None else torch.from_numpy((to_fixed(a) if fixed else a).astype(np.float64))
+
+        return LayerDevice(tens(w, True), tens(wf, True), tens(s2w, False), tens(s2f, False), run.generator)
 
     # -- conversion -------------------------------------------------------------------------------------
     def to_network(self, name: str | None = None, metadata: dict[str, Any] | None = None) -> Network:

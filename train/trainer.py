@@ -25,6 +25,7 @@ Models (see docs/train.md):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import time
@@ -310,9 +311,14 @@ def _train_qat(cfg: dict, out: Path, model: nn.Module, rows: list[dict], xtr: np
 
     from quantal.compile.lower import lower
 
-    from .fakequant import QuantNet
+    from .fakequant import DeviceRun, QuantNet
 
     q, t = cfg["quant"], cfg["train"]
+    device = None
+    if q["device"] is not None:  # hardware-aware training: every batch runs on a fresh device realisation
+        from quantal.hwsim.devices import from_config
+
+        device = from_config(q["device"])
     first = t["epochs"] + 1
     last = t["epochs"] + q["epochs"]
     path = out / "qat.pt"
@@ -347,9 +353,16 @@ def _train_qat(cfg: dict, out: Path, model: nn.Module, rows: list[dict], xtr: np
         total, correct, n = 0.0, 0, 0
         bar = tqdm(range(0, len(order), t["batch_size"]), desc=f"fake-quant epoch {epoch}/{last}", unit="batch",
                    disable=not progress, leave=False)  # fmt: skip
-        for i in bar:
+        dgen = torch.Generator().manual_seed(cfg["seed"] * 7919 + epoch)
+        for b, i in enumerate(bar):
             idx = order[i : i + t["batch_size"]]
-            o = qnet(x_train[idx], steps=spec["run_steps"], seed=cfg["seed"], trial=epoch, samples=idx)
+            run = None
+            if device is not None:
+                # a drift time per batch, static draws from device trial (epoch, batch) with stream seed seed + 1
+                t_dev = float(q["device_times"][int(torch.randint(len(q["device_times"]), (1,), generator=dgen))])
+                run = DeviceRun(dataclasses.replace(device, time=t_dev), seed=cfg["seed"] + 1,
+                                trial=epoch * 1_000_000 + b, generator=dgen)  # fmt: skip
+            o = qnet(x_train[idx], steps=spec["run_steps"], seed=cfg["seed"], trial=epoch, samples=idx, device=run)
             loss = loss_fn(o.logits, y_train[idx])
             opt.zero_grad()
             loss.backward()

@@ -107,3 +107,40 @@ def test_wrong_input_size_is_refused():
     q = QuantNet.from_network(random_network(np.random.default_rng(0), [4, 3]))
     with pytest.raises(ValueError, match="expects 4"):
         q(torch.zeros(1, 2, 5))
+
+
+def test_a_device_forward_equals_hwsim_on_the_same_device():
+    # static device effects (no read noise): the hardware-aware forward is hwsim's device run, bit for bit
+    from quantal.hwsim import devices as D
+    from quantal.train.fakequant import DeviceRun
+
+    rng = np.random.default_rng(0)
+    net = random_network(rng, [10, 12, 6], release="random", weight_fixed=True, escape=True, readout=True)
+    x = random_spikes(rng, 5, 6, 10)
+    spec = D.from_config({"preset": "rram", "read_sigma_rel": 0.0}, time=3600.0)
+    hw = simulate(net, x, steps=9, seed=3, trials=2, record=("spikes", "v"), device=spec)
+    q = QuantNet.from_network(net)
+    for r in range(2):
+        out = q(torch.from_numpy(x), steps=9, seed=3, trial=r, record=True, device=DeviceRun(spec, seed=3, trial=r))
+        for li, la in enumerate(net.layers):
+            assert np.array_equal(out.spikes[li].detach().numpy(), hw[f"{la.name}.spikes"][r])
+            assert np.array_equal(out.v[li].detach().numpy(), hw[f"{la.name}.v"][r])
+
+
+def test_read_noise_in_the_device_forward_has_the_summed_variance():
+    # one neuron, 3 always-active reliable inputs: the per-neuron Gaussian has variance sum_j s2w_ij
+    from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
+    from quantal.hwsim import devices as D
+    from quantal.train.fakequant import DeviceRun
+
+    net = Network(name="n", input_size=3, layers=(Layer(
+        name="l", size=1, synapse=DenseSynapse(weight=np.array([[60, -30, 90]], np.int8), weight_exp=7),
+        neuron=Neuron(kind="readout", current_decay=4096, voltage_decay=4096, threshold=0)),))  # fmt: skip
+    spec = D.from_config("pcm", time=60.0)
+    q = QuantNet.from_network(net)
+    x = torch.ones(20000, 1, 3, dtype=torch.float64)
+    out = q(x, steps=2, record=True, device=DeviceRun(spec, seed=1, generator=torch.Generator().manual_seed(0)))
+    a = out.u[0][:, 1, 0].detach().numpy() / 64 / 2**7
+    ((w, _, s2w, _),) = D.layer_weights(spec, net, 1, 0)
+    var = float(s2w.sum()) + 2.0**-14 / 12
+    assert abs(a.var(ddof=1) / var - 1) < 4.5 * np.sqrt(2 / 20000)

@@ -187,3 +187,15 @@ def test_fake_quant_training_resumes_bit_identically(tmp_path):
 def test_fake_quant_training_needs_a_lowerable_model():
     with pytest.raises(C.ConfigError, match="quant.epochs"):
         C.validate({"model": {"kind": "mlp"}, "data": {"encoder": "none"}, "quant": {"epochs": 1}})
+
+
+def test_hardware_aware_training_runs_on_a_device(tmp_path):
+    c = cfg("lif", p=0.5, escape="sigmoid") | {"train": {"epochs": 1, "lr": 0.005},
+                                              "quant": {"epochs": 1, "calibration": 64, "device": "pcm"}}  # fmt: skip
+    c["data"]["limit"] = 200
+    rows = train(c, tmp_path, progress=False, log=lambda *_: None)
+    assert rows[-1]["phase"] == "fake-quant" and rows[-1]["test_acc"] > 0.15  # chance: 0.1
+    with pytest.raises(C.ConfigError, match="quant.device: preset"):
+        C.validate({"quant": {"device": "flash"}})
+    with pytest.raises(C.ConfigError, match="quant.device_times"):
+        C.validate({"quant": {"device_times": [-1]}})
