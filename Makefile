@@ -35,7 +35,7 @@ $(LAVA_VENV)/.stamp: pyproject.toml
 lava-env: $(LAVA_VENV)/.stamp
 
 # Debian packages the tests use (idempotent; needs root and the Debian archive).
-APT_PACKAGES := dataset-fashion-mnist
+APT_PACKAGES := dataset-fashion-mnist chromium
 apt-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -35,3 +35,35 @@ def mean_field(net: Network) -> tuple[Network, int]:
     meta = dict(net.metadata)
     meta["transform"] = "mean_field"
     return Network(name=net.name, input_size=net.input_size, layers=tuple(layers), metadata=meta), clipped
+
+
+def reduce_weight_bits(net: Network, bits: int) -> Network:
+    """The network with ``bits``-bit weight mantissas (2 <= bits <= 8) at the same scale: every mantissa m
+    (weight and weight_fixed) becomes ``clip(round(m / 2**(8 - bits)), -2**(bits-1), 2**(bits-1) - 1) *
+    2**(8 - bits)`` (round half to even): the grid keeps its range and loses resolution."""
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 8:
+        raise ValueError(f"weight bits must be an integer in [2, 8], got {bits!r}")
+    step = 2 ** (8 - bits)
+
+    def q(m: np.ndarray | None) -> np.ndarray | None:
+        if m is None:
+            return None
+        r = np.clip(np.rint(m.astype(np.float64) / step), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1) * step
+        return np.clip(r, -128, 127).astype(np.int8)
+
+    layers = tuple(replace(la, synapse=replace(la.synapse, weight=q(la.synapse.weight),
+                                               weight_fixed=q(la.synapse.weight_fixed)))
+                   for la in net.layers)  # fmt: skip
+    return Network(name=net.name, input_size=net.input_size, layers=layers,
+                   metadata={**net.metadata, "weight_bits": bits})  # fmt: skip
+
+
+def set_release(net: Network, p: float) -> Network:
+    """The network with every stochastic synapse's release probability set to ``p`` (code round(256 p - 1))."""
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 < p <= 1:
+        raise ValueError(f"release probability must be in (0, 1], got {p!r}")
+    code = int(np.clip(np.rint(256 * p - 1), 0, 255))
+    layers = tuple(la if la.synapse.release is None else
+                   replace(la, synapse=replace(la.synapse, release=np.full_like(la.synapse.release, code)))
+                   for la in net.layers)  # fmt: skip
+    return Network(name=net.name, input_size=net.input_size, layers=layers, metadata={**net.metadata, "release": p})

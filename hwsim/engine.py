@@ -117,18 +117,23 @@ class Simulator:
         sample_offset: int = 0,
         batch_size: int = 4096,
         progress: bool = False,
+        trial_offset: int = 0,
         **kwargs: object,
     ) -> dict[str, np.ndarray]:
         """Run ``spikes`` (n_samples, T_in, input.size) and return the recorded arrays (see runspec).
 
         Samples go to the kernel in batches of ``batch_size`` (which bounds the working memory; results do
-        not depend on it); ``progress`` shows a progress bar over samples x trials on stderr.
+        not depend on it); ``progress`` shows a progress bar over samples x trials on stderr. ``trial_offset``
+        shifts the trial indices (trial k of the output uses the random streams of trial ``trial_offset + k``),
+        so a trial can be run on its own, as sweeps do.
         """
         spec = spec if spec is not None else RunSpec(**kwargs)  # type: ignore[arg-type]
         net = self.net
         x = check_input(spikes, net)
         if not isinstance(sample_offset, (int, np.integer)) or sample_offset < 0:
             raise RunError(f"sample_offset must be a non-negative integer, got {sample_offset!r}")
+        if not isinstance(trial_offset, (int, np.integer)) or trial_offset < 0:
+            raise RunError(f"trial_offset must be a non-negative integer, got {trial_offset!r}")
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise RunError(f"batch_size must be a positive integer, got {batch_size!r}")
         steps = n_steps(spec, x)
@@ -154,8 +159,9 @@ class Simulator:
         ntab = streams.normal_table() if dev else np.zeros(1, np.float64)
         with tqdm(total=spec.n_trials() * n, unit="sample", disable=not progress, leave=False) as bar:
             for r in range(spec.n_trials()):
+                rt = trial_offset + r  # the trial index of the random streams
                 if dev:  # static device effects: drawn once per (seed, trial)
-                    wq, wfq, s2w, s2f, noise = self.device_weights(spec.seed, r)
+                    wq, wfq, s2w, s2f, noise = self.device_weights(spec.seed, rt)
                 for b0 in range(0, n, batch_size):
                     b1 = min(n, b0 + batch_size)
                     # Concatenated per-quantity buffers of the batch (one column block per recorded layer);
@@ -167,7 +173,7 @@ class Simulator:
                     }  # fmt: skip
                     chunk = max(1, -(-(b1 - b0) // (threads * 8)))
                     kernels.run_kernel(
-                        x[b0:b1], steps, np.uint64(spec.seed), r, sample_offset + b0, chunk,
+                        x[b0:b1], steps, np.uint64(spec.seed), rt, sample_offset + b0, chunk,
                         self.size, self.w_off, self.wT, self.wmax,
                         self.has_rel, self.rel_off, self.relT, self.has_fix, self.fix_off, self.wfT,
                         self.cdecay, self.vdecay, self.vth, self.spiking, self.nrn_off, self.biasf, self.bias_zero,

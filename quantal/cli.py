@@ -172,6 +172,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from quantal import sweep
+
+    out = args.out
+    if out is None:
+        out = str(Path("runs") / sweep.load(args.sweep)["name"])
+    res = sweep.run(args.sweep, out, workers=args.workers, scheduler=args.scheduler,
+                    progress=sys.stderr.isatty(), log=print)  # fmt: skip
+    print(f"{res['ran']} tasks run, {res['skipped']} already done, {res['seconds']:.1f} s; results in "
+          f"{res['results']}, summary in {res['summary']}")  # fmt: skip
+    for f in res["figures"]:
+        print(f"  {f}")
+    return 0
+
+
 def _float_arg(name: str) -> Any:
     def parse(text: str) -> float:
         try:
@@ -268,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--time", type=_float_arg("--time"), default=None, help="seconds since programming")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
+
+    w = sub.add_parser("sweep", help="robustness sweep over a grid x trials (resumable; local or Dask)")
+    w.add_argument("sweep", metavar="SWEEP.yaml")
+    w.add_argument("--out", default=None, metavar="DIR", help="results folder (default: runs/<name>)")
+    w.add_argument("--workers", type=_int_arg("--workers", 1), default=None,
+                   help="local worker processes (default: the CPU count)")  # fmt: skip
+    w.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
+    w.set_defaults(func=cmd_sweep)
     return p
 
 
@@ -282,11 +305,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from quantal.compile.runspec import RunError
     from quantal.hwsim.devices import DeviceError
     from quantal.pipeline import PipelineError
+    from quantal.sweep import SweepError
     from quantal.train.config import ConfigError
     from quantal.train.data import DataError
 
     errors: tuple[type[Exception], ...] = (UsageError, IRError, RunError, ConfigError, DataError, PipelineError,
-                                           DeviceError)  # fmt: skip
+                                           DeviceError, SweepError)  # fmt: skip
     try:
         args = build_parser().parse_args(argv)
         if args.command == "compile":  # imports torch: only for this command

@@ -1,0 +1,369 @@
+"""``quantal sweep SWEEP.yaml``: robustness sweeps over a grid x trials (docs/devices.md §5).
+
+A sweep file::
+
+    name: drift
+    networks: {plain: runs/demo/demo.qnet, hardware-aware: runs/demo/hwa.qnet}   # label: path
+    data: {name: digits, split: test, limit: null}
+    trials: 10
+    seed: 0
+    grid:                        # every axis optional; the sweep runs the Cartesian product
+      device: [ideal, pcm, {label: pcm-raw, preset: pcm, drift_compensation: false}]
+      time: [1, 3600, 86400, 31536000]       # seconds after programming
+      weight_bits: [8, 6, 4]                 # mantissa bits (compile.transform.reduce_weight_bits)
+      release: [0.25, 0.5]                   # release probability of every stochastic synapse
+
+Each (grid point, trial) is one task: the network (transformed), the device at that time, trial index k of
+the random streams (static device draws and synapses), the whole dataset, through hwsim. A finished task
+appends one row to ``results.csv`` at once (flushed and synced); a sweep started again skips the tasks that
+have a row and drops a torn last line, so a killed sweep resumes without lost or duplicated rows. Tasks run
+in local processes (``--workers``, default the CPU count) or on a Dask cluster (``--scheduler ADDRESS``).
+Afterwards ``summary.csv`` holds the mean and 95% t-interval per grid point and ``sweep_<axis>.png`` plots
+accuracy against each swept axis.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from quantal.compile.ir import atomic_write
+
+AXES = ("device", "time", "weight_bits", "release")
+COLUMNS = ["key", "network", "device", "time", "weight_bits", "release", "trial", "accuracy", "samples", "seconds"]
+
+
+class SweepError(ValueError):
+    """A bad sweep file; the message names the key."""
+
+
+# -------------------------------------------------------------------------------------------- config
+
+
+def _device_label(d: Any) -> str:
+    if isinstance(d, str):
+        return d
+    if isinstance(d, dict):
+        if "label" in d:
+            return str(d["label"])
+        return ",".join(f"{k}={v}" for k, v in d.items())
+    raise SweepError(f"grid.device: expected a preset name or a mapping, got {d!r}")
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """The validated sweep (network paths resolved against the sweep file's folder when relative)."""
+    from quantal.hwsim.devices import DeviceError, from_config
+
+    p = Path(path)
+    if not p.is_file():
+        raise SweepError(f"{p}: no such file")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise SweepError(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise SweepError(f"{p}: a sweep file must be a mapping")
+    known = {"name", "network", "networks", "data", "trials", "seed", "grid"}
+    for k in raw:
+        if k not in known:
+            raise SweepError(f"{k}: unknown key (known: {', '.join(sorted(known))})")
+    nets = raw.get("networks") or ({"net": raw["network"]} if "network" in raw else None)
+    if not isinstance(nets, dict) or not nets:
+        raise SweepError("networks: give a mapping label -> .qnet path (or network: PATH)")
+    resolved = {}
+    for label, q in nets.items():
+        qp = Path(str(q))
+        if not qp.is_absolute() and not qp.exists():
+            qp = p.parent / qp
+        if not qp.is_file():
+            raise SweepError(f"networks.{label}: {q}: no such file")
+        resolved[str(label)] = str(qp)
+    data = {"name": "digits", "split": "test", "limit": None, **(raw.get("data") or {})}
+    if data["name"] not in ("digits", "fashion-mnist"):
+        raise SweepError(f"data.name: {data['name']!r} is not one of digits, fashion-mnist")
+    if data["split"] not in ("train", "test"):
+        raise SweepError(f"data.split: {data['split']!r} is not one of train, test")
+    if data["limit"] is not None and (not isinstance(data["limit"], int) or data["limit"] < 1):
+        raise SweepError("data.limit: expected a positive integer or null")
+    trials, seed = raw.get("trials", 10), raw.get("seed", 0)
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+        raise SweepError(f"trials: expected a positive integer, got {trials!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        raise SweepError(f"seed: expected an integer in [0, 2**64), got {seed!r}")
+    grid = raw.get("grid") or {}
+    if not isinstance(grid, dict):
+        raise SweepError("grid: expected a mapping of axis -> list of values")
+    for k, vals in grid.items():
+        if k not in AXES:
+            raise SweepError(f"grid.{k}: unknown axis (known: {', '.join(AXES)})")
+        if not isinstance(vals, list) or not vals:
+            raise SweepError(f"grid.{k}: expected a non-empty list")
+    devices = grid.get("device", ["ideal"])
+    for d in devices:
+        cfg = dict(d) if isinstance(d, dict) else d
+        if isinstance(cfg, dict):
+            cfg.pop("label", None)
+        try:
+            from_config(cfg)
+        except DeviceError as e:
+            raise SweepError(f"grid.device: {_device_label(d)}: {e}") from None
+    times = grid.get("time", [0.0])
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t < math.inf for t in times):
+        raise SweepError("grid.time: expected seconds >= 0")
+    bits = grid.get("weight_bits", [8])
+    if not all(isinstance(b, int) and not isinstance(b, bool) and 2 <= b <= 8 for b in bits):
+        raise SweepError("grid.weight_bits: expected integers in [2, 8]")
+    rel = grid.get("release", [None])
+    if not all(r is None or (isinstance(r, (int, float)) and not isinstance(r, bool) and 0 < r <= 1) for r in rel):
+        raise SweepError("grid.release: expected probabilities in (0, 1] (or null: unchanged)")
+    return {"name": str(raw.get("name", p.stem)), "networks": resolved, "data": data, "trials": trials,
+            "seed": seed, "grid": {"device": devices, "time": [float(t) for t in times], "weight_bits": bits,
+                                   "release": rel}}  # fmt: skip
+
+
+def points(sw: dict[str, Any]) -> list[dict[str, Any]]:
+    """The grid points (network x device x time x weight_bits x release), each with a stable key."""
+    g = sw["grid"]
+    out = []
+    for net, dev, t, b, r in itertools.product(sw["networks"], g["device"], g["time"], g["weight_bits"],
+                                               g["release"]):  # fmt: skip
+        pt = {"network": net, "device": _device_label(dev), "device_config": dev, "time": t, "weight_bits": b,
+              "release": r}  # fmt: skip
+        ident = json.dumps({k: pt[k] for k in ("network", "device_config", "time", "weight_bits", "release")},
+                           sort_keys=True, default=str)  # fmt: skip
+        pt["key"] = hashlib.sha1(ident.encode()).hexdigest()[:12]
+        out.append(pt)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- tasks
+
+_CACHE: dict[str, Any] = {}
+
+
+def run_task(task: dict[str, Any]) -> dict[str, Any]:
+    """One (grid point, trial): accuracy of the transformed network on the device. Runs in a worker."""
+    import time
+
+    from quantal.compile.ir import load as load_net
+    from quantal.compile.runspec import RunSpec
+    from quantal.compile.transform import reduce_weight_bits, set_release
+    from quantal.hwsim import Simulator
+    from quantal.hwsim.devices import from_config
+    from quantal.pipeline import _dataset, input_spec
+    from quantal.train.data import encode
+
+    t0 = time.perf_counter()
+    try:  # one thread per task: the parallelism is across tasks
+        import numba
+
+        numba.set_num_threads(1)
+    except Exception:  # pragma: no cover
+        pass
+    path = task["path"]
+    if path not in _CACHE:
+        _CACHE[path] = load_net(path)
+    net = _CACHE[path]
+    spec = input_spec(net)
+    d = task["data"]
+    dkey = f"{path}|{d['name']}|{d['split']}|{d['limit']}|{task['seed']}"
+    if dkey not in _CACHE:
+        ds = _dataset(d["name"], d["split"], int((net.metadata.get("training") or {}).get("seed", 0)), d["limit"])
+        spikes = encode(ds.x, spec["encoder"], int(spec["steps"]), max_rate=float(spec["max_rate"]),
+                        seed=task["seed"] % 2**32)  # fmt: skip
+        _CACHE[dkey] = (spikes, ds.y)
+    spikes, y = _CACHE[dkey]
+    pt = task["point"]
+    if pt["weight_bits"] != 8:
+        net = reduce_weight_bits(net, pt["weight_bits"])
+    if pt["release"] is not None:
+        net = set_release(net, pt["release"])
+    dev_cfg = pt["device_config"]
+    if isinstance(dev_cfg, dict):
+        dev_cfg = {k: v for k, v in dev_cfg.items() if k != "label"}
+    device = from_config(dev_cfg, time=pt["time"])
+    if device.model.noiseless:
+        device = None  # the ideal device is the plain semantics: skip the realisation
+    last = net.layers[-1].name
+    rs = RunSpec(steps=int(spec["run_steps"]), seed=task["seed"], record=("counts",), layers=(last,))
+    out = Simulator(net, device).run(spikes, rs, trial_offset=task["trial"])
+    acc = float((out[f"{last}.counts"].argmax(-1) == y).mean())
+    return {"key": pt["key"], "network": pt["network"], "device": pt["device"], "time": pt["time"],
+            "weight_bits": pt["weight_bits"], "release": "" if pt["release"] is None else pt["release"],
+            "trial": task["trial"], "accuracy": acc, "samples": int(len(y)),
+            "seconds": round(time.perf_counter() - t0, 4)}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- results
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    """The complete rows of ``results.csv``; a torn last line (a killed write) is dropped from the file."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        return []
+    good = [lines[0]] + [ln for ln in lines[1:] if ln.endswith("\n") and ln.count(",") == len(COLUMNS) - 1]
+    if len(good) != len(lines):
+        atomic_write(path, lambda f: f.write("".join(good).encode()))
+    return list(csv.DictReader(io.StringIO("".join(good))))
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _done_keys(rows: list[dict[str, str]]) -> set[tuple[str, int]]:
+    return {(r["key"], int(r["trial"])) for r in rows}
+
+
+def run(sweep_path: str | Path, out: str | Path, *, workers: int | None = None, scheduler: str | None = None,
+        progress: bool = True, log: Callable[..., None] = print) -> dict[str, Any]:  # fmt: skip
+    """Run (or resume) a sweep into ``out``; returns a summary (tasks run, skipped, seconds, files)."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    sw = load(sweep_path)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_text = yaml.safe_dump(sw, sort_keys=False)
+    if (out / "sweep.yaml").exists() and yaml.safe_load((out / "sweep.yaml").read_text()) != sw:
+        raise SweepError(f"{out} holds another sweep; choose another --out")
+    atomic_write(out / "sweep.yaml", lambda f: f.write(cfg_text.encode()))
+    res_path = out / "results.csv"
+    done = _done_keys(read_results(res_path))
+    pts = points(sw)
+    tasks = [{"path": sw["networks"][pt["network"]], "data": sw["data"], "seed": sw["seed"], "trial": k, "point": pt}
+             for pt in pts for k in range(sw["trials"]) if (pt["key"], k) not in done]  # fmt: skip
+    n_all = len(pts) * sw["trials"]
+    if done:
+        log(f"resuming {out}: {n_all - len(tasks)} of {n_all} tasks already done")
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(tasks), unit="task", disable=not progress, desc=f"sweep {sw['name']}")
+    if tasks:
+        if scheduler is not None:
+            _run_dask(tasks, scheduler, res_path, bar)
+        else:
+            _run_local(tasks, workers or os.cpu_count() or 1, res_path, bar)
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    rows = read_results(res_path)
+    summary = summarize(rows)
+    _write_summary(out / "summary.csv", summary)
+    figs = plot(summary, out)
+    return {"tasks": n_all, "ran": len(tasks), "skipped": n_all - len(tasks), "seconds": elapsed,
+            "results": str(res_path), "summary": str(out / "summary.csv"),
+            "figures": [str(f) for f in figs]}  # fmt: skip
+
+
+def _run_local(tasks: list[dict], workers: int, res_path: Path, bar: Any) -> None:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
+        futs = [ex.submit(run_task, t) for t in tasks]
+        for f in as_completed(futs):
+            _append(res_path, f.result())
+            bar.update(1)
+
+
+def _run_dask(tasks: list[dict], scheduler: str, res_path: Path, bar: Any) -> None:
+    from dask.distributed import Client, as_completed
+
+    try:
+        client = Client(scheduler, timeout="10s")
+    except OSError as e:
+        raise SweepError(f"--scheduler: cannot reach {scheduler} ({e})") from None
+    try:
+        futs = client.map(run_task, tasks, pure=False)
+        for f in as_completed(futs):
+            _append(res_path, f.result())
+            bar.update(1)
+    finally:
+        client.close()
+
+
+# ----------------------------------------------------------------------------------- summary, plots
+
+
+def summarize(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Per grid point: mean accuracy, 95% t-interval over trials (Wilson's for a single trial)."""
+    from quantal.pipeline import confidence_interval
+
+    groups: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        groups.setdefault(r["key"], []).append(r)
+    out = []
+    for g in groups.values():
+        accs = np.array([float(r["accuracy"]) for r in g])
+        lo, hi, _ = confidence_interval(accs, int(g[0]["samples"]))
+        r0 = g[0]
+        out.append({"network": r0["network"], "device": r0["device"], "time": float(r0["time"]),
+                    "weight_bits": int(r0["weight_bits"]), "release": r0["release"], "trials": len(g),
+                    "accuracy": float(accs.mean()), "ci_lo": lo, "ci_hi": hi})  # fmt: skip
+    out.sort(key=lambda r: (r["network"], r["device"], r["time"], -r["weight_bits"], str(r["release"])))
+    return out
+
+
+def _write_summary(path: Path, summary: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    if summary:
+        w = csv.DictWriter(buf, fieldnames=list(summary[0]))
+        w.writeheader()
+        w.writerows(summary)
+    atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
+
+
+def plot(summary: list[dict[str, Any]], out: Path) -> list[Path]:
+    """``sweep_<axis>.png`` for every axis with more than one value: accuracy (mean, 95% band) against it, one
+    line per combination of the other varying axes (and the network)."""
+    from quantal.plots import _figure, _save
+
+    figs: list[Path] = []
+    axes = ["time", "weight_bits", "release"]
+    vary = [a for a in ("network", "device", *axes) if len({str(r[a]) for r in summary}) > 1]
+    for ax_name in axes:
+        if ax_name not in vary:
+            continue
+        others = [a for a in vary if a != ax_name]
+        fig, ax = _figure(figsize=(6.4, 3.8))
+        lines: dict[tuple, list[dict]] = {}
+        for r in summary:
+            lines.setdefault(tuple(str(r[a]) for a in others), []).append(r)
+        for label, rs in sorted(lines.items()):
+            rs = sorted(rs, key=lambda r: float(r[ax_name]) if r[ax_name] != "" else 0.0)
+            x = [float(r[ax_name]) if r[ax_name] != "" else np.nan for r in rs]
+            m = [r["accuracy"] for r in rs]
+            (line,) = ax.plot(x, m, "o-", label=" / ".join(label) or "all")
+            ax.fill_between(x, [r["ci_lo"] for r in rs], [r["ci_hi"] for r in rs], color=line.get_color(), alpha=0.2)
+        if ax_name == "time":
+            ax.set_xscale("symlog", linthresh=1.0)
+            ax.set_xlabel("time after programming (s)")
+        else:
+            ax.set_xlabel(ax_name.replace("_", " "))
+        ax.set_ylabel("accuracy (mean, 95% CI)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, title=" / ".join(others) if others else None, title_fontsize=7)
+        figs.append(_save(fig, out / f"sweep_{ax_name}.png"))
+    return figs
