@@ -25,3 +25,16 @@ def test_all_release_255_is_unchanged():
     net = random_network(rng, [4, 5], release=1.0)
     mf, clipped = mean_field(net)
     assert clipped == 0 and np.array_equal(mf.layers[0].synapse.weight, net.layers[0].synapse.weight)
+
+
+def test_reduce_weight_bits_keeps_the_range_on_a_coarser_grid():
+    from quantal.compile.transform import reduce_weight_bits, set_release
+
+    net = random_network(np.random.default_rng(4), [30, 20], release=0.5, weight_fixed=True)
+    r = reduce_weight_bits(net, 4)
+    w = r.layers[0].synapse.weight.astype(int)
+    assert np.all(w % 16 == 0) and w.min() >= -128 and w.max() <= 112
+    assert np.abs(w - net.layers[0].synapse.weight).max() <= 8 + 16  # rounding, or the top of the range
+    assert reduce_weight_bits(net, 8) == net.__class__(name=net.name, input_size=30, layers=net.layers,
+                                                       metadata={"weight_bits": 8})  # fmt: skip
+    assert (set_release(net, 0.25).layers[0].synapse.release == 63).all()
