@@ -406,6 +406,9 @@ def atomic_write(path: str | os.PathLike[str], write: Any, *, suffix: str = ".tm
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the mode a plain open() would
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -187,6 +187,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from quantal import report
+
+    if not Path(args.run).is_dir():
+        raise UsageError(f"{args.run}: no such run directory")
+    path = report.write(args.run, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
 def _float_arg(name: str) -> Any:
     def parse(text: str) -> float:
         try:
@@ -291,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local worker processes (default: the CPU count)")  # fmt: skip
     w.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
     w.set_defaults(func=cmd_sweep)
+
+    rp = sub.add_parser("report", help="one self-contained HTML page of a run, sweep or demo folder")
+    rp.add_argument("run", metavar="RUN_DIR")
+    rp.add_argument("--out", default=None, metavar="REPORT.html", help="default: RUN_DIR/report.html")
+    rp.set_defaults(func=cmd_report)
     return p
 
 

@@ -1,0 +1,56 @@
+"""`quantal report`: one self-contained HTML page, rendered by headless Chromium (Debian's `chromium`)."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from quantal import plots, report
+from quantal.compile import ir
+from quantal.compile.testing import random_network
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    d = tmp_path / "run"
+    (d / "train").mkdir(parents=True)
+    rows = [{"epoch": 1, "phase": "float", "train_loss": 1.0, "train_acc": 0.5, "test_acc": 0.6, "seconds": 1.0},
+            {"epoch": 2, "phase": "fake-quant", "train_loss": 0.5, "train_acc": 0.8, "test_acc": 0.7, "seconds": 1.0}]
+    (d / "train" / "metrics.json").write_text(json.dumps(rows))
+    (d / "train" / "config.yaml").write_text("seed: 0\n")
+    plots.training_curve(rows, d / "training_curve.png")
+    plots.accuracy_bars([("a", 0.5, (0.4, 0.6)), ("b", 0.7, None)], d / "accuracy.png")
+    ir.save(random_network(np.random.default_rng(0), [5, 4, 3], release=0.5, readout=True), d / "n.qnet")
+    return d
+
+
+def test_the_page_is_self_contained(run_dir):
+    text = report.build(run_dir)
+    assert text.count("data:image/png;base64,") == 2
+    assert not re.search(r"(src|href)=['\"](https?:|//|file:)", text)  # nothing fetched from elsewhere
+    assert "Training: train" in text and "Network: n.qnet" in text and "seed: 0" in text
+
+
+@pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true", reason="chromium is not installed")
+def test_chromium_renders_the_report(run_dir):
+    assert CHROMIUM is not None, "CI needs Debian's chromium (make apt-deps)"
+    r = subprocess.run([sys.executable, "-m", "quantal", "report", str(run_dir)], capture_output=True, text=True)
+    assert r.returncode == 0
+    page = run_dir / "report.html"
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout  # fmt: skip
+    assert 'data-images-ok="2/2"' in dom  # the inline script ran after load and both images decoded
+    assert "<table>" in dom and "quantal report: run" in dom
+
+
+def test_cli_refuses_a_missing_folder(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "quantal", "report", str(tmp_path / "none")], capture_output=True,
+                       text=True)  # fmt: skip
+    assert r.returncode == 2 and "no such run directory" in r.stderr
