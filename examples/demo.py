@@ -7,14 +7,19 @@
 3. ``quantal eval``: accuracy in hwsim, clean (the mean-field network: every stochastic synapse at its
    expected weight) and stochastic (synapses sampled, over trials, with a 95% confidence interval);
 4. ``quantal inspect --data``: neurons, synapses, memory, cores, synaptic operations and energy per inference;
-5. ``quantal run``: one test digit through the network, for the spike raster.
+5. ``quantal run``: one test digit through the network, for the spike raster;
+6. hardware-aware training of the same network on phase-change memory (examples/demo_hwa.yaml), and
+   ``quantal sweep`` of plain vs hardware-aware on the ideal and PCM devices from 1 s to 1 year after
+   programming (examples/demo_sweep.yaml);
+7. ``quantal report``: everything on one HTML page.
 
-Everything lands in ``runs/demo/`` (checkpoints, .qnet, summary.json, PNG plots).
+Everything lands in ``runs/demo/`` (checkpoints, .qnet files, summary.json, PNG plots, sweep/, report.html).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shlex
 import subprocess
@@ -43,6 +48,8 @@ def main() -> int:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--config", default=str(HERE / "demo.yaml"))
     p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--hwa-config", default=str(HERE / "demo_hwa.yaml"))
+    p.add_argument("--sweep", default=str(HERE / "demo_sweep.yaml"))
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,6 +78,15 @@ def main() -> int:
        "--steps", str(spec["run_steps"]), "--record", "spikes,v")  # fmt: skip
     res = np.load(out / "digit.npz")
 
+    # hardware-aware training and the drift sweep
+    hwa_dir, hwa_net = out / "train_hwa", out / "hwa.qnet"
+    sh(quantal, "train", args.hwa_config, "--out", str(hwa_dir))
+    sh(quantal, "compile", str(hwa_dir), "-o", str(hwa_net), "--name", "demo-hwa")
+    sh(quantal, "sweep", args.sweep, "--out", str(out / "sweep"), "--workers", "2")
+    with open(out / "sweep" / "summary.csv") as f:
+        drift = [{k: (float(v) if k in ("time", "accuracy", "ci_lo", "ci_hi") else v) for k, v in r.items()}
+                 for r in csv.DictReader(f)]  # fmt: skip
+
     # plots
     rows = json.loads((run_dir / "metrics.json").read_text())
     acc = net.metadata["quantization"]["accuracy"]
@@ -95,9 +111,12 @@ def main() -> int:
         "training": rows[-1], "accuracy": {**acc, "hwsim_clean_mean_field": clean, "hwsim_stochastic": stoch},
         "fake_quant_equals_hwsim": net.metadata["quantization"]["fake_quant_equals_hwsim"],
         "quantization": net.metadata["quantization"]["layers"], "totals": inspect["totals"],
-        "activity": inspect["activity"], "figures": [str(f) for f in figs], "seconds": time.perf_counter() - t0,
+        "activity": inspect["activity"], "figures": [str(f) for f in figs],
+        "drift": [{k: r[k] for k in ("network", "device", "time", "accuracy", "ci_lo", "ci_hi")} for r in drift],
     }  # fmt: skip
+    summary["seconds"] = time.perf_counter() - t0
     atomic_write(out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
+    sh(quantal, "report", str(out))
 
     print("\nsummary")
     print(f"  float {acc['float']:.1%} -> fake-quant {acc['fake_quant']:.1%} -> hwsim {acc['hwsim']:.1%} "
@@ -107,8 +126,13 @@ def main() -> int:
     a = inspect["activity"]
     print(f"  {a['per_inference']['synops']:,.0f} synaptic ops and ~{a['energy_nj_per_inference']:,.0f} nJ per "
           f"inference (Loihi figures), {inspect['totals']['cores']} cores")  # fmt: skip
+    year = {(r["network"], r["device"]): r for r in drift if r["time"] == max(d["time"] for d in drift)}
+    print("  1 year after programming (mean, 95% CI over 10 chips):")
+    for (netname, dev), r in sorted(year.items()):
+        print(f"    {netname:15s} {dev:18s} {r['accuracy']:.1%} [{r['ci_lo']:.1%}, {r['ci_hi']:.1%}]")
     print(f"\nwritten to {out}/:")
-    for f in [run_dir / "metrics.csv", Path(summary["checkpoint"]), netp, out / "summary.json", *figs]:
+    for f in [run_dir / "metrics.csv", Path(summary["checkpoint"]), netp, hwa_net, out / "summary.json", *figs,
+              out / "sweep" / "results.csv", out / "sweep" / "sweep_time.png", out / "report.html"]:
         print(f"  {f}")
     print(f"({time.perf_counter() - t0:.0f} s)")
     return 0
