@@ -20,8 +20,10 @@ sigma is :meth:`DeviceModel.read_sigma`.
 Random streams (docs/devices.md): static draw d of layer l uses ``word(key(seed, S, trial, l), m)`` where m
 is the device index ``((array * 2 + polarity) * size + i) * n_in + j`` (array 0 = weight, 1 = weight_fixed;
 polarity 0 = G+, 1 = G-), with S = 3 programming noise, 4 drift exponent, 5 stuck-at, 6 device-to-device;
-streams 7 (read noise) and 8 (cycle-to-cycle) are reserved for the per-read draws. A Gaussian deviate is
-Box-Muller on the word's two 32-bit halves; a uniform is the high 53 bits.
+stream 7 carries the per-read draws (read noise and cycle-to-cycle variation together). A Gaussian deviate
+is the interpolated quantile table of device_kernel.py; a uniform is the high 53 bits. The per-device work runs in one
+Numba kernel (device_kernel.py), the single implementation that hwsim, the reference executor and the
+hardware-aware trainer all call.
 """
 
 from __future__ import annotations
@@ -44,28 +46,6 @@ Q_FRAC = 16  # realised weights are int64 with 16 fractional bits (sub-LSB preci
 
 class DeviceError(ValueError):
     """A bad device configuration; the message names the key."""
-
-
-# ------------------------------------------------------------------------------------ random numbers
-
-
-def _words(seed: int, stream: int, trial: int, layer: int, n: int) -> np.ndarray:
-    k = streams.key(seed, stream, trial, layer)
-    return streams.word(k, np.arange(n, dtype=np.uint64))
-
-
-def uniforms(seed: int, stream: int, trial: int, layer: int, n: int) -> np.ndarray:
-    """n uniforms in (0, 1) from the high 53 bits of each word."""
-    w = _words(seed, stream, trial, layer, n)
-    return ((w >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
-
-
-def normals(seed: int, stream: int, trial: int, layer: int, n: int) -> np.ndarray:
-    """n standard normal deviates: Box-Muller on the two 32-bit halves of each word."""
-    w = _words(seed, stream, trial, layer, n)
-    u1 = ((w >> np.uint64(32)).astype(np.float64) + 0.5) / 2.0**32
-    u2 = ((w & np.uint64(0xFFFFFFFF)).astype(np.float64) + 0.5) / 2.0**32
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
 # ------------------------------------------------------------------------------------------- models
@@ -115,8 +95,8 @@ class DeviceModel:
         """(mean, std) of the drift exponent's underlying normal at g_hat."""
         return np.full_like(g_hat, self.drift_nu_mean), np.full_like(g_hat, self.drift_nu_std)
 
-    def read_sigma(self, g: np.ndarray, t: float) -> np.ndarray:
-        """Read-noise sigma (microsiemens) of a device of conductance g read at time t."""
+    def read_sigma(self, g: np.ndarray, g_prog: np.ndarray, t: float) -> np.ndarray:
+        """Read-noise sigma (microsiemens) of a device of conductance g (programmed to g_prog) read at time t."""
         return self.read_sigma_rel * np.abs(g)
 
     @property
@@ -154,9 +134,9 @@ class PCM(DeviceModel):
         lg = np.log(np.maximum(g_hat, 1e-12))
         return np.clip(-0.0155 * lg + 0.0244, 0.049, 0.1), np.clip(-0.0125 * lg - 0.0059, 0.008, 0.045)
 
-    def read_sigma(self, g: np.ndarray, t: float) -> np.ndarray:
-        g_hat = np.maximum(np.abs(g) / self.g_max, 1e-12)
-        q_s = np.minimum(0.0088 / g_hat**0.65, 0.2)
+    def read_sigma(self, g: np.ndarray, g_prog: np.ndarray, t: float) -> np.ndarray:
+        # Q_s from the programmed conductance, with g_hat**0.65 floored at 1e-3 (as aihwkit does)
+        q_s = np.minimum(0.0088 / np.maximum((np.abs(g_prog) / self.g_max) ** 0.65, 1e-3), 0.2)
         return np.abs(g) * q_s * math.sqrt(math.log((t + self.t0 + self.t_read) / (2 * self.t_read)))
 
     @property
@@ -246,44 +226,32 @@ def load(path: str | Path, *, time: float | None = None) -> DeviceSpec:
 
 
 def raw_conductances(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, trial: int, layer: int,
-                     array: int = 0) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
-    """(G+, G-, alpha): conductances at time t before drift compensation, and the compensation factor."""
-    m = np.asarray(mant, dtype=np.float64)
+                     array: int = 0) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:  # fmt: skip
+    """(G+, G-, alpha, G+_prog, G-_prog): conductances at time t before drift compensation, the compensation
+    factor, and the conductances as programmed (t = 0). Computed by the Numba kernel of device_kernel.py."""
+    from .device_kernel import program_and_drift
+
+    m = np.ascontiguousarray(mant, dtype=np.int8)
     size, n_in = m.shape
-    target = np.stack([np.maximum(m, 0), np.maximum(-m, 0)]) / MANT_SCALE  # (2, size, n_in): g_hat per polarity
+    ghat = np.arange(MANT_SCALE + 1, dtype=np.float64) / MANT_SCALE  # table over the 129 targets |m| / 128
     if model.levels is not None:
-        target = np.rint(target * (model.levels - 1)) / (model.levels - 1)  # nearest of `levels` values
-    n = 4 * size * n_in  # device index space: (array, polarity, i, j)
-    sl = slice(array * 2 * size * n_in, (array + 1) * 2 * size * n_in)
-
-    def draw(kind: str, stream: int) -> np.ndarray:
-        f = normals if kind == "normal" else uniforms
-        return f(seed, stream, trial, layer, n)[sl].reshape(2, size, n_in)
-
-    g = target * model.g_max
-    sig = model.prog_sigma_of(target)
-    if np.any(sig > 0):
-        g = g + sig * draw("normal", STREAM_PROGRAM)
-    if model.d2d_sigma > 0:
-        g = g * (1 + model.d2d_sigma * draw("normal", STREAM_D2D))
-    g = np.maximum(g, 0.0)
-    g_prog = g
-    mu, sd = model.nu_params(target)
-    if t > 0 and (np.any(mu > 0) or np.any(sd > 0)):
-        nu = np.abs(mu + sd * draw("normal", STREAM_DRIFT))
-        g = g * ((t + model.t0) / model.t0) ** (-nu)
-    if model.p_stuck_on > 0 or model.p_stuck_off > 0:
-        u = draw("uniform", STREAM_STUCK)
-        on = u < model.p_stuck_on
-        off = (u >= model.p_stuck_on) & (u < model.p_stuck_on + model.p_stuck_off)
-        g = np.where(on, model.g_max, np.where(off, 0.0, g))
-        g_prog = np.where(on, model.g_max, np.where(off, 0.0, g_prog))
+        ghat = np.rint(ghat * (model.levels - 1)) / (model.levels - 1)  # nearest of `levels` values
+    sig = np.asarray(model.prog_sigma_of(ghat), dtype=np.float64)
+    mu, sd = (np.asarray(a, dtype=np.float64) for a in model.nu_params(ghat))
+    drift = bool(t > 0 and (np.any(mu > 0) or np.any(sd > 0)))
+    keys = [np.uint64(streams.key(seed, s, trial, layer)) for s in (STREAM_PROGRAM, STREAM_D2D, STREAM_DRIFT,
+                                                                    STREAM_STUCK)]  # fmt: skip
+    n = size * n_in
+    g, gp = np.empty((2, n)), np.empty((2, n))
+    num, den = program_and_drift(m.ravel(), ghat, sig, mu, sd, float(model.g_max), float(model.d2d_sigma),
+                                 float(model.p_stuck_on), float(model.p_stuck_off),
+                                 math.log((t + model.t0) / model.t0), drift, array * 2 * n, *keys,
+                                 streams.normal_table(), g, gp)  # fmt: skip
+    g, gp = g.reshape(2, size, n_in), gp.reshape(2, size, n_in)
     alpha = 1.0
-    if model.drift_compensation and t > 0:
-        num, den = np.abs(g_prog[0] - g_prog[1]).sum(), np.abs(g[0] - g[1]).sum()
-        if den > 0:
-            alpha = float(num / den)  # global drift compensation: restore the layer's programmed mean |w|
-    return g[0], g[1], alpha
+    if model.drift_compensation and t > 0 and den > 0:
+        alpha = int(num) / int(den)  # global drift compensation: restore the layer's programmed mean |w|
+    return g[0], g[1], alpha, gp[0], gp[1]
 
 
 def conductances(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, trial: int, layer: int,
@@ -291,30 +259,31 @@ def conductances(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, t
     """Static conductances (G+, G-) in microsiemens at time t of the devices holding mantissas ``mant``
     (size, n_in) of array ``array`` (0 weight, 1 weight_fixed) in ``layer``, for (seed, trial); drift
     compensation included (it scales what is read, so it is folded into the conductances here)."""
-    gp, gm, alpha = raw_conductances(model, mant, t, seed=seed, trial=trial, layer=layer, array=array)
+    gp, gm, alpha, _, _ = raw_conductances(model, mant, t, seed=seed, trial=trial, layer=layer, array=array)
     return gp * alpha, gm * alpha
 
 
 def realize(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, trial: int, layer: int,
             array: int = 0) -> np.ndarray:  # fmt: skip
     """Effective static weights in mantissa units, float64: ``128 alpha (G+ - G-) / g_max``."""
-    return realize_with_noise(model, mant, t, seed=seed, trial=trial, layer=layer, array=array)[0]
+    return realize_with_noise(model, mant, t, seed=seed, trial=trial, layer=layer, array=array, variance=False)[0]
 
 
 def realize_with_noise(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, trial: int, layer: int,
-                       array: int = 0) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+                       array: int = 0, variance: bool = True) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
     """(effective static weights, per-read noise variance), both in mantissa units (float64; the variance is
     None for a model without dynamic effects). A read adds a Gaussian of variance
     ``(128 alpha / g_max)**2 (sigma_read(G+)**2 + sigma_read(G-)**2 + c2c**2 (G+**2 + G-**2))``: read noise
     and cycle-to-cycle variation of both devices, scaled by the drift compensation like the signal."""
     if model.noiseless:
         return np.asarray(mant, dtype=np.float64).copy(), None
-    gp, gm, alpha = raw_conductances(model, mant, t, seed=seed, trial=trial, layer=layer, array=array)
+    gp, gm, alpha, pp, pm = raw_conductances(model, mant, t, seed=seed, trial=trial, layer=layer, array=array)
     k = MANT_SCALE * alpha / model.g_max
     w = k * (gp - gm)
-    if not model.has_read_noise:
+    if not (variance and model.has_read_noise):
         return w, None
-    var = model.read_sigma(gp, t) ** 2 + model.read_sigma(gm, t) ** 2 + model.c2c_sigma**2 * (gp**2 + gm**2)
+    var = (model.read_sigma(gp, pp, t) ** 2 + model.read_sigma(gm, pm, t) ** 2
+           + model.c2c_sigma**2 * (gp**2 + gm**2))  # fmt: skip
     return w, k * k * var
 
 

@@ -13,10 +13,11 @@ A sweep file::
       weight_bits: [8, 6, 4]                 # mantissa bits (compile.transform.reduce_weight_bits)
       release: [0.25, 0.5]                   # release probability of every stochastic synapse
 
-Each (grid point, trial) is one task: the network (transformed), the device at that time, trial index k of
-the random streams (static device draws and synapses), the whole dataset, through hwsim. A finished task
-appends one row to ``results.csv`` at once (flushed and synced); a sweep started again skips the tasks that
-have a row and drops a torn last line, so a killed sweep resumes without lost or duplicated rows. Tasks run
+Each (grid point, trial) is one run: the network (transformed), the device at that time, trial index k of
+the random streams (static device draws and synapses), the whole dataset, through hwsim. Tasks group a few
+runs of one grid point; a finished task appends its rows to ``results.csv`` in one write (flushed and
+synced); a sweep started again skips the runs that have a row and drops a torn last line, so a killed sweep
+resumes without lost or duplicated rows. Tasks run
 in local processes (``--workers``, default the CPU count) or on a Dask cluster (``--scheduler ADDRESS``).
 Afterwards ``summary.csv`` holds the mean and 95% t-interval per grid point and ``sweep_<axis>.png`` plots
 accuracy against each swept axis.
@@ -152,8 +153,9 @@ def points(sw: dict[str, Any]) -> list[dict[str, Any]]:
 _CACHE: dict[str, Any] = {}
 
 
-def run_task(task: dict[str, Any]) -> dict[str, Any]:
-    """One (grid point, trial): accuracy of the transformed network on the device. Runs in a worker."""
+def run_task(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """One grid point and some of its trials (``task["trials"]``): the transformed network on the device,
+    one result row per trial. Runs in a worker."""
     import time
 
     from quantal.compile.ir import load as load_net
@@ -197,12 +199,17 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         device = None  # the ideal device is the plain semantics: skip the realisation
     last = net.layers[-1].name
     rs = RunSpec(steps=int(spec["run_steps"]), seed=task["seed"], record=("counts",), layers=(last,))
-    out = Simulator(net, device).run(spikes, rs, trial_offset=task["trial"])
-    acc = float((out[f"{last}.counts"].argmax(-1) == y).mean())
-    return {"key": pt["key"], "network": pt["network"], "device": pt["device"], "time": pt["time"],
-            "weight_bits": pt["weight_bits"], "release": "" if pt["release"] is None else pt["release"],
-            "trial": task["trial"], "accuracy": acc, "samples": int(len(y)),
-            "seconds": round(time.perf_counter() - t0, 4)}  # fmt: skip
+    sim = Simulator(net, device)
+    rows = []
+    for k in task["trials"]:
+        out = sim.run(spikes, rs, trial_offset=k)
+        acc = float((out[f"{last}.counts"].argmax(-1) == y).mean())
+        rows.append({"key": pt["key"], "network": pt["network"], "device": pt["device"], "time": pt["time"],
+                     "weight_bits": pt["weight_bits"], "release": "" if pt["release"] is None else pt["release"],
+                     "trial": k, "accuracy": acc, "samples": int(len(y)),
+                     "seconds": round(time.perf_counter() - t0, 4)})  # fmt: skip
+        t0 = time.perf_counter()
+    return rows
 
 
 # ------------------------------------------------------------------------------------------- results
@@ -222,13 +229,16 @@ def read_results(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO("".join(good))))
 
 
-def _append(path: Path, row: dict[str, Any]) -> None:
+def _append(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Append a finished task's rows (one write, flushed and synced)."""
     new = not path.exists()
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS)
+    if new:
+        w.writeheader()
+    w.writerows(rows)
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new:
-            w.writeheader()
-        w.writerow(row)
+        f.write(buf.getvalue())
         f.flush()
         os.fsync(f.fileno())
 
@@ -254,25 +264,32 @@ def run(sweep_path: str | Path, out: str | Path, *, workers: int | None = None, 
     res_path = out / "results.csv"
     done = _done_keys(read_results(res_path))
     pts = points(sw)
-    tasks = [{"path": sw["networks"][pt["network"]], "data": sw["data"], "seed": sw["seed"], "trial": k, "point": pt}
-             for pt in pts for k in range(sw["trials"]) if (pt["key"], k) not in done]  # fmt: skip
+    todo = [(pt, [k for k in range(sw["trials"]) if (pt["key"], k) not in done]) for pt in pts]
+    todo = [(pt, ks) for pt, ks in todo if ks]
+    n_runs = sum(len(ks) for _, ks in todo)
     n_all = len(pts) * sw["trials"]
     if done:
-        log(f"resuming {out}: {n_all - len(tasks)} of {n_all} tasks already done")
+        log(f"resuming {out}: {n_all - n_runs} of {n_all} (grid point, trial) runs already done")
+    # Tasks: a grid point's missing trials in chunks, about 4 tasks per worker so that the workers stay busy
+    # while per-task overhead (a message, a write) stays small.
+    n_workers = 2 if scheduler is not None else (workers or os.cpu_count() or 1)
+    chunk = max(1, n_runs // (4 * max(n_workers, 2)) // max(len(todo), 1))
+    tasks = [{"path": sw["networks"][pt["network"]], "data": sw["data"], "seed": sw["seed"], "point": pt,
+              "trials": ks[i:i + chunk]} for pt, ks in todo for i in range(0, len(ks), chunk)]  # fmt: skip
     t0 = time.perf_counter()
-    bar = tqdm(total=len(tasks), unit="task", disable=not progress, desc=f"sweep {sw['name']}")
+    bar = tqdm(total=n_runs, unit="run", disable=not progress, desc=f"sweep {sw['name']}")
     if tasks:
         if scheduler is not None:
             _run_dask(tasks, scheduler, res_path, bar)
         else:
-            _run_local(tasks, workers or os.cpu_count() or 1, res_path, bar)
+            _run_local(tasks, n_workers, res_path, bar)
     bar.close()
     elapsed = time.perf_counter() - t0
     rows = read_results(res_path)
     summary = summarize(rows)
     _write_summary(out / "summary.csv", summary)
     figs = plot(summary, out)
-    return {"tasks": n_all, "ran": len(tasks), "skipped": n_all - len(tasks), "seconds": elapsed,
+    return {"tasks": n_all, "ran": n_runs, "skipped": n_all - n_runs, "seconds": elapsed,
             "results": str(res_path), "summary": str(out / "summary.csv"),
             "figures": [str(f) for f in figs]}  # fmt: skip
 
@@ -284,8 +301,9 @@ def _run_local(tasks: list[dict], workers: int, res_path: Path, bar: Any) -> Non
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
         futs = [ex.submit(run_task, t) for t in tasks]
         for f in as_completed(futs):
-            _append(res_path, f.result())
-            bar.update(1)
+            rows = f.result()
+            _append(res_path, rows)
+            bar.update(len(rows))
 
 
 def _run_dask(tasks: list[dict], scheduler: str, res_path: Path, bar: Any) -> None:
@@ -298,8 +316,9 @@ def _run_dask(tasks: list[dict], scheduler: str, res_path: Path, bar: Any) -> No
     try:
         futs = client.map(run_task, tasks, pure=False)
         for f in as_completed(futs):
-            _append(res_path, f.result())
-            bar.update(1)
+            rows = f.result()
+            _append(res_path, rows)
+            bar.update(len(rows))
     finally:
         client.close()
 

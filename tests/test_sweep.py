@@ -45,8 +45,10 @@ def rows(path):
 def test_a_task_is_one_trial_of_eval(tmp_path, netfile):
     sw = sweep.load(write(tmp_path, netfile))
     pt = next(p for p in sweep.points(sw) if p["device"] == "pcm" and p["time"] == 86400)
-    got = [sweep.run_task({"path": str(netfile), "data": sw["data"], "seed": 0, "trial": k, "point": pt})["accuracy"]
-           for k in range(3)]  # fmt: skip
+    rows = sweep.run_task({"path": str(netfile), "data": sw["data"], "seed": 0, "trials": [0, 1, 2], "point": pt})
+    got = [r["accuracy"] for r in rows]
+    assert [r["accuracy"] for r in sweep.run_task({"path": str(netfile), "data": sw["data"], "seed": 0,
+                                                    "trials": [2], "point": pt})] == got[2:]  # fmt: skip
     want = evaluate(ir.load(netfile), "digits", trials=3, limit=60, device=from_config("pcm", time=86400))
     assert got == want["per_trial"]  # trial k of the sweep = trial k of a 3-trial eval
 
@@ -83,7 +85,7 @@ def test_a_killed_sweep_resumes_without_lost_or_duplicated_rows(tmp_path, netfil
     with open(res, "a") as f:
         f.write("deadbeef,a,pcm,1")  # a torn write: no newline, too few fields
     r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0 and "already done" in r.stdout
+    assert r.returncode == 0 and "already done" in r.stdout, r.stderr
     got = rows(res)
     keys = [(g["key"], g["trial"]) for g in got]
     assert len(got) == 72 and len(set(keys)) == 72  # nothing lost, nothing twice

@@ -103,7 +103,7 @@ def test_drift_compensation_restores_the_mean_weight():
 def test_pcm_read_noise_formula():
     pcm = D.PCM()
     g = np.array([25.0, 5.0])
-    got = pcm.read_sigma(g, 3600.0)
+    got = pcm.read_sigma(g, g, 3600.0)
     q = np.minimum(0.0088 / (g / 25) ** 0.65, 0.2)
     assert np.allclose(got, g * q * math.sqrt(math.log((3600 + 20 + 250e-9) / (2 * 250e-9))))
 
@@ -206,3 +206,18 @@ def test_normal_table_is_standard_normal():
 
     z = normal_table()
     assert abs(z.mean()) < 1e-12 and abs(z.var() - 1) < 1e-3 and np.all(np.diff(z) > 0)
+
+
+def test_realisations_do_not_depend_on_the_thread_count():
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, hashlib; from quantal.hwsim import devices as D;"
+            "m = np.random.default_rng(0).integers(-128, 128, (300, 200)).astype(np.int8);"
+            "w, v = D.realize_with_noise(D.from_config('pcm').model, m, 86400.0, seed=1, trial=0, layer=0);"
+            "print(hashlib.sha1(w.tobytes() + v.tobytes()).hexdigest())")  # fmt: skip
+    import os
+
+    out = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "NUMBA_NUM_THREADS": str(n)}).stdout for n in (1, 2)}  # fmt: skip
+    assert len(out) == 1
