@@ -187,6 +187,35 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from quantal.targets.lava.driver import LavaRunError, LavaUnavailable
+    from quantal.targets.verify import verify_lava
+
+    net = _load_net(args.net)
+    spikes = _load_spikes(args.input)
+    from quantal.compile.runspec import check_input
+
+    x = check_input(spikes, net)
+    try:
+        div, hw = verify_lava(net, x, steps=args.steps, seed=args.seed, trial=args.trial)
+    except LavaUnavailable as e:
+        raise UsageError(str(e)) from None
+    except LavaRunError as e:
+        raise UsageError(str(e).splitlines()[-1]) from None
+    steps = next(iter(hw.values())).shape[1]
+    if div is None:
+        print(f"identical: Lava and hwsim agree on spikes, u and v of {len(net.layers)} layers, {x.shape[0]} "
+              f"samples x {steps} steps (seed {args.seed}, trial {args.trial})")  # fmt: skip
+        return 0
+    if "message" in div:
+        print(f"differ: {div['message']}")
+    else:
+        print(f"differ: first divergence at layer '{div['layer']}' neuron {div['neuron']} step {div['step']} "
+              f"(sample {div['sample']}): {div['quantity']} = {div['target']} in Lava, "
+              f"{div['hwsim']} in hwsim")  # fmt: skip
+    return 1
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from quantal import report
 
@@ -301,6 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local worker processes (default: the CPU count)")  # fmt: skip
     w.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
     w.set_defaults(func=cmd_sweep)
+
+    v = sub.add_parser("verify", help="run a network on a target and in hwsim; exit 0 when identical, else 1")
+    v.add_argument("net", metavar="NET.qnet")
+    v.add_argument("--target", required=True, choices=("lava",), help="lava (in its own Python 3.10 venv)")
+    v.add_argument("--input", required=True, metavar="SPIKES.npy")
+    v.add_argument("--steps", type=_int_arg("--steps", 1), default=None)
+    v.add_argument("--seed", type=_int_arg("--seed", 0, 2**64 - 1), default=0)
+    v.add_argument("--trial", type=_int_arg("--trial", 0), default=0)
+    v.set_defaults(func=cmd_verify)
 
     rp = sub.add_parser("report", help="one self-contained HTML page of a run, sweep or demo folder")
     rp.add_argument("run", metavar="RUN_DIR")

@@ -36,8 +36,12 @@ def lava_python() -> Path | None:
     return None
 
 
-def run_in_lava(net: Network, spikes: np.ndarray, steps: int | None = None, timeout: float = 600) -> dict:
-    """Run ``spikes`` (n_samples, T_in, input.size) through ``net`` in Lava; returns spikes/u/v per layer."""
+def run_in_lava(net: Network, spikes: np.ndarray, steps: int | None = None, timeout: float = 600, *,
+                seed: int = 0, trial: int = 0, stock_only: bool = False) -> dict:  # fmt: skip
+    """Run ``spikes`` (n_samples, T_in, input.size) through ``net`` in Lava; returns spikes/u/v per layer.
+
+    ``seed`` and ``trial`` select the random streams of stochastic layers; ``stock_only`` refuses layers that
+    need quantal's own Lava processes."""
     py = lava_python()
     if py is None:
         raise LavaUnavailable(
@@ -50,6 +54,7 @@ def run_in_lava(net: Network, spikes: np.ndarray, steps: int | None = None, time
         cmd = [str(py), "-m", "quantal.targets.lava.runner", str(netp), str(xp), str(outp)]
         if steps is not None:
             cmd += ["--steps", str(steps)]
+        cmd += ["--seed", str(seed), "--trial", str(trial)] + (["--stock-only"] if stock_only else [])
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
         if r.returncode != 0:
             tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])

@@ -64,3 +64,126 @@ class PySpikeRecorderModel(PyLoihiProcessModel):
         t = self.time_step - 1
         if t < self.data.shape[1]:
             self.data[:, t] = s.astype(np.int32)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# What stock Lava lacks: stochastic dense synapses (random streams v1, stream 1, with the reliable part) and
+# IR neurons with escape noise (stream 2) or readouts. The process models compute docs/ir.md with the same
+# numpy functions as the reference executor, per sample block of the batched graph: block k of every layer
+# belongs to sample ``samples[k]`` (its index in the whole input), which selects its random streams.
+
+
+class StochasticDense(AbstractProcess):
+    """IR dense synapse with release probabilities (and ``weight_fixed``): at Lava step tau it sends the
+    synaptic input computed from the spikes received at step tau - 1, which the next layer integrates at IR
+    step tau (the same one-step delay as Lava's Dense)."""
+
+    def __init__(self, *, weight: np.ndarray, weight_exp: int, release: np.ndarray | None,
+                 weight_fixed: np.ndarray | None, layer: int, seed: int, trial: int, samples: np.ndarray,
+                 **kwargs) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        size, n_in = weight.shape
+        n = len(samples)
+        self.weight = Var(shape=weight.shape, init=weight.astype(np.int64))
+        self.weight_fixed = Var(shape=weight.shape, init=np.zeros_like(weight, np.int64) if weight_fixed is None
+                                else weight_fixed.astype(np.int64))  # fmt: skip
+        self.release = Var(shape=weight.shape, init=np.full(weight.shape, 255, np.int64) if release is None
+                           else release.astype(np.int64))  # fmt: skip
+        self.samples = Var(shape=(n,), init=np.asarray(samples, np.int64))
+        # seed in [0, 2**64) as two 32-bit halves (Var data are numpy arrays of one dtype)
+        self.params = Var(shape=(6,), init=np.array([weight_exp, layer, seed >> 32, seed & 0xFFFFFFFF, trial,
+                                                     int(release is not None)], np.int64))  # fmt: skip
+        self.a_buff = Var(shape=(n * size,), init=np.zeros(n * size, np.int64))
+        self.s_in = InPort(shape=(n * n_in,))
+        self.a_out = OutPort(shape=(n * size,))
+
+
+class IRNeuron(AbstractProcess):
+    """IR v1 neurons (docs/ir.md §2, §4): LIF with optional logistic escape noise, or a readout."""
+
+    def __init__(self, *, size: int, samples: np.ndarray, current_decay: int, voltage_decay: int, threshold: int,
+                 bias: np.ndarray, spiking: bool, escape_scale: float | None, layer: int, seed: int, trial: int,
+                 **kwargs) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        n = len(samples)
+        self.u = Var(shape=(n * size,), init=np.zeros(n * size, np.int64))
+        self.v = Var(shape=(n * size,), init=np.zeros(n * size, np.int64))
+        self.bias = Var(shape=(n * size,), init=np.tile(np.asarray(bias, np.int64), n))
+        self.samples = Var(shape=(n,), init=np.asarray(samples, np.int64))
+        from quantal.compile.streams import escape_thresholds
+
+        theta = np.zeros(1, np.int64) if escape_scale is None else escape_thresholds(escape_scale)
+        self.theta = Var(shape=theta.shape, init=theta)
+        self.params = Var(shape=(9,), init=np.array([size, current_decay, voltage_decay, threshold, int(spiking),
+                                                     int(escape_scale is not None), layer, seed >> 32,
+                                                     seed & 0xFFFFFFFF], np.int64))  # fmt: skip
+        self.trial = Var(shape=(1,), init=np.array([trial], np.int64))
+        self.a_in = InPort(shape=(n * size,))
+        self.s_out = OutPort(shape=(n * size,))
+
+
+@implements(proc=StochasticDense, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyStochasticDenseModel(PyLoihiProcessModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=32)
+    weight: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    weight_fixed: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    release: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    samples: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    params: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def run_spk(self) -> None:
+        from quantal.compile.reference import wrap32
+        from quantal.compile.streams import release_bytes
+
+        self.a_out.send(self.a_buff.astype(np.int32))  # the input computed at the previous step
+        s = self.s_in.recv().astype(bool)
+        e, layer, hi, lo, trial, stochastic = (int(x) for x in self.params)
+        seed = (hi << 32) | lo
+        size, n_in = self.weight.shape
+        t = self.time_step  # the IR step at which these spikes are integrated (Lava step tau = IR step tau - 1)
+        for k, sample in enumerate(self.samples):
+            active = np.flatnonzero(s[k * n_in:(k + 1) * n_in])
+            w = self.weight[:, active]
+            if stochastic and active.size:
+                draws = release_bytes(seed, trial, int(sample), t, layer, active, size)  # (J, size)
+                w = w * (draws.T <= self.release[:, active])  # transmit iff byte <= release
+            total = w.sum(axis=1) + self.weight_fixed[:, active].sum(axis=1)
+            a = total << e if e >= 0 else total >> -e  # the shift is applied to the sum (floor for e < 0)
+            self.a_buff[k * size:(k + 1) * size] = wrap32(a)
+
+
+@implements(proc=IRNeuron, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyIRNeuronModel(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+    u: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    samples: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    theta: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    params: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    trial: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def run_spk(self) -> None:
+        from quantal.compile.reference import LIFParams, LIFState, lif_step
+        from quantal.compile.streams import escape_uniforms
+
+        a = self.a_in.recv().astype(np.int64)
+        size, cd, vd, th, spiking, escape, layer, hi, lo = (int(x) for x in self.params)
+        seed = (hi << 32) | lo
+        t = self.time_step - 1  # IR step
+        out = np.zeros(a.shape, dtype=bool)
+        for k, sample in enumerate(self.samples):
+            sl = slice(k * size, (k + 1) * size)
+            p = LIFParams(cd, vd, th, self.bias[sl], bool(spiking), self.theta if escape else None)
+            esc_u = escape_uniforms(seed, int(self.trial[0]), int(sample), t, layer, size) if escape else None
+            s, st = lif_step(a[sl], LIFState(self.u[sl], self.v[sl]), p, esc_u)
+            self.u[sl], self.v[sl] = st.u, st.v
+            out[sl] = s
+        self.s_out.send(out)

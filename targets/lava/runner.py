@@ -1,11 +1,15 @@
 """Run a ``.qnet`` network in Intel Lava 0.10 (bit-accurate ``fixed_pt`` models). Runs inside the Lava venv.
 
-    python -m quantal.targets.lava.runner NET.qnet SPIKES.npy OUT.npz [--steps T]
+    python -m quantal.targets.lava.runner NET.qnet SPIKES.npy OUT.npz [--steps T] [--seed S] [--trial R]
 
-Deterministic LIF layers map to stock ``Dense`` + ``LIF`` processes with DESIGN.md's mapping
-(``du = current_decay - 1``, ``dv = voltage_decay``, ``vth = threshold``, Dense weights ``2 * weight`` with
-``weight_exp - 1``). All samples run at once in one process graph: sample n occupies its own block of every
-layer (block-diagonal weights), which is the same computation as separate runs. The output ``.npz`` holds
+Deterministic parts map to stock Lava processes with DESIGN.md's mapping: reliable synapses to ``Dense``
+(weights ``2 * weight`` with ``weight_exp - 1``), LIF neurons without escape noise to ``LIF``
+(``du = current_decay - 1``, ``dv = voltage_decay``, ``vth = threshold``). What stock Lava lacks uses
+quantal's own ``fixed_pt`` processes (targets/lava/processes.py): ``StochasticDense`` for release
+probabilities and reliable parts (random streams v1, stream 1), ``IRNeuron`` for escape noise (stream 2),
+readouts and ``current_decay = 0``. All samples run at once in one process graph: sample n occupies its own
+block of every layer (block-diagonal weights, or per-block loops in quantal's processes, which key their
+random streams by the sample's index), which is the same computation as separate runs. The output ``.npz`` holds
 ``<layer>.spikes`` (uint8), ``<layer>.u`` and ``<layer>.v`` (int32) of shape (n_samples, T, size), read after
 every step (v after the reset).
 """
@@ -18,6 +22,15 @@ import sys
 import numpy as np
 
 from quantal.compile.ir import IRError, Network, atomic_write, load
+
+
+def stock_synapse(layer) -> bool:  # noqa: ANN001
+    return layer.synapse.release is None and layer.synapse.weight_fixed is None
+
+
+def stock_neuron(layer) -> bool:  # noqa: ANN001
+    n = layer.neuron
+    return n.kind == "lif" and n.escape_noise is None and n.current_decay >= 1
 
 
 def unsupported(net: Network) -> list[str]:
@@ -35,13 +48,18 @@ def unsupported(net: Network) -> list[str]:
     return problems
 
 
-def run(net: Network, spikes: np.ndarray, steps: int) -> dict[str, np.ndarray]:
+def run(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0, trial: int = 0,
+        stock_only: bool = False) -> dict[str, np.ndarray]:
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense
     from lava.proc.lif.process import LIF
 
-    from .processes import SpikeInput, SpikeRecorder
+    from .processes import IRNeuron, SpikeInput, SpikeRecorder, StochasticDense
+
+    if stock_only and unsupported(net):
+        raise ValueError("; ".join(unsupported(net)))
+    samples = np.arange(spikes.shape[0], dtype=np.int64)
 
     n, t_in, n_in = spikes.shape
     eye = np.eye(n, dtype=np.int32)
@@ -50,15 +68,28 @@ def run(net: Network, spikes: np.ndarray, steps: int) -> dict[str, np.ndarray]:
     src = SpikeInput(data=data)
     port = src.s_out
     lifs, recs = [], []
-    for layer in net.layers:
+    for li, layer in enumerate(net.layers):
         syn, neu = layer.synapse, layer.neuron
-        w = np.kron(eye, 2 * syn.weight.astype(np.int32))  # block-diagonal: samples do not interact
-        dense = Dense(weights=w, weight_exp=syn.weight_exp - 1, num_weight_bits=8)
+        if stock_synapse(layer):
+            w = np.kron(eye, 2 * syn.weight.astype(np.int32))  # block-diagonal: samples do not interact
+            dense = Dense(weights=w, weight_exp=syn.weight_exp - 1, num_weight_bits=8)
+        else:
+            dense = StochasticDense(weight=syn.weight, weight_exp=syn.weight_exp, release=syn.release,
+                                    weight_fixed=syn.weight_fixed, layer=li, seed=seed, trial=trial,
+                                    samples=samples)  # fmt: skip
         size = n * layer.size
-        bias_mant = np.tile(np.broadcast_to(np.asarray(neu.bias_mant, np.int32), (layer.size,)), n)
-        bias_exp = np.tile(np.broadcast_to(np.asarray(neu.bias_exp, np.int32), (layer.size,)), n)
-        lif = LIF(shape=(size,), du=neu.current_decay - 1, dv=neu.voltage_decay, vth=neu.threshold,
-                  bias_mant=bias_mant, bias_exp=bias_exp)  # fmt: skip
+        if stock_neuron(layer):
+            bias_mant = np.tile(np.broadcast_to(np.asarray(neu.bias_mant, np.int32), (layer.size,)), n)
+            bias_exp = np.tile(np.broadcast_to(np.asarray(neu.bias_exp, np.int32), (layer.size,)), n)
+            lif = LIF(shape=(size,), du=neu.current_decay - 1, dv=neu.voltage_decay, vth=neu.threshold,
+                      bias_mant=bias_mant, bias_exp=bias_exp)  # fmt: skip
+        else:
+            esc = neu.escape_noise
+            lif = IRNeuron(size=layer.size, samples=samples, current_decay=neu.current_decay,
+                           voltage_decay=neu.voltage_decay, threshold=neu.threshold,
+                           bias=neu.effective_bias(layer.size), spiking=neu.kind != "readout",
+                           escape_scale=None if esc is None else esc.scale, layer=li, seed=seed,
+                           trial=trial)  # fmt: skip
         rec = SpikeRecorder(shape=(size, steps))
         port.connect(dense.s_in)
         dense.a_out.connect(lif.a_in)
@@ -92,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("spikes")
     p.add_argument("out")
     p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trial", type=int, default=0)
+    p.add_argument("--stock-only", action="store_true", help="refuse layers that need quantal's processes")
     args = p.parse_args(argv)
     try:
         net = load(args.net)
@@ -99,12 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     problems = unsupported(net)
-    if problems:
+    if problems and args.stock_only:
         print("error: " + "; ".join(problems), file=sys.stderr)
         return 2
     spikes = np.load(args.spikes, allow_pickle=False)
     steps = spikes.shape[1] if args.steps is None else args.steps
-    out = run(net, spikes, steps)
+    out = run(net, spikes, steps, seed=args.seed, trial=args.trial)
     atomic_write(args.out, lambda f: np.savez(f, **out))
     return 0
 

@@ -61,4 +61,27 @@ def test_unsupported_layers_are_refused_with_a_message():
     rng = np.random.default_rng(0)
     net = random_network(rng, [4, 3], release=0.5)
     with pytest.raises(driver.LavaRunError, match="stochastic synapses"):
-        driver.run_in_lava(net, np.zeros((1, 2, 4), bool))
+        driver.run_in_lava(net, np.zeros((1, 2, 4), bool), stock_only=True)
+
+
+def compare_hwsim(net, x, steps, seed, trial=0):
+    from quantal.hwsim import simulate
+
+    lava = driver.run_in_lava(net, x, steps, seed=seed, trial=trial)
+    hw = simulate(net, x, steps=steps, seed=seed, trials=trial + 1, record=("spikes", "u", "v"))
+    for k in hw:
+        diff = np.argwhere(lava[k] != hw[k][trial])
+        assert diff.size == 0, f"{k}: first divergence at (sample, step, neuron) {tuple(diff[0])}"
+    return hw
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_stochastic_networks_match_hwsim_in_lava(case):
+    # quantal's Lava processes: stochastic synapses with reliable parts, escape noise, readouts
+    rng = np.random.default_rng(2000 + case)
+    sizes = [int(s) for s in rng.integers(4, 16, 3)]
+    net = random_network(rng, sizes, release="random", weight_fixed=bool(case % 2), escape=case < 2,
+                         readout=bool(case % 2 == 0), memoryless=case == 3)  # fmt: skip
+    x = random_spikes(rng, 3, 6, sizes[0], 0.4)
+    hw = compare_hwsim(net, x, steps=9, seed=int(rng.integers(0, 2**63)), trial=case % 2)
+    assert sum(hw[f"{la}.spikes"].sum() for la in net.layer_names) > 0
