@@ -49,7 +49,7 @@ lint: $(VENV)/.stamp
 test: $(VENV)/.stamp lava-env apt-deps lint
 	$(VENV)/bin/python -m pytest -q
 
-demo: $(VENV)/.stamp
+demo: $(VENV)/.stamp lava-env
 	$(VENV)/bin/python examples/demo.py --out runs/demo
 
 bench: $(VENV)/.stamp

@@ -153,6 +153,9 @@ def compile_run(path: str | Path, out: str | Path, *, calibration: int = 512, li
     y = test_set.y
     acc: dict[str, Any] = {}
     if model is not None:
+        import torch
+
+        torch.manual_seed(seed)  # the float model samples its own noise: seeded, so the report is reproducible
         acc["float"] = float_accuracy(model, cfg, test_set.x, spikes, y)
     fq = quant_outputs(qnet, spikes, spec["run_steps"], seed=seed)
     acc["fake_quant"] = float((fq.argmax(1) == y).mean())
