@@ -37,11 +37,14 @@ def lava_python() -> Path | None:
 
 
 def run_in_lava(net: Network, spikes: np.ndarray, steps: int | None = None, timeout: float = 600, *,
-                seed: int = 0, trial: int = 0, stock_only: bool = False) -> dict:  # fmt: skip
+                seed: int = 0, trial: int = 0, stock_only: bool = False, timing: dict | None = None,
+                spikes_only: bool = False) -> dict:  # fmt: skip
     """Run ``spikes`` (n_samples, T_in, input.size) through ``net`` in Lava; returns spikes/u/v per layer.
 
     ``seed`` and ``trial`` select the random streams of stochastic layers; ``stock_only`` refuses layers that
-    need quantal's own Lava processes."""
+    need quantal's own Lava processes; ``timing``, if given, receives ``seconds``: the Lava run's wall time
+    (graph compilation included), and ``steady_seconds``: steps 2..T only, as the runner measured them.
+    ``spikes_only`` runs steps 2..T in one call without reading u and v (they come back as zeros)."""
     py = lava_python()
     if py is None:
         raise LavaUnavailable(
@@ -55,9 +58,16 @@ def run_in_lava(net: Network, spikes: np.ndarray, steps: int | None = None, time
         if steps is not None:
             cmd += ["--steps", str(steps)]
         cmd += ["--seed", str(seed), "--trial", str(trial)] + (["--stock-only"] if stock_only else [])
+        cmd += ["--spikes-only"] if spikes_only else []
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
         if r.returncode != 0:
             tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])
             raise LavaRunError(f"Lava runner exited with {r.returncode}: {tail}")
+        if timing is not None:
+            for line in r.stdout.splitlines():
+                if line.startswith("lava_seconds="):
+                    timing["seconds"] = float(line.split("=", 1)[1])
+                if line.startswith("lava_steady_seconds="):
+                    timing["steady_seconds"] = float(line.split("=", 1)[1])
         with np.load(outp) as f:
             return {k: f[k] for k in f.files}
