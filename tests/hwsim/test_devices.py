@@ -221,3 +221,35 @@ def test_realisations_do_not_depend_on_the_thread_count():
     out = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "NUMBA_NUM_THREADS": str(n)}).stdout for n in (1, 2)}  # fmt: skip
     assert len(out) == 1
+
+
+@pytest.mark.parametrize("m", [32, 96])
+def test_pcm_programming_noise_quantiles_are_gaussian(m):
+    # Kolmogorov-Smirnov against N(g_target, sigma(g_hat)): the whole distribution, not just two moments
+    gp, _ = D.conductances(D.PCM(drift_compensation=False), const(m), 0.0, seed=11, trial=0, layer=0)
+    g_hat = m / 128
+    sigma = 0.26348 + 1.9650 * g_hat - 1.1731 * g_hat**2
+    assert stats.kstest(gp.ravel(), "norm", args=(25 * g_hat, sigma)).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("t", [3600.0, 86400.0])
+def test_pcm_drift_factor_quantiles_match_the_closed_form(t):
+    # factor f = r**-nu, nu = |X|, X ~ N(mu, sd): P(f <= x) = P(nu >= -ln x / ln r) = 1 - F(q) with
+    # F(q) = Phi((q - mu) / sd) - Phi((-q - mu) / sd), the folded normal's CDF
+    class NoProg(D.PCM):
+        def prog_sigma_of(self, g_hat):
+            return np.zeros_like(g_hat)
+
+    m = 64
+    gp, _ = D.conductances(NoProg(drift_compensation=False), const(m), t, seed=12, trial=0, layer=0)
+    f = gp / (25 * m / 128)
+    mu, sd = (float(v[0]) for v in D.PCM().nu_params(np.array([m / 128])))
+    lr = math.log((t + 20.0) / 20.0)
+
+    def cdf(x):
+        q = -np.log(x) / lr
+        return 1 - (stats.norm.cdf((q - mu) / sd) - stats.norm.cdf((-q - mu) / sd))
+
+    for p in (0.05, 0.25, 0.5, 0.75, 0.95):  # empirical quantiles against the closed-form CDF
+        x = np.quantile(f, p)
+        assert abs(cdf(x) - p) < 4.5 * math.sqrt(p * (1 - p) / N), p
