@@ -9,10 +9,11 @@
 4. ``quantal inspect --data``: neurons, synapses, memory, cores, synaptic operations and energy per inference;
 5. ``quantal run``: one test digit through the network, for the spike raster;
 6. ``quantal verify --target lava``: the network in Intel Lava (its own Python 3.10 venv) against hwsim;
-7. hardware-aware training of the same network on phase-change memory (examples/demo_hwa.yaml), and
+7. ``quantal export --target nir`` and ``quantal import``: the network as a NIR graph and back;
+8. hardware-aware training of the same network on phase-change memory (examples/demo_hwa.yaml), and
    ``quantal sweep`` of plain vs hardware-aware on the ideal and PCM devices from 1 s to 1 year after
    programming (examples/demo_sweep.yaml);
-8. ``quantal report``: everything on one HTML page.
+9. ``quantal report``: everything on one HTML page.
 
 Everything lands in ``runs/demo/`` (checkpoints, .qnet files, summary.json, PNG plots, sweep/, report.html).
 """
@@ -90,6 +91,12 @@ def main() -> int:
     lava_result = (rv.stdout or rv.stderr).strip()
     print(lava_result if rv.returncode != 2 else f"Lava verification skipped: {lava_result}")
 
+    # NIR export, and the exact round trip back to the IR
+    sh(quantal, "export", str(netp), "--target", "nir", "-o", str(out / "demo.nir"))
+    sh(quantal, "import", str(out / "demo.nir"), "-o", str(out / "demo_from_nir.qnet"))
+    nir_ok = ir.load(out / "demo_from_nir.qnet").layers == net.layers
+    print(f"NIR round trip exact: {nir_ok}")
+
     # hardware-aware training and the drift sweep
     hwa_dir, hwa_net = out / "train_hwa", out / "hwa.qnet"
     sh(quantal, "train", args.hwa_config, "--out", str(hwa_dir))
@@ -127,6 +134,7 @@ def main() -> int:
         "activity": inspect["activity"], "figures": [str(f) for f in figs],
         "drift": [{k: r[k] for k in ("network", "device", "time", "accuracy", "ci_lo", "ci_hi")} for r in drift],
         "lava_verification": {"exit_status": rv.returncode, "result": lava_result},
+        "nir": {"file": str(out / "demo.nir"), "round_trip_exact": nir_ok},
     }  # fmt: skip
     summary["seconds"] = time.perf_counter() - t0
     atomic_write(out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
@@ -138,6 +146,7 @@ def main() -> int:
     print(f"  hwsim clean (mean-field) {clean['accuracy']:.1%}; stochastic {stoch['accuracy']:.1%} "
           f"[{lo:.1%}, {hi:.1%}] over {stoch['trials']} trials")  # fmt: skip
     print(f"  Lava (20 test digits, spikes, u and v): {lava_result}")
+    print(f"  NIR: {out / 'demo.nir'} (round trip back to the IR exact: {nir_ok})")
     a = inspect["activity"]
     print(f"  {a['per_inference']['synops']:,.0f} synaptic ops and ~{a['energy_nj_per_inference']:,.0f} nJ per "
           f"inference (Loihi figures), {inspect['totals']['cores']} cores")  # fmt: skip

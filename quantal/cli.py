@@ -216,6 +216,49 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    import warnings
+
+    from quantal.targets import nir as qnir
+
+    net = _load_net(args.net)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = qnir.export(net, args.out, dt=args.dt)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    print(f"wrote {path} (NIR, dt = {args.dt:g} s)")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from quantal.compile.ir import save
+    from quantal.targets import nir as qnir
+
+    calib = None
+    if args.data is not None:
+        from quantal.train import data
+
+        if args.encoder is None or args.steps is None:
+            raise UsageError("--data needs --encoder and --steps (how the network's input was encoded)")
+        ds = data.load(args.data, "train")
+        calib = data.encode(ds.x[: args.calibration], args.encoder, args.steps, seed=0)
+    net, rows = qnir.import_file(args.model, calib=calib, dt=args.dt, name=args.name or Path(args.model).stem)
+    if args.data is not None:
+        from quantal.compile.ir import Network
+
+        meta = {**net.metadata, "input": {"dataset": args.data, "encoder": args.encoder, "steps": args.steps,
+                                          "max_rate": 1.0, "run_steps": args.steps + len(net.layers)}}  # fmt: skip
+        net = Network(name=net.name, input_size=net.input_size, layers=net.layers, metadata=meta)
+    save(net, args.out)
+    how = "exactly (quantal metadata)" if not rows else "quantised with the compile calibration"
+    print(f"wrote {args.out}: {len(net.layers)} layers ({', '.join(la.name for la in net.layers)}), {how}")
+    for r in rows:
+        print(f"  {r['name']:10s} scale {r['scale']:.4g} (limited by {r['scale_limited_by']}), weight_exp "
+              f"{r['weight_exp']}, {r['saturated_weights']}/{r['weights']} weights saturated")  # fmt: skip
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from quantal import report
 
@@ -340,6 +383,24 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--trial", type=_int_arg("--trial", 0), default=0)
     v.set_defaults(func=cmd_verify)
 
+    x = sub.add_parser("export", help="write a .qnet network in another format (NIR)")
+    x.add_argument("net", metavar="NET.qnet")
+    x.add_argument("--target", required=True, choices=("nir",))
+    x.add_argument("-o", "--out", required=True, metavar="FILE.nir")
+    x.add_argument("--dt", type=float, default=1e-4, help="seconds per step in the NIR graph (default 1e-4)")
+    x.set_defaults(func=cmd_export)
+
+    im = sub.add_parser("import", help="read a NIR graph (quantal's, snnTorch's, Norse's) into a .qnet network")
+    im.add_argument("model", metavar="MODEL.nir")
+    im.add_argument("-o", "--out", required=True, metavar="NET.qnet")
+    im.add_argument("--dt", type=float, default=None, help="seconds per step (default: the graph's, else 1e-4)")
+    im.add_argument("--data", choices=("digits", "fashion-mnist"), default=None, help="calibrate on this data")
+    im.add_argument("--encoder", choices=("rate", "latency", "static", "pairs"), default=None)
+    im.add_argument("--steps", type=_int_arg("--steps", 1), default=None)
+    im.add_argument("--calibration", type=_int_arg("--calibration", 1), default=512)
+    im.add_argument("--name", default=None)
+    im.set_defaults(func=cmd_import)
+
     rp = sub.add_parser("report", help="one self-contained HTML page of a run, sweep or demo folder")
     rp.add_argument("run", metavar="RUN_DIR")
     rp.add_argument("--out", default=None, metavar="REPORT.html", help="default: RUN_DIR/report.html")
@@ -359,11 +420,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from quantal.hwsim.devices import DeviceError
     from quantal.pipeline import PipelineError
     from quantal.sweep import SweepError
+    from quantal.targets.nir import NIRError
     from quantal.train.config import ConfigError
     from quantal.train.data import DataError
 
     errors: tuple[type[Exception], ...] = (UsageError, IRError, RunError, ConfigError, DataError, PipelineError,
-                                           DeviceError, SweepError)  # fmt: skip
+                                           DeviceError, SweepError, NIRError)  # fmt: skip
     try:
         args = build_parser().parse_args(argv)
         if args.command == "compile":  # imports torch: only for this command
