@@ -27,7 +27,7 @@ $(LAVA_VENV)/.stamp: pyproject.toml
 	else \
 		rm -rf $(LAVA_VENV) && "$(LAVA_PY)" -m venv $(LAVA_VENV) && \
 		$(LAVA_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip && \
-		$(LAVA_VENV)/bin/python -m pip install $(PIP_FLAGS) "numpy>=1.24,<2" "pyyaml>=6" "lava-nc==0.10.0" && \
+		$(LAVA_VENV)/bin/python -m pip install $(PIP_FLAGS) "numpy>=1.24,<2" "pyyaml>=6" "h5py>=3.8" "lava-nc==0.10.0" && \
 		$(LAVA_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -e . && \
 		$(LAVA_VENV)/bin/python -c "import lava.magma, quantal.compile" && touch $@; \
 	fi

@@ -9,7 +9,9 @@
 4. ``quantal inspect --data``: neurons, synapses, memory, cores, synaptic operations and energy per inference;
 5. ``quantal run``: one test digit through the network, for the spike raster;
 6. ``quantal verify --target lava``: the network in Intel Lava (its own Python 3.10 venv) against hwsim;
-7. ``quantal export --target nir`` and ``quantal import``: the network as a NIR graph and back;
+7. ``quantal export --target nir`` and ``quantal import``: the network as a NIR graph and back; ``quantal
+   export --target netx``, which refuses the stochastic demo network with its reason (NetX holds
+   deterministic CUBA layers only);
 8. hardware-aware training of the same network on phase-change memory (examples/demo_hwa.yaml), and
    ``quantal sweep`` of plain vs hardware-aware on the ideal and PCM devices from 1 s to 1 year after
    programming (examples/demo_sweep.yaml);
@@ -96,6 +98,12 @@ def main() -> int:
     sh(quantal, "import", str(out / "demo.nir"), "-o", str(out / "demo_from_nir.qnet"))
     nir_ok = ir.load(out / "demo_from_nir.qnet").layers == net.layers
     print(f"NIR round trip exact: {nir_ok}")
+    # NetX HDF5 holds deterministic CUBA layers only: the demo network's stochastic synapses are refused
+    cmd = [quantal, "export", str(netp), "--target", "netx", "-o", str(out / "demo.h5")]
+    print(f"\n$ {' '.join(shlex.quote(a) for a in cmd)}", flush=True)
+    rn = subprocess.run(cmd, text=True, capture_output=True)
+    netx_result = (rn.stdout or rn.stderr).strip()
+    print(netx_result)
 
     # hardware-aware training and the drift sweep
     hwa_dir, hwa_net = out / "train_hwa", out / "hwa.qnet"
@@ -135,6 +143,7 @@ def main() -> int:
         "drift": [{k: r[k] for k in ("network", "device", "time", "accuracy", "ci_lo", "ci_hi")} for r in drift],
         "lava_verification": {"exit_status": rv.returncode, "result": lava_result},
         "nir": {"file": str(out / "demo.nir"), "round_trip_exact": nir_ok},
+        "netx": {"exit_status": rn.returncode, "result": netx_result},
     }  # fmt: skip
     summary["seconds"] = time.perf_counter() - t0
     atomic_write(out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
@@ -147,6 +156,7 @@ def main() -> int:
           f"[{lo:.1%}, {hi:.1%}] over {stoch['trials']} trials")  # fmt: skip
     print(f"  Lava (20 test digits, spikes, u and v): {lava_result}")
     print(f"  NIR: {out / 'demo.nir'} (round trip back to the IR exact: {nir_ok})")
+    print(f"  NetX HDF5: {netx_result}")
     a = inspect["activity"]
     print(f"  {a['per_inference']['synops']:,.0f} synaptic ops and ~{a['energy_nj_per_inference']:,.0f} nJ per "
           f"inference (Loihi figures), {inspect['totals']['cores']} cores")  # fmt: skip

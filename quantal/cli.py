@@ -189,7 +189,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from quantal.targets.lava.driver import LavaRunError, LavaUnavailable
-    from quantal.targets.verify import verify_lava
+    from quantal.targets.verify import verify_lava, verify_netx
 
     net = _load_net(args.net)
     spikes = _load_spikes(args.input)
@@ -197,14 +197,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     x = check_input(spikes, net)
     try:
-        div, hw = verify_lava(net, x, steps=args.steps, seed=args.seed, trial=args.trial)
+        if args.target == "netx":
+            div, hw = verify_netx(net, x, steps=args.steps)
+        else:
+            div, hw = verify_lava(net, x, steps=args.steps, seed=args.seed, trial=args.trial)
     except LavaUnavailable as e:
         raise UsageError(str(e)) from None
     except LavaRunError as e:
         raise UsageError(str(e).splitlines()[-1]) from None
     steps = next(iter(hw.values())).shape[1]
     if div is None:
-        print(f"identical: Lava and hwsim agree on spikes, u and v of {len(net.layers)} layers, {x.shape[0]} "
+        what = "Lava (via NetX HDF5)" if args.target == "netx" else "Lava"
+        print(f"identical: {what} and hwsim agree on spikes, u and v of {len(net.layers)} layers, {x.shape[0]} "
               f"samples x {steps} steps (seed {args.seed}, trial {args.trial})")  # fmt: skip
         return 0
     if "message" in div:
@@ -222,6 +226,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from quantal.targets import nir as qnir
 
     net = _load_net(args.net)
+    if args.target == "netx":
+        from quantal.targets import netx
+
+        path = netx.export(net, args.out)
+        print(f"wrote {path} (NetX HDF5, {len(net.layers)} dense CUBA layers)")
+        return 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         path = qnir.export(net, args.out, dt=args.dt)
@@ -376,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="run a network on a target and in hwsim; exit 0 when identical, else 1")
     v.add_argument("net", metavar="NET.qnet")
-    v.add_argument("--target", required=True, choices=("lava",), help="lava (in its own Python 3.10 venv)")
+    v.add_argument("--target", required=True, choices=("lava", "netx"),
+                   help="lava (its own Python 3.10 venv), or netx: the NetX HDF5 export built in Lava")  # fmt: skip
     v.add_argument("--input", required=True, metavar="SPIKES.npy")
     v.add_argument("--steps", type=_int_arg("--steps", 1), default=None)
     v.add_argument("--seed", type=_int_arg("--seed", 0, 2**64 - 1), default=0)
@@ -385,8 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="write a .qnet network in another format (NIR)")
     x.add_argument("net", metavar="NET.qnet")
-    x.add_argument("--target", required=True, choices=("nir",))
-    x.add_argument("-o", "--out", required=True, metavar="FILE.nir")
+    x.add_argument("--target", required=True, choices=("nir", "netx"))
+    x.add_argument("-o", "--out", required=True, metavar="FILE")
     x.add_argument("--dt", type=float, default=1e-4, help="seconds per step in the NIR graph (default 1e-4)")
     x.set_defaults(func=cmd_export)
 
@@ -420,12 +431,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from quantal.hwsim.devices import DeviceError
     from quantal.pipeline import PipelineError
     from quantal.sweep import SweepError
+    from quantal.targets.netx import NetXError
     from quantal.targets.nir import NIRError
     from quantal.train.config import ConfigError
     from quantal.train.data import DataError
 
     errors: tuple[type[Exception], ...] = (UsageError, IRError, RunError, ConfigError, DataError, PipelineError,
-                                           DeviceError, SweepError, NIRError)  # fmt: skip
+                                           DeviceError, SweepError, NIRError, NetXError)  # fmt: skip
     try:
         args = build_parser().parse_args(argv)
         if args.command == "compile":  # imports torch: only for this command

@@ -46,3 +46,24 @@ def verify_lava(net: Network, spikes: np.ndarray, *, steps: int | None = None, s
     hw = simulate(net, spikes, steps=steps, seed=seed, trials=trial + 1, record=QUANTITIES)
     hw = {k: v[trial] for k, v in hw.items()}
     return first_divergence(net, lava, hw), hw
+
+
+def verify_netx(net: Network, spikes: np.ndarray, *, steps: int | None = None) -> tuple[dict[str, Any] | None,
+                                                                                         dict[str, np.ndarray]]:
+    """Export ``net`` to NetX HDF5, build it in Lava by NetX's mapping, and compare with hwsim."""
+    import tempfile
+    from pathlib import Path
+
+    from quantal.hwsim import simulate
+
+    from . import netx
+    from .lava import driver
+
+    steps = spikes.shape[1] if steps is None else steps
+    with tempfile.TemporaryDirectory(prefix="quantal-netx-") as tmp:
+        path = netx.export(net, Path(tmp) / "net.h5", steps=steps)
+        got = driver.run_netx_in_lava(path, spikes, steps)
+    got = {k.replace(f"layer{i}.", f"{la.name}.", 1): v for i, la in enumerate(net.layers)
+           for k, v in got.items() if k.startswith(f"layer{i}.")}  # fmt: skip
+    hw = simulate(net, spikes, steps=steps, record=QUANTITIES)
+    return first_divergence(net, got, hw), hw

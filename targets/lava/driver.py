@@ -36,6 +36,11 @@ def lava_python() -> Path | None:
     return None
 
 
+def run_netx_in_lava(path: str | Path, spikes: np.ndarray, steps: int | None = None, timeout: float = 600) -> dict:
+    """Run a NetX HDF5 file in Lava, built by NetX's documented mapping; outputs ``layer<k>.spikes/u/v``."""
+    return _run(["--netx"], path, spikes, steps, timeout)
+
+
 def run_in_lava(net: Network, spikes: np.ndarray, steps: int | None = None, timeout: float = 600, *,
                 seed: int = 0, trial: int = 0, stock_only: bool = False, timing: dict | None = None,
                 spikes_only: bool = False) -> dict:  # fmt: skip
@@ -45,20 +50,30 @@ def run_in_lava(net: Network, spikes: np.ndarray, steps: int | None = None, time
     need quantal's own Lava processes; ``timing``, if given, receives ``seconds``: the Lava run's wall time
     (graph compilation included), and ``steady_seconds``: steps 2..T only, as the runner measured them.
     ``spikes_only`` runs steps 2..T in one call without reading u and v (they come back as zeros)."""
+    if lava_python() is None:  # before writing anything
+        _run([], "", spikes, steps, timeout)
+    with tempfile.TemporaryDirectory(prefix="quantal-lava-") as tmp:
+        netp = Path(tmp, "net.qnet")
+        save(net, netp)
+        extra = ["--seed", str(seed), "--trial", str(trial)] + (["--stock-only"] if stock_only else [])
+        extra += ["--spikes-only"] if spikes_only else []
+        return _run(extra, netp, spikes, steps, timeout, timing)
+
+
+def _run(extra: list[str], netp: str | Path, spikes: np.ndarray, steps: int | None, timeout: float,
+         timing: dict | None = None) -> dict:  # fmt: skip
     py = lava_python()
     if py is None:
         raise LavaUnavailable(
             "Lava is not set up: it needs Python 3.10; run `make lava-env` (or set QUANTAL_LAVA_PYTHON)"
         )
     with tempfile.TemporaryDirectory(prefix="quantal-lava-") as tmp:
-        netp, xp, outp = Path(tmp, "net.qnet"), Path(tmp, "x.npy"), Path(tmp, "out.npz")
-        save(net, netp)
+        xp, outp = Path(tmp, "x.npy"), Path(tmp, "out.npz")
         np.save(xp, np.asarray(spikes != 0, dtype=np.uint8))
-        cmd = [str(py), "-m", "quantal.targets.lava.runner", str(netp), str(xp), str(outp)]
+        cmd = [str(py), "-m", "quantal.targets.lava.runner", str(Path(netp).resolve()), str(xp), str(outp)]
         if steps is not None:
             cmd += ["--steps", str(steps)]
-        cmd += ["--seed", str(seed), "--trial", str(trial)] + (["--stock-only"] if stock_only else [])
-        cmd += ["--spikes-only"] if spikes_only else []
+        cmd += extra
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
         if r.returncode != 0:
             tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])

@@ -48,26 +48,16 @@ def unsupported(net: Network) -> list[str]:
     return problems
 
 
-def run(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0, trial: int = 0,
-        stock_only: bool = False, record_state: bool = True) -> dict[str, np.ndarray]:
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
+def build_ir(net: Network, n: int, *, seed: int = 0, trial: int = 0) -> list[tuple[str, int, object, object]]:
+    """(name, size, synapse process, neuron process) per layer of ``net`` for ``n`` samples in one graph."""
     from lava.proc.dense.process import Dense
     from lava.proc.lif.process import LIF
 
-    from .processes import IRNeuron, SpikeInput, SpikeRecorder, StochasticDense
+    from .processes import IRNeuron, StochasticDense
 
-    if stock_only and unsupported(net):
-        raise ValueError("; ".join(unsupported(net)))
-    samples = np.arange(spikes.shape[0], dtype=np.int64)
-
-    n, t_in, n_in = spikes.shape
+    samples = np.arange(n, dtype=np.int64)
     eye = np.eye(n, dtype=np.int32)
-    # Input of sample k, step t in row k * n_in + i, column t.
-    data = spikes.astype(np.int32).transpose(0, 2, 1).reshape(n * n_in, t_in)
-    src = SpikeInput(data=data)
-    port = src.s_out
-    lifs, recs = [], []
+    out = []
     for li, layer in enumerate(net.layers):
         syn, neu = layer.synapse, layer.neuron
         if stock_synapse(layer):
@@ -90,18 +80,64 @@ def run(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0, trial: i
                            bias=neu.effective_bias(layer.size), spiking=neu.kind != "readout",
                            escape_scale=None if esc is None else esc.scale, layer=li, seed=seed,
                            trial=trial)  # fmt: skip
-        rec = SpikeRecorder(shape=(size, steps))
+        out.append((layer.name, layer.size, dense, lif))
+    return out
+
+
+def build_netx(path: str, n: int) -> list[tuple[str, int, object, object]]:
+    """The layers of a NetX HDF5 file built by NetX's mapping: ``LIF(du = iDecay - 1, dv = vDecay,
+    vth = vThMant, bias_exp = 6)`` behind a ``Dense`` holding the weights as NetX rescales them."""
+    from lava.proc.dense.process import Dense
+    from lava.proc.lif.process import LIF
+
+    from quantal.targets.netx import lava_weights, read
+
+    eye = np.eye(n, dtype=np.int32)
+    out = []
+    for k, la in enumerate(read(path)):
+        w, exp = lava_weights(la["weight"])
+        size = la["weight"].shape[0]
+        dense = Dense(weights=np.kron(eye, w.astype(np.int32)), weight_exp=exp, num_weight_bits=8)
+        bias = np.zeros(size, np.int32) if la["bias"] is None else la["bias"].astype(np.int32)
+        lif = LIF(shape=(n * size,), du=la["iDecay"] - 1, dv=la["vDecay"], vth=la["vThMant"],
+                  bias_mant=np.tile(bias, n), bias_exp=6)  # fmt: skip
+        out.append((f"layer{k}", size, dense, lif))
+    return out
+
+
+def run(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0, trial: int = 0,
+        stock_only: bool = False, record_state: bool = True) -> dict[str, np.ndarray]:
+    if stock_only and unsupported(net):
+        raise ValueError("; ".join(unsupported(net)))
+    return run_graph(build_ir(net, spikes.shape[0], seed=seed, trial=trial), spikes, steps, record_state)
+
+
+def run_graph(layers: list, spikes: np.ndarray, steps: int, record_state: bool = True) -> dict[str, np.ndarray]:
+    """Run input spikes through a chain of (name, size, synapse, neuron) processes; spikes/u/v per layer."""
+    import time
+
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    from .processes import SpikeInput, SpikeRecorder
+
+    n, t_in, n_in = spikes.shape
+    # Input of sample k, step t in row k * n_in + i, column t.
+    data = spikes.astype(np.int32).transpose(0, 2, 1).reshape(n * n_in, t_in)
+    src = SpikeInput(data=data)
+    port = src.s_out
+    lifs, recs = [], []
+    for _, size, dense, lif in layers:
+        rec = SpikeRecorder(shape=(n * size, steps))
         port.connect(dense.s_in)
         dense.a_out.connect(lif.a_in)
         lif.s_out.connect(rec.a_in)
         port = lif.s_out
         lifs.append(lif)
         recs.append(rec)
-    u = [np.zeros((steps, n * la.size), np.int64) for la in net.layers]
-    v = [np.zeros((steps, n * la.size), np.int64) for la in net.layers]
+    u = [np.zeros((steps, n * la[1]), np.int64) for la in layers]
+    v = [np.zeros((steps, n * la[1]), np.int64) for la in layers]
     cfg = Loihi2SimCfg(select_tag="fixed_pt")
-    import time
-
     t0 = time.perf_counter()
     try:
         t1 = t0
@@ -124,16 +160,16 @@ def run(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0, trial: i
     finally:
         src.stop()
     out = {}
-    for li, layer in enumerate(net.layers):
-        out[f"{layer.name}.spikes"] = s[li].T.reshape(steps, n, layer.size).transpose(1, 0, 2).astype(np.uint8)
-        out[f"{layer.name}.u"] = u[li].reshape(steps, n, layer.size).transpose(1, 0, 2).astype(np.int32)
-        out[f"{layer.name}.v"] = v[li].reshape(steps, n, layer.size).transpose(1, 0, 2).astype(np.int32)
+    for li, (name, size, _, _) in enumerate(layers):
+        out[f"{name}.spikes"] = s[li].T.reshape(steps, n, size).transpose(1, 0, 2).astype(np.uint8)
+        out[f"{name}.u"] = u[li].reshape(steps, n, size).transpose(1, 0, 2).astype(np.int32)
+        out[f"{name}.v"] = v[li].reshape(steps, n, size).transpose(1, 0, 2).astype(np.int32)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="quantal-lava-runner")
-    p.add_argument("net")
+    p.add_argument("net", help="a .qnet file, or a NetX .h5 file with --netx")
     p.add_argument("spikes")
     p.add_argument("out")
     p.add_argument("--steps", type=int, default=None)
@@ -141,7 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trial", type=int, default=0)
     p.add_argument("--stock-only", action="store_true", help="refuse layers that need quantal's processes")
     p.add_argument("--spikes-only", action="store_true", help="record spikes only (u and v stay 0): full speed")
+    p.add_argument("--netx", action="store_true", help="NET is a NetX HDF5 file, built by NetX's mapping")
     args = p.parse_args(argv)
+    if args.netx:
+        spikes = np.load(args.spikes, allow_pickle=False)
+        steps = spikes.shape[1] if args.steps is None else args.steps
+        out = run_graph(build_netx(args.net, spikes.shape[0]), spikes, steps, not args.spikes_only)
+        atomic_write(args.out, lambda f: np.savez(f, **out))
+        return 0
     try:
         net = load(args.net)
     except IRError as e:
