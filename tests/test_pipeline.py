@@ -141,3 +141,22 @@ def test_cli_errors_are_one_line(tmp_path, run):
     assert r.returncode == 2 and "128 channels" in r.stderr
     with pytest.raises(PipelineError, match="no checkpoint"):
         compile_run(tmp_path, tmp_path / "y.qnet")
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_the_trained_stochastic_network_verifies_in_lava(run):
+    import os
+
+    from quantal.targets.lava import driver
+
+    if driver.lava_python() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Lava venv missing and CI=true: the Lava tests must run")
+        pytest.skip("Lava venv missing (make lava-env)")
+    d, _, net, _ = run
+    x = encode(load("digits", "test").x[:10], "rate", 6, seed=1)
+    np.save(d / "xv.npy", x)
+    r = cli("verify", str(d / "net.qnet"), "--target", "lava", "--input", str(d / "xv.npy"), "--steps",
+            str(net.metadata["input"]["run_steps"]), "--seed", "3")  # fmt: skip
+    assert r.returncode == 0 and r.stdout.startswith("identical"), r.stdout + r.stderr
