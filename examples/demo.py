@@ -102,7 +102,9 @@ def main() -> int:
     cmd = [quantal, "export", str(netp), "--target", "netx", "-o", str(out / "demo.h5")]
     print(f"\n$ {' '.join(shlex.quote(a) for a in cmd)}", flush=True)
     rn = subprocess.run(cmd, text=True, capture_output=True)
-    netx_result = (rn.stdout or rn.stderr).strip()
+    netx_result = (rn.stdout or rn.stderr).strip().removeprefix("quantal: error: ")
+    if rn.returncode:
+        netx_result = f"refused: {netx_result}"
     print(netx_result)
 
     # hardware-aware training and the drift sweep
@@ -165,7 +167,8 @@ def main() -> int:
     for (netname, dev), r in sorted(year.items()):
         print(f"    {netname:15s} {dev:18s} {r['accuracy']:.1%} [{r['ci_lo']:.1%}, {r['ci_hi']:.1%}]")
     print(f"\nwritten to {out}/:")
-    for f in [run_dir / "metrics.csv", Path(summary["checkpoint"]), netp, hwa_net, out / "summary.json", *figs,
+    for f in [run_dir / "metrics.csv", Path(summary["checkpoint"]), netp, hwa_net, out / "demo.nir",
+              out / "summary.json", *figs,
               out / "sweep" / "results.csv", out / "sweep" / "sweep_time.png", out / "report.html"]:
         print(f"  {f}")
     print(f"({time.perf_counter() - t0:.0f} s)")
