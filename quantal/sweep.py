@@ -385,4 +385,23 @@ def plot(summary: list[dict[str, Any]], out: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, title=" / ".join(others) if others else None, title_fontsize=7)
         figs.append(_save(fig, out / f"sweep_{ax_name}.png"))
+    if "device" in vary:  # accuracy against the devices in the sweep file's order (e.g. rising noise levels)
+        devices = list(dict.fromkeys(r["device"] for r in summary))
+        others = [a for a in vary if a != "device"]
+        fig, ax = _figure(figsize=(6.4, 3.8))
+        lines = {}
+        for r in summary:
+            lines.setdefault(tuple(str(r[a]) for a in others), {})[r["device"]] = r
+        for label, by_dev in sorted(lines.items()):
+            xs = [k for k, d in enumerate(devices) if d in by_dev]
+            rs = [by_dev[devices[k]] for k in xs]
+            m = np.array([r["accuracy"] for r in rs])
+            err = np.array([[r["accuracy"] - r["ci_lo"] for r in rs], [r["ci_hi"] - r["accuracy"] for r in rs]])
+            ax.errorbar(xs, m, yerr=err, fmt="o-", capsize=3, label=" / ".join(label) or "all")
+        ax.set_xticks(range(len(devices)), devices, rotation=20, fontsize=8)
+        ax.set_xlabel("device (in the sweep file's order)")
+        ax.set_ylabel("accuracy (mean, 95% CI)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, title=" / ".join(others) if others else None, title_fontsize=7)
+        figs.append(_save(fig, out / "sweep_device.png"))
     return figs

@@ -67,6 +67,7 @@ def test_local_and_dask_give_the_same_rows(tmp_path, netfile):
     summary = rows(tmp_path / "local" / "summary.csv")
     assert len(summary) == 4 and all(float(s["ci_lo"]) <= float(s["accuracy"]) <= float(s["ci_hi"]) for s in summary)
     assert (tmp_path / "local" / "sweep_time.png").stat().st_size > 0
+    assert (tmp_path / "local" / "sweep_device.png").stat().st_size > 0
 
 
 def test_a_killed_sweep_resumes_without_lost_or_duplicated_rows(tmp_path, netfile):
