@@ -68,7 +68,7 @@ def _device(q, m, ghat_tab, sig_tab, mu_tab, sd_tab, g_max, d2d, p_on, p_off, lo
 @njit(cache=True, parallel=True)
 def program_and_drift(  # pragma: no cover - compiled
     mant, ghat_tab, sig_tab, mu_tab, sd_tab, g_max, d2d, p_on, p_off, log_ratio, drift, base,
-    k_prog, k_d2d, k_drift, k_stuck, ntab, out_g, out_gp,
+    k_prog, k_d2d, k_drift, k_stuck, ntab, out_g, out_gp, keep_prog,
 ):
     """Devices of the mantissas ``mant`` (S,): G+ of synapse s is device s, G- device S + s (stream index
     base + device). Fills out_g / out_gp (2, S) and returns (sum |G+_prog - G-_prog|, sum |G+ - G-|) in
@@ -86,8 +86,9 @@ def program_and_drift(  # pragma: no cover - compiled
                          drift, k_prog, k_d2d, k_drift, k_stuck, ntab)
         out_g[0, s] = g1
         out_g[1, s] = g2
-        out_gp[0, s] = p1
-        out_gp[1, s] = p2
+        if keep_prog:  # the programmed conductances, only when read noise needs them
+            out_gp[0, s] = p1
+            out_gp[1, s] = p2
         num += np.int64(np.rint(abs(p1 - p2) * 4294967296.0))  # |.| < 2**7 uS: < 2**39 per term, exact sum
         den += np.int64(np.rint(abs(g1 - g2) * 4294967296.0))
     return num, den

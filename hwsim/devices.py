@@ -226,9 +226,10 @@ def load(path: str | Path, *, time: float | None = None) -> DeviceSpec:
 
 
 def raw_conductances(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, trial: int, layer: int,
-                     array: int = 0) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:  # fmt: skip
+                     array: int = 0, programmed: bool = True) -> tuple:  # fmt: skip
     """(G+, G-, alpha, G+_prog, G-_prog): conductances at time t before drift compensation, the compensation
-    factor, and the conductances as programmed (t = 0). Computed by the Numba kernel of device_kernel.py."""
+    factor, and the conductances as programmed (t = 0; None unless ``programmed``). Computed by the Numba
+    kernel of device_kernel.py."""
     from .device_kernel import program_and_drift
 
     m = np.ascontiguousarray(mant, dtype=np.int8)
@@ -242,15 +243,19 @@ def raw_conductances(model: DeviceModel, mant: np.ndarray, t: float, *, seed: in
     keys = [np.uint64(streams.key(seed, s, trial, layer)) for s in (STREAM_PROGRAM, STREAM_D2D, STREAM_DRIFT,
                                                                     STREAM_STUCK)]  # fmt: skip
     n = size * n_in
-    g, gp = np.empty((2, n)), np.empty((2, n))
+    g = np.empty((2, n))
+    gp = np.empty((2, n)) if programmed else np.empty((2, 1))
     num, den = program_and_drift(m.ravel(), ghat, sig, mu, sd, float(model.g_max), float(model.d2d_sigma),
                                  float(model.p_stuck_on), float(model.p_stuck_off),
                                  math.log((t + model.t0) / model.t0), drift, array * 2 * n, *keys,
-                                 streams.normal_table(), g, gp)  # fmt: skip
-    g, gp = g.reshape(2, size, n_in), gp.reshape(2, size, n_in)
+                                 streams.normal_table(), g, gp, programmed)  # fmt: skip
+    g = g.reshape(2, size, n_in)
     alpha = 1.0
     if model.drift_compensation and t > 0 and den > 0:
         alpha = int(num) / int(den)  # global drift compensation: restore the layer's programmed mean |w|
+    if not programmed:
+        return g[0], g[1], alpha, None, None
+    gp = gp.reshape(2, size, n_in)
     return g[0], g[1], alpha, gp[0], gp[1]
 
 
@@ -259,7 +264,8 @@ def conductances(model: DeviceModel, mant: np.ndarray, t: float, *, seed: int, t
     """Static conductances (G+, G-) in microsiemens at time t of the devices holding mantissas ``mant``
     (size, n_in) of array ``array`` (0 weight, 1 weight_fixed) in ``layer``, for (seed, trial); drift
     compensation included (it scales what is read, so it is folded into the conductances here)."""
-    gp, gm, alpha, _, _ = raw_conductances(model, mant, t, seed=seed, trial=trial, layer=layer, array=array)
+    gp, gm, alpha, _, _ = raw_conductances(model, mant, t, seed=seed, trial=trial, layer=layer, array=array,
+                                           programmed=False)  # fmt: skip
     return gp * alpha, gm * alpha
 
 
@@ -277,10 +283,12 @@ def realize_with_noise(model: DeviceModel, mant: np.ndarray, t: float, *, seed: 
     and cycle-to-cycle variation of both devices, scaled by the drift compensation like the signal."""
     if model.noiseless:
         return np.asarray(mant, dtype=np.float64).copy(), None
-    gp, gm, alpha, pp, pm = raw_conductances(model, mant, t, seed=seed, trial=trial, layer=layer, array=array)
+    need_var = variance and model.has_read_noise
+    gp, gm, alpha, pp, pm = raw_conductances(model, mant, t, seed=seed, trial=trial, layer=layer, array=array,
+                                             programmed=need_var)  # fmt: skip
     k = MANT_SCALE * alpha / model.g_max
     w = k * (gp - gm)
-    if not (variance and model.has_read_noise):
+    if not need_var:
         return w, None
     var = (model.read_sigma(gp, pp, t) ** 2 + model.read_sigma(gm, pm, t) ** 2
            + model.c2c_sigma**2 * (gp**2 + gm**2))  # fmt: skip
