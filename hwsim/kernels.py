@@ -151,7 +151,8 @@ def accumulate(  # pragma: no cover - compiled
     acc, cnt, idx, sz, wT, w_off, has_rel, relT, rel_off, has_fix, wfT, fix_off, hp, words, wbytes
 ):
     # acc[i] = sum over the cnt active inputs j = idx[a] of (weight_fixed[i, j] + xi_ij * weight[i, j]).
-    # Generic over the accumulator's integer type (int16 or int32); the caller guarantees no overflow.
+    # Generic over the integer types: int16 or int32 accumulators on int8 weights, int64 on device weights
+    # (Q.16, accumulate_q); the caller guarantees no overflow.
     for i in range(sz):
         acc[i] = 0
     if cnt == 0:
@@ -190,9 +191,9 @@ def accumulate_q(  # pragma: no cover - compiled
     # Device weights (hwsim/devices.py): realised weights are int64 with 16 fractional bits, so the sum is exact
     # in any order; a = floor(sum * 2**weight_exp / 2**16) = sum >> (16 - weight_exp) (arithmetic shift floors;
     # 16 - weight_exp is in [9, 24]), then wrapped to 32 bits as in the integer path.
-    for i in range(sz):
-        acc64[i] = 0
     if cnt > 0 and noise:
+        for i in range(sz):
+            acc64[i] = 0
         # per-read noise (stream 7): each read of synapse (i, j) adds rint(sqrt(xi s2w + s2f) 2**16 z), z the
         # normal deviate of lane i of word(key(seed, 7, trial, sample, t, layer, j), i // 4)
         nw = (sz + 7) // 8
@@ -217,30 +218,8 @@ def accumulate_q(  # pragma: no cover - compiled
                     var = var + s2fT[fix_off + j * sz + i]
                     acc64[i] += wfqT[fix_off + j * sz + i]
                 acc64[i] += xi * wcol[i] + np.int64(np.rint(np.sqrt(var) * 65536.0 * ntab[lanes2[i]]))
-    elif cnt > 0:
-        if has_rel:
-            nw = (sz + 7) // 8
-            for a in range(cnt):
-                j = idx[a]
-                k = absorb(hp, j)  # key(seed, 1, trial, sample, t, layer, j)
-                for m in range(nw):
-                    words[m] = mix(k + G * np.uint64(m + 1))  # word(k, m), wrapping
-                wcol = wqT[w_off + j * sz: w_off + (j + 1) * sz]
-                rcol = relT[rel_off + j * sz: rel_off + (j + 1) * sz]
-                for i in range(sz):
-                    acc64[i] += wcol[i] * (wbytes[i] <= rcol[i])  # transmit iff byte i <= release
-        else:
-            for a in range(cnt):
-                j = idx[a]
-                wcol = wqT[w_off + j * sz: w_off + (j + 1) * sz]
-                for i in range(sz):
-                    acc64[i] += wcol[i]
-        if has_fix:
-            for a in range(cnt):
-                j = idx[a]
-                fcol = wfqT[fix_off + j * sz: fix_off + (j + 1) * sz]
-                for i in range(sz):
-                    acc64[i] += fcol[i]
+    else:  # the integer path's accumulation, on the int64 Q.16 weights
+        accumulate(acc64, cnt, idx, sz, wqT, w_off, has_rel, relT, rel_off, has_fix, wfqT, fix_off, hp, words, wbytes)
     for i in range(sz):
         a_i = acc64[i] >> qshift  # floor(sum / 2**(16 - weight_exp))
         acc[i] = ((a_i + 2**31) & 0xFFFFFFFF) - 2**31  # two's-complement wrap to 32 bits
