@@ -58,24 +58,38 @@ def synaptic_input_q16(layer: Layer, active: np.ndarray, xi: np.ndarray | None, 
     return wrap32(total >> (16 - layer.synapse.weight_exp))  # exact int64 sum; the shift floors
 
 
-def synaptic_input(layer: Layer, active: np.ndarray, xi: np.ndarray | None) -> np.ndarray:
+def synaptic_sum(weight: np.ndarray, weight_fixed: np.ndarray | None, weight_exp: int, active: np.ndarray,
+                 xi: np.ndarray | None) -> np.ndarray:  # fmt: skip
     """``a = floor(sum_{j in active} (weight_fixed[:, j] + xi[:, j] * weight[:, j]) * 2**weight_exp)``.
 
     ``active`` holds the indices of the input spikes of step t-1; ``xi`` (size, len(active)) holds the
     release draws (None = every synapse transmits). Returns int64 values wrapped to 32 bits.
     """
-    syn = layer.synapse
-    w = syn.weight[:, active].astype(np.int64)
+    w = weight[:, active].astype(np.int64)
     if xi is not None:
         w = w * xi
     total = w.sum(axis=1)
-    if syn.weight_fixed is not None:
-        total = total + syn.weight_fixed[:, active].astype(np.int64).sum(axis=1)
-    if syn.weight_exp >= 0:
-        a = total << syn.weight_exp  # exact scaling up
+    if weight_fixed is not None:
+        total = total + weight_fixed[:, active].astype(np.int64).sum(axis=1)
+    if weight_exp >= 0:
+        a = total << weight_exp  # exact scaling up
     else:
-        a = total >> -syn.weight_exp  # arithmetic shift: floor, also for negative sums
+        a = total >> -weight_exp  # arithmetic shift: floor, also for negative sums
     return wrap32(a)  # a is a 32-bit value
+
+
+def synaptic_input(layer: Layer, active: np.ndarray, xi: np.ndarray | None) -> np.ndarray:
+    """:func:`synaptic_sum` of a layer's synapse."""
+    syn = layer.synapse
+    return synaptic_sum(syn.weight, syn.weight_fixed, syn.weight_exp, active, xi)
+
+
+def transmits(release: np.ndarray, seed: int, trial: int, sample: int, step: int, layer: int,
+              active: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Stream-1 release draws xi (size, len(active)), int64 0/1: synapse (i, j) transmits iff its byte
+    ``<= release[i, j]`` (docs/ir.md §3)."""
+    draws = streams.release_bytes(seed, trial, sample, step, layer, active, release.shape[0])  # (J, size)
+    return (draws.T <= release[:, active]).astype(np.int64)
 
 
 class LIFState(NamedTuple):
@@ -149,8 +163,7 @@ def run_sample(
             active = np.flatnonzero(src)
             xi = None
             if layer.synapse.release is not None and active.size:
-                draws = streams.release_bytes(seed, trial, sample, t, li, active, layer.size)  # (J, size)
-                xi = (draws.T <= layer.synapse.release[:, active]).astype(np.int64)
+                xi = transmits(layer.synapse.release, seed, trial, sample, t, li, active)
             if device_weights is None:
                 a = synaptic_input(layer, active, xi)
             else:

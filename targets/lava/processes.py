@@ -136,8 +136,7 @@ class PyStochasticDenseModel(PyLoihiProcessModel):
     a_buff: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def run_spk(self) -> None:
-        from quantal.compile.reference import wrap32
-        from quantal.compile.streams import release_bytes
+        from quantal.compile.reference import synaptic_sum, transmits
 
         self.a_out.send(self.a_buff.astype(np.int32))  # the input computed at the previous step
         s = self.s_in.recv().astype(bool)
@@ -147,13 +146,8 @@ class PyStochasticDenseModel(PyLoihiProcessModel):
         t = self.time_step  # the IR step at which these spikes are integrated (Lava step tau = IR step tau - 1)
         for k, sample in enumerate(self.samples):
             active = np.flatnonzero(s[k * n_in:(k + 1) * n_in])
-            w = self.weight[:, active]
-            if stochastic and active.size:
-                draws = release_bytes(seed, trial, int(sample), t, layer, active, size)  # (J, size)
-                w = w * (draws.T <= self.release[:, active])  # transmit iff byte <= release
-            total = w.sum(axis=1) + self.weight_fixed[:, active].sum(axis=1)
-            a = total << e if e >= 0 else total >> -e  # the shift is applied to the sum (floor for e < 0)
-            self.a_buff[k * size:(k + 1) * size] = wrap32(a)
+            xi = transmits(self.release, seed, trial, int(sample), t, layer, active) if stochastic else None
+            self.a_buff[k * size:(k + 1) * size] = synaptic_sum(self.weight, self.weight_fixed, e, active, xi)
 
 
 @implements(proc=IRNeuron, protocol=LoihiProtocol)
