@@ -393,30 +393,39 @@ def dumps_manifest(net: Network) -> str:
         raise IRError(f"metadata is not YAML-serialisable: {e}", field="metadata") from None
 
 
-def atomic_write(path: str | os.PathLike[str], write: Any, *, suffix: str = ".tmp") -> Path:
-    """Call ``write(fileobj)`` on a temporary file beside ``path`` and move it into place atomically.
+def atomic_write_path(path: str | os.PathLike[str], write: Any, *, suffix: str = ".tmp") -> Path:
+    """Call ``write(tmp_path)`` for a temporary file beside ``path`` (for writers that need a file name, such as
+    h5py), then sync it and move it into place atomically.
 
     A failure leaves any existing ``path`` untouched and no temporary file behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
+        write(Path(tmp))
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the mode a plain open() would
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write(path: str | os.PathLike[str], write: Any, *, suffix: str = ".tmp") -> Path:
+    """Call ``write(fileobj)`` on a temporary file beside ``path`` and move it into place atomically
+    (:func:`atomic_write_path` with a binary file object)."""
+
+    def by_name(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            write(f)
+
+    return atomic_write_path(path, by_name, suffix=suffix)
 
 
 def save(net: Network, path: str | os.PathLike[str]) -> Path:

@@ -23,13 +23,12 @@ Anything else is refused with a message naming the layer.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from quantal.compile.ir import Network
+from quantal.compile.ir import Network, atomic_write_path
 
 W_MIN, W_MAX = -256, 254  # the mixed-sign range NetX's weight scaling keeps exactly
 
@@ -70,11 +69,8 @@ def export(net: Network, path: str | os.PathLike[str], *, steps: int | None = No
     bad = problems(net)
     if bad:
         raise NetXError(bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             sim = f.create_group("simulation")
             sim.create_dataset("Ts", data=1)
@@ -96,12 +92,8 @@ def export(net: Network, path: str | os.PathLike[str], *, steps: int | None = No
                 n.create_dataset("vThMant", data=neu.threshold)
                 n.create_dataset("refDelay", data=1)
                 n.create_dataset("gradedSpike", data=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write_path(path, write)  # h5py writes by name
 
 
 def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -128,24 +128,12 @@ def to_nir(net: Network, dt: float = DT) -> Any:
 
 def export(net: Network, path: str | Path, dt: float = DT) -> Path:
     """Write ``net`` as a NIR file (HDF5) atomically."""
-    import os
-    import tempfile
-
     import nir
 
+    from quantal.compile.ir import atomic_write_path
+
     graph = to_nir(net, dt)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        nir.write(tmp, graph)  # h5py writes by name; the rename makes it atomic
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_path(path, lambda tmp: nir.write(str(tmp), graph))  # h5py writes by name
 
 
 # --------------------------------------------------------------------------------------------- import
