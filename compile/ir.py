@@ -393,6 +393,18 @@ def dumps_manifest(net: Network) -> str:
         raise IRError(f"metadata is not YAML-serialisable: {e}", field="metadata") from None
 
 
+def read_yaml(path: str | os.PathLike[str], error: type[Exception]) -> Any:
+    """The parsed YAML file ``path`` (``yaml.safe_load``); a missing file or bad YAML raises ``error`` with
+    one line naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{p}: no such file")
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise error(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
+
+
 def atomic_write_path(path: str | os.PathLike[str], write: Any, *, suffix: str = ".tmp") -> Path:
     """Call ``write(tmp_path)`` for a temporary file beside ``path`` (for writers that need a file name, such as
     h5py), then sync it and move it into place atomically.

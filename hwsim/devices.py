@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import yaml
 
 from quantal.compile import streams
 
@@ -212,14 +211,9 @@ def from_config(cfg: Any, *, time: float | None = None) -> DeviceSpec:
 
 
 def load(path: str | Path, *, time: float | None = None) -> DeviceSpec:
-    p = Path(path)
-    if not p.is_file():
-        raise DeviceError(f"{p}: no such file")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise DeviceError(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
-    return from_config(raw, time=time)
+    from quantal.compile.ir import read_yaml
+
+    return from_config(read_yaml(path, DeviceError), time=time)
 
 
 # ---------------------------------------------------------------------------------------- realisation

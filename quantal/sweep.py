@@ -64,15 +64,11 @@ def _device_label(d: Any) -> str:
 
 def load(path: str | Path) -> dict[str, Any]:
     """The validated sweep (network paths resolved against the sweep file's folder when relative)."""
+    from quantal.compile.ir import read_yaml
     from quantal.hwsim.devices import DeviceError, from_config
 
     p = Path(path)
-    if not p.is_file():
-        raise SweepError(f"{p}: no such file")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise SweepError(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
+    raw = read_yaml(p, SweepError)
     if not isinstance(raw, dict):
         raise SweepError(f"{p}: a sweep file must be a mapping")
     known = {"name", "network", "networks", "data", "trials", "seed", "grid"}

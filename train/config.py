@@ -43,8 +43,6 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "data": {"name": "digits", "encoder": "rate", "steps": 8, "max_rate": 1.0, "limit": None},
@@ -167,11 +165,6 @@ def validate(raw: Any) -> dict:
 
 
 def load(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
-    return validate(raw)
+    from quantal.compile.ir import read_yaml
+
+    return validate(read_yaml(path, ConfigError))
