@@ -93,15 +93,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     act = None
     if args.data is not None:
         from quantal import cost, pipeline
-        from quantal.train import data
 
-        spec = pipeline.input_spec(net, args.encoder, args.steps)
-        ds = pipeline._dataset(args.data, "test", int((net.metadata.get("training") or {}).get("seed", 0)), args.limit)
-        spikes = data.encode(ds.x, spec["encoder"], int(spec["steps"]), max_rate=float(spec["max_rate"]),
-                             seed=args.seed)  # fmt: skip
-        if spikes.shape[2] != net.input_size:
-            raise UsageError(f"--data {args.data}: encoded input has {spikes.shape[2]} channels but the network "
-                             f"expects {net.input_size}")  # fmt: skip
+        spikes, _, spec = pipeline.encoded_dataset(net, args.data, seed=args.seed, limit=args.limit,
+                                                   encoder=args.encoder, steps=args.steps)  # fmt: skip
         act = cost.activity(net, spikes, int(spec["run_steps"]), seed=args.seed)
         act["dataset"] = args.data
     rep = report(net, act)

@@ -216,11 +216,12 @@ def is_stochastic(net: Network) -> bool:
     return any(la.synapse.release is not None or la.neuron.escape_noise is not None for la in net.layers)
 
 
-def evaluate(net: Network, data: str, *, split: str = "test", trials: int | None = None, seed: int = 0,
-             limit: int | None = None, encoder: str | None = None, steps: int | None = None,
-             data_seed: int | None = None, progress: bool = False, device: Any = None) -> dict[str, Any]:  # fmt: skip
-    """Accuracy of ``net`` on a dataset through hwsim (see the module docstring)."""
-    from quantal.hwsim import Simulator
+def encoded_dataset(net: Network, data: str, *, split: str = "test", seed: int = 0, limit: int | None = None,
+                    encoder: str | None = None, steps: int | None = None,
+                    data_seed: int | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:  # fmt: skip
+    """(spikes, labels, input spec): a dataset split encoded for ``net`` with the encoder of its metadata (or
+    ``encoder``/``steps``), the encoder's randomness from ``seed``. The split uses the training seed stored in
+    the metadata unless ``data_seed`` is given; an input size that does not match the network is refused."""
     from quantal.train.data import encode
 
     spec = input_spec(net, encoder, steps)
@@ -234,6 +235,17 @@ def evaluate(net: Network, data: str, *, split: str = "test", trials: int | None
     if spikes.shape[2] != net.input_size:
         raise PipelineError(f"{data} encoded with {spec['encoder']!r} has {spikes.shape[2]} channels but network "
                             f"{net.name!r} expects {net.input_size}")  # fmt: skip
+    return spikes, ds.y, spec
+
+
+def evaluate(net: Network, data: str, *, split: str = "test", trials: int | None = None, seed: int = 0,
+             limit: int | None = None, encoder: str | None = None, steps: int | None = None,
+             data_seed: int | None = None, progress: bool = False, device: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Accuracy of ``net`` on a dataset through hwsim (see the module docstring)."""
+    from quantal.hwsim import Simulator
+
+    spikes, y, spec = encoded_dataset(net, data, split=split, seed=seed, limit=limit, encoder=encoder, steps=steps,
+                                      data_seed=data_seed)  # fmt: skip
     k = trials if trials is not None else (10 if is_stochastic(net) or device is not None else 1)
     out_layer = net.layers[-1].name
     from quantal.compile.runspec import RunSpec
@@ -241,9 +253,9 @@ def evaluate(net: Network, data: str, *, split: str = "test", trials: int | None
     run = RunSpec(steps=int(spec["run_steps"]), seed=seed, trials=k, record=("counts",), layers=(out_layer,))
     res = Simulator(net, device).run(spikes, run, progress=progress)
     counts = res[f"{out_layer}.counts"]  # (k, n, classes)
-    accs = (counts.argmax(-1) == ds.y[None]).mean(axis=1)
-    lo, hi, how = confidence_interval(accs, len(ds.y))
-    return {"network": net.name, "dataset": data, "split": split, "samples": int(len(ds.y)), "trials": int(k),
+    accs = (counts.argmax(-1) == y[None]).mean(axis=1)
+    lo, hi, how = confidence_interval(accs, len(y))
+    return {"network": net.name, "dataset": data, "split": split, "samples": int(len(y)), "trials": int(k),
             "seed": seed, "encoder": spec["encoder"], "steps": int(spec["steps"]), "run_steps": int(spec["run_steps"]),
             "accuracy": float(accs.mean()), "ci95": [float(lo), float(hi)], "ci_method": how,
             "per_trial": [float(a) for a in accs], "stochastic": is_stochastic(net) or device is not None,

@@ -159,8 +159,7 @@ def run_task(task: dict[str, Any]) -> list[dict[str, Any]]:
     from quantal.compile.transform import reduce_weight_bits, set_release
     from quantal.hwsim import Simulator
     from quantal.hwsim.devices import from_config
-    from quantal.pipeline import _dataset, input_spec
-    from quantal.train.data import encode
+    from quantal.pipeline import encoded_dataset
 
     t0 = time.perf_counter()
     try:  # one thread per task: the parallelism is across tasks
@@ -173,15 +172,11 @@ def run_task(task: dict[str, Any]) -> list[dict[str, Any]]:
     if path not in _CACHE:
         _CACHE[path] = load_net(path)
     net = _CACHE[path]
-    spec = input_spec(net)
     d = task["data"]
     dkey = f"{path}|{d['name']}|{d['split']}|{d['limit']}|{task['seed']}"
-    if dkey not in _CACHE:
-        ds = _dataset(d["name"], d["split"], int((net.metadata.get("training") or {}).get("seed", 0)), d["limit"])
-        spikes = encode(ds.x, spec["encoder"], int(spec["steps"]), max_rate=float(spec["max_rate"]),
-                        seed=task["seed"] % 2**32)  # fmt: skip
-        _CACHE[dkey] = (spikes, ds.y)
-    spikes, y = _CACHE[dkey]
+    if dkey not in _CACHE:  # the encoding of quantal eval with the same seed
+        _CACHE[dkey] = encoded_dataset(net, d["name"], split=d["split"], seed=task["seed"], limit=d["limit"])
+    spikes, y, spec = _CACHE[dkey]
     pt = task["point"]
     if pt["weight_bits"] != 8:
         net = reduce_weight_bits(net, pt["weight_bits"])
