@@ -294,18 +294,19 @@ def to_fixed(w: np.ndarray) -> np.ndarray:
     return np.rint(np.asarray(w, dtype=np.float64) * 2.0**Q_FRAC).astype(np.int64)
 
 
+def synapse_arrays(spec: DeviceSpec, weight: np.ndarray, weight_fixed: np.ndarray | None, *, seed: int, trial: int,
+                   layer: int) -> tuple:  # fmt: skip
+    """``(wq, wfq, s2w, s2f)`` of one layer's mantissas for (seed, trial): the realised weights and reliable
+    weights as int64 with 16 fractional bits and their per-read noise variances (float64, or None)."""
+    w, s2w = realize_with_noise(spec.model, weight, spec.time, seed=seed, trial=trial, layer=layer, array=0)
+    if weight_fixed is None:
+        return to_fixed(w), None, s2w, None
+    f, s2f = realize_with_noise(spec.model, weight_fixed, spec.time, seed=seed, trial=trial, layer=layer, array=1)
+    return to_fixed(w), to_fixed(f), s2w, s2f
+
+
 def layer_weights(spec: DeviceSpec, net: Any, seed: int, trial: int) -> list[tuple]:
-    """Per layer of ``net``, for (seed, trial): ``(wq, wfq, s2w, s2f)``, the realised weights and reliable
-    weights as int64 with 16 fractional bits and their per-read noise variances (float64 or None). The form
-    both the reference executor and hwsim consume."""
-    out = []
-    for li, la in enumerate(net.layers):
-        syn = la.synapse
-        w, s2w = realize_with_noise(spec.model, syn.weight, spec.time, seed=seed, trial=trial, layer=li, array=0)
-        f = s2f = None
-        if syn.weight_fixed is not None:
-            f, s2f = realize_with_noise(spec.model, syn.weight_fixed, spec.time, seed=seed, trial=trial, layer=li,
-                                        array=1)  # fmt: skip
-            f = to_fixed(f)
-        out.append((to_fixed(w), f, s2w, s2f))
-    return out
+    """:func:`synapse_arrays` for every layer of ``net``: the form both the reference executor and hwsim
+    consume."""
+    return [synapse_arrays(spec, la.synapse.weight, la.synapse.weight_fixed, seed=seed, trial=trial, layer=li)
+            for li, la in enumerate(net.layers)]  # fmt: skip

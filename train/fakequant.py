@@ -293,23 +293,16 @@ class QuantNet(nn.Module):
     def _realize(self, li: int, run: DeviceRun) -> LayerDevice:
         """Layer ``li``'s device weights for ``run`` from the current mantissas (hwsim/devices.py: one source of
         truth for the device formulas)."""
-        from quantal.hwsim.devices import realize_with_noise, to_fixed
+        from quantal.hwsim.devices import synapse_arrays
 
         la = self.layers[li]
-        model, t = run.spec.model, run.spec.time
         with torch.no_grad():
             m = la.mantissa().numpy().astype(np.int8)
             mf = la.mantissa_fixed()
-        w, s2w = realize_with_noise(model, m, t, seed=run.seed, trial=run.trial, layer=li, array=0)
-        wf = s2f = None
-        if mf is not None:
-            wf, s2f = realize_with_noise(model, mf.numpy().astype(np.int8), t, seed=run.seed, trial=run.trial,
-                                         layer=li, array=1)  # fmt: skip
-
-        def tens(a: np.ndarray | None, fixed: bool) -> torch.Tensor | None:
-            return None if a is None else torch.from_numpy((to_fixed(a) if fixed else a).astype(np.float64))
-
-        return LayerDevice(tens(w, True), tens(wf, True), tens(s2w, False), tens(s2f, False), run.generator)
+        arrays = synapse_arrays(run.spec, m, None if mf is None else mf.numpy().astype(np.int8), seed=run.seed,
+                                trial=run.trial, layer=li)  # fmt: skip
+        wq, wfq, s2w, s2f = (None if a is None else torch.from_numpy(a.astype(np.float64)) for a in arrays)
+        return LayerDevice(wq, wfq, s2w, s2f, run.generator)
 
     # -- conversion -------------------------------------------------------------------------------------
     def to_network(self, name: str | None = None, metadata: dict[str, Any] | None = None) -> Network:
