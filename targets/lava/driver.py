@@ -50,8 +50,6 @@ def run_in_lava(net: Network, spikes: np.ndarray, steps: int | None = None, time
     need quantal's own Lava processes; ``timing``, if given, receives ``seconds``: the Lava run's wall time
     (graph compilation included), and ``steady_seconds``: steps 2..T only, as the runner measured them.
     ``spikes_only`` runs steps 2..T in one call without reading u and v (they come back as zeros)."""
-    if lava_python() is None:  # before writing anything
-        _run([], "", spikes, steps, timeout)
     with tempfile.TemporaryDirectory(prefix="quantal-lava-") as tmp:
         netp = Path(tmp, "net.qnet")
         save(net, netp)
@@ -78,11 +76,10 @@ def _run(extra: list[str], netp: str | Path, spikes: np.ndarray, steps: int | No
         if r.returncode != 0:
             tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])
             raise LavaRunError(f"Lava runner exited with {r.returncode}: {tail}")
-        if timing is not None:
-            for line in r.stdout.splitlines():
-                if line.startswith("lava_seconds="):
-                    timing["seconds"] = float(line.split("=", 1)[1])
-                if line.startswith("lava_steady_seconds="):
-                    timing["steady_seconds"] = float(line.split("=", 1)[1])
+        if timing is not None:  # the runner prints lava_seconds=... and lava_steady_seconds=...
+            names = {"lava_seconds": "seconds", "lava_steady_seconds": "steady_seconds"}
+            for key, _, value in (line.partition("=") for line in r.stdout.splitlines()):
+                if key in names:
+                    timing[names[key]] = float(value)
         with np.load(outp) as f:
             return {k: f[k] for k in f.files}
