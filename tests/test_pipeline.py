@@ -145,15 +145,8 @@ def test_cli_errors_are_one_line(tmp_path, run):
 
 @pytest.mark.lava
 @pytest.mark.slow
+@pytest.mark.usefixtures("lava")
 def test_the_trained_stochastic_network_verifies_in_lava(run):
-    import os
-
-    from quantal.targets.lava import driver
-
-    if driver.lava_python() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Lava venv missing and CI=true: the Lava tests must run")
-        pytest.skip("Lava venv missing (make lava-env)")
     d, _, net, _ = run
     x = encode(load("digits", "test").x[:10], "rate", 6, seed=1)
     np.save(d / "xv.npy", x)

@@ -4,8 +4,6 @@ Lava runs in its own Python 3.10 venv (``make lava-env``). Where it is missing t
 CI=true, where they fail.
 """
 
-import os
-
 import numpy as np
 import pytest
 
@@ -13,16 +11,7 @@ from quantal.compile import reference
 from quantal.compile.testing import edge_network, random_network, random_spikes
 from quantal.targets.lava import driver
 
-pytestmark = [pytest.mark.lava, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lava_env():
-    if driver.lava_python() is None:
-        msg = "Lava venv missing (make lava-env)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg + " and CI=true: the Lava tests must run")
-        pytest.skip(msg)
+pytestmark = [pytest.mark.lava, pytest.mark.slow, pytest.mark.usefixtures("lava")]
 
 
 def compare(net, x, steps=None):

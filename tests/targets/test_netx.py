@@ -1,7 +1,6 @@
 """NetX HDF5: the file holds what NetX reads; built in Lava by NetX's mapping it equals hwsim bit for bit."""
 
 import dataclasses
-import os
 import subprocess
 import sys
 
@@ -12,7 +11,6 @@ import pytest
 from quantal.compile import ir
 from quantal.compile.testing import random_network, random_spikes
 from quantal.targets import netx
-from quantal.targets.lava import driver
 from quantal.targets.verify import verify_netx
 
 
@@ -66,12 +64,9 @@ def test_biases_must_be_multiples_of_64(tmp_path):
 
 @pytest.mark.lava
 @pytest.mark.slow
+@pytest.mark.usefixtures("lava")
 @pytest.mark.parametrize("seed", range(3))
 def test_netx_built_in_lava_equals_hwsim(seed):
-    if driver.lava_python() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Lava venv missing and CI=true: the Lava tests must run")
-        pytest.skip("Lava venv missing (make lava-env)")
     rng = np.random.default_rng(300 + seed)
     net = netx_network(rng, [int(s) for s in rng.integers(4, 20, 3)])
     x = random_spikes(rng, 3, 8, net.input_size, 0.4)

@@ -10,7 +10,6 @@ import pytest
 from quantal.compile import ir
 from quantal.compile.testing import random_network, random_spikes
 from quantal.hwsim import simulate
-from quantal.targets.lava import driver
 from quantal.targets.verify import first_divergence
 
 
@@ -43,11 +42,8 @@ def test_without_lava_verify_exits_2(tmp_path):
 
 @pytest.mark.lava
 @pytest.mark.slow
+@pytest.mark.usefixtures("lava")
 def test_verify_holds_on_a_stochastic_network(tmp_path):
-    if driver.lava_python() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Lava venv missing and CI=true: the Lava tests must run")
-        pytest.skip("Lava venv missing (make lava-env)")
     rng = np.random.default_rng(3)
     net = random_network(rng, [12, 10, 5], release="random", weight_fixed=True, escape=True, readout=True)
     p = ir.save(net, tmp_path / "n.qnet")
