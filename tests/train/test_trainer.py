@@ -35,24 +35,32 @@ def test_each_model_learns_the_digits(tmp_path, kind, model, floor):
     assert ck["epoch"] == 3
 
 
-def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
-    c = cfg("lif", p=0.75, escape="sigmoid")
+def interrupt_and_resume(c, tmp_path, stop_at, checkpoint, key):
+    """Train ``c`` uninterrupted into a/, and into b/ interrupted after the log line starting with ``stop_at``
+    and resumed. Asserts equal metrics (but wall time) and equal ``checkpoint[key]``; returns b's metrics."""
     full = train(c, tmp_path / "a", progress=False, log=lambda *_: None)
 
-    def stop_after_2(msg):
-        if msg.startswith("epoch 2"):
+    def stop(msg):
+        if msg.startswith(stop_at):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(c, tmp_path / "b", progress=False, log=stop_after_2)
-    assert json.loads((tmp_path / "b" / "metrics.json").read_text())[-1]["epoch"] == 2
+        train(c, tmp_path / "b", progress=False, log=stop)
+    interrupted = json.loads((tmp_path / "b" / "metrics.json").read_text())
     resumed = train(c, tmp_path / "b", progress=False, log=lambda *_: None)
-    assert [r["epoch"] for r in resumed] == [1, 2, 3]
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in resumed]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in full]
-    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
+    a = torch.load(tmp_path / "a" / checkpoint, weights_only=True)[key]
+    b = torch.load(tmp_path / "b" / checkpoint, weights_only=True)[key]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    return interrupted, resumed
+
+
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
+    c = cfg("lif", p=0.75, escape="sigmoid")
+    interrupted, resumed = interrupt_and_resume(c, tmp_path, "epoch 2", "last.pt", "model")
+    assert interrupted[-1]["epoch"] == 2
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
 
 
 def test_a_run_directory_with_another_config_is_refused(tmp_path):
@@ -167,21 +175,9 @@ def test_fake_quant_training_resumes_bit_identically(tmp_path):
     c = cfg("lif", p=0.5, escape="sigmoid") | {"train": {"epochs": 1, "lr": 0.005},
                                               "quant": {"epochs": 2, "calibration": 64}}  # fmt: skip
     c["data"]["limit"] = 200
-    full = train(c, tmp_path / "a", progress=False, log=lambda *_: None)
-
-    def stop(msg):
-        if msg.startswith("fake-quant epoch 2"):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(c, tmp_path / "b", progress=False, log=stop)
-    resumed = train(c, tmp_path / "b", progress=False, log=lambda *_: None)
+    interrupted, resumed = interrupt_and_resume(c, tmp_path, "fake-quant epoch 2", "qat.pt", "quant")
+    assert [r["phase"] for r in interrupted] == ["float", "fake-quant"]
     assert [r["phase"] for r in resumed] == ["float", "fake-quant", "fake-quant"]
-    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in resumed]
-    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in full]
-    a = torch.load(tmp_path / "a" / "qat.pt", weights_only=True)["quant"]
-    b = torch.load(tmp_path / "b" / "qat.pt", weights_only=True)["quant"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_fake_quant_training_needs_a_lowerable_model():
