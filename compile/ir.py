@@ -393,6 +393,15 @@ def dumps_manifest(net: Network) -> str:
         raise IRError(f"metadata is not YAML-serialisable: {e}", field="metadata") from None
 
 
+def mantissa_bits(a: np.ndarray | None) -> int:
+    """Bits a signed two's-complement mantissa needs for the (integer) values of ``a``, sign included; 0 for
+    none."""
+    if a is None or a.size == 0:
+        return 0
+    lo, hi = int(a.min()), int(a.max())
+    return max(max(hi, 0).bit_length(), max(-lo - 1, 0).bit_length()) + 1
+
+
 def read_yaml(path: str | os.PathLike[str], error: type[Exception]) -> Any:
     """The parsed YAML file ``path`` (``yaml.safe_load``); a missing file or bad YAML raises ``error`` with
     one line naming the file."""

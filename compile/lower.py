@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from quantal.compile.ir import mantissa_bits
 from quantal.train.fakequant import U_WRAP, V_MAX, LayerSpec, QuantLayer, QuantNet
 from quantal.train.neurons import LIFState, lif_step
 from quantal.train.synapses import BlankOutLinear, S2MLinear
@@ -72,11 +73,6 @@ def bias_exps(b_v: np.ndarray) -> np.ndarray:
     """Per neuron the smallest ``bias_exp`` in [0, 7] with ``|b| / 2**bias_exp <= 4095`` (b in v units)."""
     need = np.ceil(np.log2(np.maximum(np.abs(b_v), 1e-300) / BIAS_MAX))
     return np.clip(need, 0, 7).astype(np.int64)
-
-
-def _bits(m: np.ndarray) -> int:
-    lo, hi = int(m.min(initial=0)), int(m.max(initial=0))
-    return max(max(hi, 0).bit_length(), max(-lo - 1, 0).bit_length()) + 1
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -131,8 +127,8 @@ def make_layer(name: str, *, w: np.ndarray, limits: dict[str, float], kind: str 
     q_err = np.abs(mant * 2.0**e - c * w)
     row: dict[str, Any] = {
         "name": name, "kind": kind, "scale": c, "scale_limited_by": why, "weight_exp": e,
-        "weights": int(w.size), "saturated_weights": sat, "weight_bits_used": _bits(mant),
-        "weight_fixed_bits_used": None if mf is None else _bits(_np(mf)),
+        "weights": int(w.size), "saturated_weights": sat, "weight_bits_used": mantissa_bits(mant),
+        "weight_fixed_bits_used": None if mf is None else mantissa_bits(_np(mf)),
         "mean_abs_weight_error_lsb": float(q_err.mean() / 2.0**e) if w.size else 0.0,
         "threshold": thr, "saturated_biases": int((np.abs(b_v - b_int) > 2.0**bexp).sum()),
         "escape_scale": spec.escape_scale,

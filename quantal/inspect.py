@@ -6,15 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from quantal.compile.ir import VERSION, Network
-
-
-def _bits(a: np.ndarray | None) -> int:
-    """Bits a signed two's-complement mantissa needs for the values of ``a`` (sign included)."""
-    if a is None or a.size == 0:
-        return 0
-    lo, hi = int(a.min()), int(a.max())
-    return max(max(hi, 0).bit_length(), max(-lo - 1, 0).bit_length()) + 1
+from quantal.compile.ir import VERSION, Network, mantissa_bits
 
 
 def layer_report(net: Network) -> list[dict[str, Any]]:
@@ -40,8 +32,8 @@ def layer_report(net: Network) -> list[dict[str, Any]]:
                 "mean_release_probability": None
                 if syn.release is None
                 else float((syn.release.astype(np.float64) + 1).mean() / 256),
-                "weight_bits": _bits(syn.weight),
-                "weight_fixed_bits": _bits(syn.weight_fixed),
+                "weight_bits": mantissa_bits(syn.weight),
+                "weight_fixed_bits": mantissa_bits(syn.weight_fixed),
                 "weight_exp": syn.weight_exp,
                 "current_decay": neu.current_decay,
                 "voltage_decay": neu.voltage_decay,
