@@ -202,10 +202,10 @@ def _write_metrics(out: Path, rows: list[dict]) -> None:
     atomic_write(out / "metrics.csv", lambda f: f.write(buf.getvalue().encode()))
 
 
-def _resume(out: Path, epochs: int, log: Any) -> tuple[dict | None, list[dict], int]:
-    """The checkpoint of the last finished epoch in ``out`` (None for a new run), the metrics rows up to it,
-    and the first epoch still to run."""
-    path = out / "last.pt"
+def _resume(out: Path, epochs: int, log: Any, name: str = "last.pt") -> tuple[dict | None, list[dict], int]:
+    """The checkpoint ``name`` of the last finished epoch in ``out`` (None when there is none yet), the metrics
+    rows up to it, and the first epoch still to run (1 without a checkpoint)."""
+    path = out / name
     if not path.exists():
         return None, [], 1
     ck = torch.load(path, weights_only=True)
@@ -214,6 +214,27 @@ def _resume(out: Path, epochs: int, log: Any) -> tuple[dict | None, list[dict], 
     if done < epochs:
         log(f"resuming {out} after epoch {done}")
     return ck, rows, done + 1
+
+
+def _fit_epoch(n_samples: int, batch_size: int, desc: str, progress: bool, opt: torch.optim.Optimizer,
+               step: Any, order: torch.Tensor) -> tuple[float, float]:  # fmt: skip
+    """One pass over the samples in ``order``, in batches: ``step(b, idx) -> (logits, labels, loss, objective)``
+    for batch b; the objective is minimised. Returns the mean loss and the accuracy, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    total, correct, n = 0.0, 0, 0
+    bar = tqdm(range(0, n_samples, batch_size), desc=desc, unit="batch", disable=not progress, leave=False)
+    for b, i in enumerate(bar):
+        idx = order[i : i + batch_size]
+        logits, labels, loss, objective = step(b, idx)
+        opt.zero_grad()
+        objective.backward()
+        opt.step()
+        total += loss.item() * len(idx)
+        correct += int((logits.argmax(1) == labels).sum())
+        n += len(idx)
+        bar.set_postfix(loss=f"{total / n:.3f}")
+    return total / n, correct / n
 
 
 def _end_epoch(out: Path, rows: list[dict], row: dict, checkpoint: dict) -> None:
@@ -229,7 +250,6 @@ def _end_epoch_to(out: Path, name: str, rows: list[dict], row: dict, checkpoint:
 
 def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print) -> list[dict]:
     """Train per ``cfg`` (validated here) into the run directory ``out``; resumes a finished-epoch checkpoint."""
-    from tqdm.auto import tqdm
 
     cfg = validate(cfg)
     out = Path(out)
@@ -268,25 +288,19 @@ def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print
         x_train = _inputs(cfg, xtr, cfg["seed"] + epoch)  # fresh spike encoding every epoch
         gen = torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch)
         order = torch.randperm(len(y_train), generator=gen)
-        total, correct, n = 0.0, 0, 0
-        bar = tqdm(range(0, len(order), t["batch_size"]), desc=f"epoch {epoch}/{t['epochs']}", unit="batch",
-                   disable=not progress, leave=False)  # fmt: skip
-        for i in bar:
-            idx = order[i : i + t["batch_size"]]
+
+        def step(b: int, idx: torch.Tensor, x_train: torch.Tensor = x_train) -> tuple:
             logits = model(x_train[idx])
             per_sample = loss_fn(logits, y_train[idx])
             loss = per_sample.mean()
             objective = loss
             if hasattr(model, "estimator_loss"):
                 objective = loss + model.estimator_loss(per_sample.detach())
-            opt.zero_grad()
-            objective.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == y_train[idx]).sum())
-            n += len(idx)
-            bar.set_postfix(loss=f"{total / n:.3f}")
-        row = {"epoch": epoch, "phase": "float", "train_loss": total / n, "train_acc": correct / n,
+            return logits, y_train[idx], loss, objective
+
+        train_loss, train_acc = _fit_epoch(len(order), t["batch_size"], f"epoch {epoch}/{t['epochs']}", progress,
+                                           opt, step, order)  # fmt: skip
+        row = {"epoch": epoch, "phase": "float", "train_loss": train_loss, "train_acc": train_acc,
                "test_acc": _evaluate(model, x_test, y_test, 512), "seconds": time.perf_counter() - t0}  # fmt: skip
         _end_epoch(out, rows, row, {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                                     "rng": torch.get_rng_state()})  # fmt: skip
@@ -307,7 +321,6 @@ def _train_qat(cfg: dict, out: Path, model: nn.Module, rows: list[dict], xtr: np
     ``quantal compile`` and ``quantal eval --trials 1`` measure it (stream seed 0, trial 0, encoder seed 0),
     so the numbers agree.
     """
-    from tqdm.auto import tqdm
 
     from quantal.compile.lower import lower
 
@@ -321,21 +334,16 @@ def _train_qat(cfg: dict, out: Path, model: nn.Module, rows: list[dict], xtr: np
         device = from_config(q["device"])
     first = t["epochs"] + 1
     last = t["epochs"] + q["epochs"]
-    path = out / "qat.pt"
-    if path.exists():
-        ck = torch.load(path, weights_only=True)
+    ck, qrows, start = _resume(out, last, log, "qat.pt")
+    if ck is not None:
         qnet = QuantNet.from_structure(ck["structure"], ck["quant"])
-        report, spec, start = ck["report"], ck["spec"], int(ck["epoch"]) + 1
-        rows = json.loads((out / "metrics.json").read_text())[: int(ck["epoch"])]
-        if start <= last:
-            log(f"resuming fake-quant training in {out} after epoch {start - 1}")
+        report, spec, rows = ck["report"], ck["spec"], qrows
     else:
         qnet, report, spec = lower(model, cfg, xtr[: q["calibration"]], seed=cfg["seed"])
-        ck, start = None, first
+        start = first
         log(f"fake-quant training: scales calibrated on {min(q['calibration'], len(xtr))} samples; "
             + ", ".join(f"{r['name']} weight_exp {r['weight_exp']} ({r['saturated_weights']} saturated)"
                         for r in report))  # fmt: skip
-    qnet.name = "net"
     opt = torch.optim.Adam(qnet.parameters(), lr=q["lr"])
     if ck is not None:
         opt.load_state_dict(ck["optimizer"])
@@ -350,12 +358,10 @@ def _train_qat(cfg: dict, out: Path, model: nn.Module, rows: list[dict], xtr: np
         x_train = torch.from_numpy(encode(xtr, spec["encoder"], spec["steps"], max_rate=spec["max_rate"],
                                           seed=cfg["seed"] + epoch))  # fmt: skip
         order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch))
-        total, correct, n = 0.0, 0, 0
-        bar = tqdm(range(0, len(order), t["batch_size"]), desc=f"fake-quant epoch {epoch}/{last}", unit="batch",
-                   disable=not progress, leave=False)  # fmt: skip
         dgen = torch.Generator().manual_seed(cfg["seed"] * 7919 + epoch)
-        for b, i in enumerate(bar):
-            idx = order[i : i + t["batch_size"]]
+
+        def step(b: int, idx: torch.Tensor, x_train: torch.Tensor = x_train, epoch: int = epoch,
+                 dgen: torch.Generator = dgen) -> tuple:  # fmt: skip
             run = None
             if device is not None:
                 # a drift time per batch, static draws from device trial (epoch, batch) with stream seed seed + 1
@@ -364,17 +370,14 @@ def _train_qat(cfg: dict, out: Path, model: nn.Module, rows: list[dict], xtr: np
                                 trial=epoch * 1_000_000 + b, generator=dgen)  # fmt: skip
             o = qnet(x_train[idx], steps=spec["run_steps"], seed=cfg["seed"], trial=epoch, samples=idx, device=run)
             loss = loss_fn(o.logits, y_train[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-            correct += int((o.logits.argmax(1) == y_train[idx]).sum())
-            n += len(idx)
-            bar.set_postfix(loss=f"{total / n:.3f}")
+            return o.logits, y_train[idx], loss, loss
+
+        train_loss, train_acc = _fit_epoch(len(order), t["batch_size"], f"fake-quant epoch {epoch}/{last}",
+                                           progress, opt, step, order)  # fmt: skip
         from quantal.pipeline import quant_outputs
 
         test_acc = float((quant_outputs(qnet, x_test, spec["run_steps"], seed=0).argmax(1) == test_set.y).mean())
-        row = {"epoch": epoch, "phase": "fake-quant", "train_loss": total / n, "train_acc": correct / n,
+        row = {"epoch": epoch, "phase": "fake-quant", "train_loss": train_loss, "train_acc": train_acc,
                "test_acc": test_acc, "seconds": time.perf_counter() - t0}  # fmt: skip
         _end_epoch_to(out, "qat.pt", rows, row, {
             "quant": qnet.state_dict(), "structure": qnet.structure(), "report": report, "spec": spec,
