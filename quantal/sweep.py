@@ -290,11 +290,15 @@ def _run_local(tasks: list[dict], workers: int, res_path: Path, bar: Any) -> Non
     from multiprocessing import get_context
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
-        futs = [ex.submit(run_task, t) for t in tasks]
-        for f in as_completed(futs):
-            rows = f.result()
-            _append(res_path, rows)
-            bar.update(len(rows))
+        _collect(as_completed([ex.submit(run_task, t) for t in tasks]), res_path, bar)
+
+
+def _collect(done: Any, res_path: Path, bar: Any) -> None:
+    """Append each finished task's rows as it completes (futures of local processes or of Dask)."""
+    for f in done:
+        rows = f.result()
+        _append(res_path, rows)
+        bar.update(len(rows))
 
 
 def _run_dask(tasks: list[dict], scheduler: str, res_path: Path, bar: Any) -> None:
@@ -305,11 +309,7 @@ def _run_dask(tasks: list[dict], scheduler: str, res_path: Path, bar: Any) -> No
     except OSError as e:
         raise SweepError(f"--scheduler: cannot reach {scheduler} ({e})") from None
     try:
-        futs = client.map(run_task, tasks, pure=False)
-        for f in as_completed(futs):
-            rows = f.result()
-            _append(res_path, rows)
-            bar.update(len(rows))
+        _collect(as_completed(client.map(run_task, tasks, pure=False)), res_path, bar)
     finally:
         client.close()
 

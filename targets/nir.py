@@ -22,7 +22,6 @@ layers and quantised with the compile calibration (docs/compile.md §4).
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -313,8 +312,6 @@ def from_nir(graph: Any, *, calib: np.ndarray | None = None, dt: float | None = 
     from quantal.train.fakequant import QuantNet
 
     n_in = fl[0]["w"].shape[1]
-    if not math.isfinite(n_in):
-        raise NIRError("graph: bad input size")
     return QuantNet(name, n_in, layers).to_network(name, {"source": "nir", "dt": dt, "quantization": rows}), rows
 
 
