@@ -1,9 +1,19 @@
-"""IR v1: the ``.qnet`` network description shared by the trainer, the simulator and the exporters.
+"""IR v2: the ``.qnet`` network graph shared by the trainer, the simulator and the exporters.
+
+A network is a graph of neuron **layers** and the **projections** (synapses) between them. A projection comes
+from the run's input or from any layer (the target itself included: recurrence) and ends at a layer, so
+convolutional stacks, recurrent layers and skip connections are all expressible::
+
+    Network(name, input_shape, layers=(Layer, ...), projections=(Projection, ...), metadata)
+    Layer(name, shape, neuron)                      # shape [size] or [C, H, W]
+    Projection(name, source, target, synapse, delay)
+    synapse: DenseSynapse | Conv2dSynapse           # SYNAPSES = {kind: class}
 
 A ``.qnet`` file is a ZIP archive holding ``manifest.yaml`` and one ``<name>.npy`` per array. Loading never
 unpickles (``allow_pickle=False``) and parses YAML with ``yaml.safe_load``; saving is atomic (a temporary file
-in the same folder, then ``os.replace``). Every rule of the format is checked when an object is built, and a
-violation raises :class:`IRError` naming the layer and the field. See docs/ir.md for the full semantics.
+in the same folder, then ``os.replace``) and always writes version 2. Version 1 files (a feed-forward chain)
+load as the equivalent graph. Every rule of the format is checked when an object is built, and a violation
+raises :class:`IRError` naming the layer or projection and the field. See docs/ir.md for the semantics.
 
 This module needs only numpy and pyyaml and runs on Python 3.10 with numpy 1.24+.
 """
@@ -25,7 +35,7 @@ import numpy as np
 import yaml
 
 FORMAT = "quantal.ir"
-VERSION = 1
+VERSION = 2
 MANIFEST = "manifest.yaml"
 
 WEIGHT_EXP_RANGE = (-8, 7)
@@ -33,43 +43,62 @@ DECAY_RANGE = (0, 4096)
 THRESHOLD_RANGE = (0, 131071)
 BIAS_MANT_RANGE = (-4096, 4095)
 BIAS_EXP_RANGE = (0, 7)
+DELAY_RANGE = (0, 62)
+MAX_SIZE = 2**24  # neurons per layer (and input channels)
 NEURON_KINDS = ("lif", "readout")
-SYNAPSE_KINDS = ("dense",)
+RESETS = ("zero", "subtract")
 ESCAPE_KINDS = ("logistic",)
 MAX_ESCAPE_SCALE = float(2**31)  # v spans +-2**23: larger scales are a fair coin; keeps thresholds < 2**36
+INPUT = "input"  # the source name of the run's input spikes
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")  # layer names
+_PROJ_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-.]*$")  # projection names may contain '.' (e.g. c1.in)
 
 
 class IRError(ValueError):
     """A ``.qnet`` file or IR object breaks a rule of the format.
 
-    ``layer`` and ``field`` say where (either may be None for network-level problems); ``str(err)`` is a
-    one-line message such as ``layer 'fc1': synapse.weight: expected dtype int8, got float32``.
+    ``layer``/``projection`` and ``field`` say where (any may be None for network-level problems); ``str(err)``
+    is one line such as ``projection 'c1.in': synapse.weight: expected dtype int8, got float32``.
     """
 
-    def __init__(self, message: str, *, layer: str | None = None, field: str | None = None) -> None:
+    def __init__(self, message: str, *, layer: str | None = None, field: str | None = None,
+                 projection: str | None = None) -> None:  # fmt: skip
         self.layer = layer
+        self.projection = projection
         self.field = field
         self.detail = message
         where = []
         if layer is not None:
             where.append(f"layer '{layer}'")
+        if projection is not None:
+            where.append(f"projection '{projection}'")
         if field is not None:
             where.append(field)
         super().__init__(": ".join([*where, message]))
 
-    def within(self, *, layer: str | None = None, prefix: str | None = None) -> IRError:
-        """The same error, placed inside ``layer`` and/or under the field ``prefix``."""
+    def within(self, *, layer: str | None = None, projection: str | None = None,
+               prefix: str | None = None) -> IRError:  # fmt: skip
+        """The same error, placed inside ``layer`` or ``projection`` and/or under the field ``prefix``."""
         f = self.field if prefix is None else (prefix if self.field is None else f"{prefix}.{self.field}")
-        return IRError(self.detail, layer=self.layer if layer is None else layer, field=f)
+        placed = self.layer is not None or self.projection is not None
+        return IRError(
+            self.detail,
+            layer=self.layer if (layer is None or placed) else layer,
+            projection=self.projection if (projection is None or placed) else projection,
+            field=f,
+        )
 
 
 # ----------------------------------------------------------------------------------------------- checks
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _int(value: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    if not _is_int(value):
         raise IRError(f"expected an integer in [{lo}, {hi}], got {value!r}", field=name)
     if not lo <= int(value) <= hi:
         raise IRError(f"{int(value)} is out of range [{lo}, {hi}]", field=name)
@@ -102,6 +131,27 @@ def _int_or_array(value: Any, name: str, lo: int, hi: int, dtype: type) -> int |
     return _int(value, name, lo, hi)
 
 
+def _pair(value: Any, name: str, lo: int, hi: int = 2**16) -> tuple[int, int]:
+    """An int or a pair of ints in [lo, hi], as a pair (height, width)."""
+    if _is_int(value):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise IRError(f"expected an integer or a pair [h, w], got {value!r}", field=name)
+    return (_int(value[0], name, lo, hi), _int(value[1], name, lo, hi))
+
+
+def _shape(value: Any, name: str) -> tuple[int, ...]:
+    """A layer or input shape: [size] or [C, H, W] of positive integers with size <= MAX_SIZE."""
+    if _is_int(value):
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or len(value) not in (1, 3):
+        raise IRError(f"expected [size] or [channels, height, width], got {value!r}", field=name)
+    shape = tuple(_int(d, name, 1, MAX_SIZE) for d in value)
+    if math.prod(shape) > MAX_SIZE:
+        raise IRError(f"size {math.prod(shape)} is larger than {MAX_SIZE}", field=name)
+    return shape
+
+
 def _values_equal(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return (
@@ -126,7 +176,7 @@ class _ArrayEq:
     __hash__ = None  # type: ignore[assignment]
 
 
-# ------------------------------------------------------------------------------------------------ types
+# ---------------------------------------------------------------------------------------------- neurons
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,17 +202,120 @@ class EscapeNoise(_ArrayEq):
         object.__setattr__(self, "scale", float(s))
 
 
-@dataclass(frozen=True, eq=False)
-class DenseSynapse(_ArrayEq):
-    """All-to-all synapses from the layer's input to its neurons.
+#: Per-neuron fields of :class:`Neuron`: (range, storage dtype). Each is a scalar or an array of shape (size,).
+NEURON_ARRAYS: dict[str, tuple[tuple[int, int], type]] = {
+    "current_decay": (DECAY_RANGE, np.int16),
+    "voltage_decay": (DECAY_RANGE, np.int16),
+    "threshold": (THRESHOLD_RANGE, np.int32),
+    "bias_mant": (BIAS_MANT_RANGE, np.int16),
+    "bias_exp": (BIAS_EXP_RANGE, np.int8),
+}
 
-    For the input spikes of step t-1 (the set of active inputs J), the synaptic input of neuron i is
+
+@dataclass(frozen=True, eq=False)
+class Neuron(_ArrayEq):
+    """Current-based LIF neuron in Loihi fixed point (all integers, ``rz(x) = sign(x) * (|x| >> 12)``).
+
+        d = rz(u * (4096 - current_decay)) + (a << 6);   u = d wrapped once into (-2**23, 2**23]
+        v = clip(rz(v * (4096 - voltage_decay)) + u + (bias_mant << bias_exp), -(2**23 - 1), 2**23 - 1)
+        s = v > (threshold << 6);  then v = 0 (reset 'zero') or v -= threshold << 6 (reset 'subtract') where s
+
+    ``kind='readout'`` integrates the same way and never spikes. With ``escape_noise`` the deterministic
+    threshold test is replaced by the stochastic rule of :class:`EscapeNoise`. Every field of
+    :data:`NEURON_ARRAYS` is a scalar or a 1-D integer array of the layer's size (checked by :class:`Layer`).
+    """
+
+    kind: str = "lif"
+    current_decay: int | np.ndarray = 4096
+    voltage_decay: int | np.ndarray = 0
+    threshold: int | np.ndarray = 100
+    bias_mant: int | np.ndarray = 0
+    bias_exp: int | np.ndarray = 0
+    reset: str = "zero"
+    escape_noise: EscapeNoise | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in NEURON_KINDS:
+            raise IRError(f"unknown kind {self.kind!r} (known: {', '.join(NEURON_KINDS)})", field="kind")
+        if self.reset not in RESETS:
+            raise IRError(f"unknown reset {self.reset!r} (known: {', '.join(RESETS)})", field="reset")
+        for name, (rng, dtype) in NEURON_ARRAYS.items():
+            object.__setattr__(self, name, _int_or_array(getattr(self, name), name, *rng, dtype))
+        if self.escape_noise is not None:
+            if not isinstance(self.escape_noise, EscapeNoise):
+                raise IRError("expected an EscapeNoise or null", field="escape_noise")
+            if self.kind == "readout":
+                raise IRError("a readout never spikes, so it cannot have escape noise", field="escape_noise")
+
+    def array(self, name: str, size: int) -> np.ndarray:
+        """Field ``name`` per neuron: int64 of shape (size,) (a scalar broadcast)."""
+        return np.broadcast_to(np.asarray(getattr(self, name), dtype=np.int64), (size,)).copy()
+
+    def scalar(self, name: str) -> int | None:
+        """Field ``name`` as one int when every neuron has the same value, else None."""
+        a = getattr(self, name)
+        if not isinstance(a, np.ndarray):
+            return int(a)
+        return int(a[0]) if a.size and bool((a == a[0]).all()) else None
+
+    @property
+    def per_neuron(self) -> list[str]:
+        """The fields stored as arrays."""
+        return [n for n in NEURON_ARRAYS if isinstance(getattr(self, n), np.ndarray)]
+
+    def effective_bias(self, size: int) -> np.ndarray:
+        """``bias_mant << bias_exp`` per neuron, int32 of shape (size,)."""
+        # |mant| < 2**12, exp <= 7: the shift fits in 20 bits
+        return np.left_shift(self.array("bias_mant", size), self.array("bias_exp", size)).astype(np.int32)
+
+
+# --------------------------------------------------------------------------------------------- synapses
+
+
+def _synapse_arrays(syn: Any, ndim: int, what: str) -> None:
+    """Check and freeze ``weight`` (int8, ``ndim`` dims), ``release`` (uint8) and ``weight_fixed`` (int8)."""
+    w = _array(syn.weight, "weight", np.dtype(np.int8), None)
+    if w.ndim != ndim:
+        raise IRError(f"expected a {ndim}-D array {what}, got shape {w.shape}", field="weight")
+    object.__setattr__(syn, "weight", w)
+    object.__setattr__(syn, "weight_exp", _int(syn.weight_exp, "weight_exp", *WEIGHT_EXP_RANGE))
+    if syn.release is not None:
+        object.__setattr__(syn, "release", _array(syn.release, "release", np.dtype(np.uint8), w.shape))
+    if syn.weight_fixed is not None:
+        object.__setattr__(syn, "weight_fixed", _array(syn.weight_fixed, "weight_fixed", np.dtype(np.int8), w.shape))
+
+
+class _Synapse(_ArrayEq):
+    weight: np.ndarray
+    weight_exp: int
+    release: np.ndarray | None
+    weight_fixed: np.ndarray | None
+    kind: ClassVar[str]
+
+    @property
+    def stochastic(self) -> bool:
+        """True when some synapse transmits with probability < 1."""
+        return self.release is not None and bool((self.release < 255).any())
+
+    def check(self, src: tuple[int, ...], dst: tuple[int, ...], source: str) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def abs_row_sums(self, src: tuple[int, ...], dst: tuple[int, ...]) -> np.ndarray:  # pragma: no cover
+        """Per target neuron an upper bound of sum_j (|weight[i, j]| + |weight_fixed[i, j]|)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, eq=False)
+class DenseSynapse(_Synapse):
+    """All-to-all synapses from the source's neurons (flat index j) to the target's (flat index i).
+
+    For the active source neurons J of the projection's step, the synaptic input of target neuron i is
 
         a_i = floor( sum_{j in J} (weight_fixed[i, j] + xi_ij * weight[i, j]) * 2**weight_exp )
 
     with the shift applied to the sum. xi_ij = 1 for a reliable synapse (no ``release`` array); otherwise
     xi_ij ~ Bernoulli((release[i, j] + 1) / 256), drawn from random stream 1. ``weight`` and ``weight_fixed``
-    are int8 of shape (size, n_in), ``release`` uint8 of the same shape, ``weight_exp`` in [-8, 7].
+    are int8 of shape (target size, source size), ``release`` uint8 of the same shape.
     """
 
     weight: np.ndarray
@@ -172,81 +325,113 @@ class DenseSynapse(_ArrayEq):
     kind: ClassVar[str] = "dense"
 
     def __post_init__(self) -> None:
-        w = _array(self.weight, "weight", np.dtype(np.int8), None)
-        if w.ndim != 2:
-            raise IRError(f"expected a 2-D array (size, n_in), got shape {w.shape}", field="weight")
-        object.__setattr__(self, "weight", w)
-        object.__setattr__(self, "weight_exp", _int(self.weight_exp, "weight_exp", *WEIGHT_EXP_RANGE))
-        if self.release is not None:
-            object.__setattr__(self, "release", _array(self.release, "release", np.dtype(np.uint8), w.shape))
-        if self.weight_fixed is not None:
-            wf = _array(self.weight_fixed, "weight_fixed", np.dtype(np.int8), w.shape)
-            object.__setattr__(self, "weight_fixed", wf)
+        _synapse_arrays(self, 2, "(target size, source size)")
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.weight.shape  # type: ignore[return-value]
 
-    @property
-    def stochastic(self) -> bool:
-        """True when some synapse transmits with probability < 1."""
-        return self.release is not None and bool((self.release < 255).any())
+    def check(self, src: tuple[int, ...], dst: tuple[int, ...], source: str) -> None:
+        rows, cols = self.shape
+        if rows != math.prod(dst):
+            raise IRError(f"weight has {rows} rows but the target has size {math.prod(dst)}", field="synapse.weight")
+        if cols != math.prod(src):
+            raise IRError(f"weight has {cols} columns but the source {source} has size {math.prod(src)}",
+                          field="synapse.weight")  # fmt: skip
+
+    def abs_row_sums(self, src: tuple[int, ...], dst: tuple[int, ...]) -> np.ndarray:
+        total = np.abs(self.weight.astype(np.int64)).sum(axis=1)
+        if self.weight_fixed is not None:
+            total = total + np.abs(self.weight_fixed.astype(np.int64)).sum(axis=1)
+        return total
+
+
+def conv_out(n: int, k: int, stride: int, pad: int, dil: int) -> int:
+    """Output length of a convolution: ``floor((n + 2 pad - dil (k - 1) - 1) / stride) + 1``."""
+    return (n + 2 * pad - dil * (k - 1) - 1) // stride + 1
 
 
 @dataclass(frozen=True, eq=False)
-class Neuron(_ArrayEq):
-    """Current-based LIF neuron in Loihi fixed point (all integers, ``rz(x) = sign(x) * (|x| >> 12)``).
+class Conv2dSynapse(_Synapse):
+    """A 2-D convolution (cross-correlation, as ``torch.nn.functional.conv2d``) with shared kernels.
 
-        d = rz(u * (4096 - current_decay)) + (a << 6);   u = d wrapped once into (-2**23, 2**23]
-        v = clip(rz(v * (4096 - voltage_decay)) + u + (bias_mant << bias_exp), -(2**23 - 1), 2**23 - 1)
-        s = v > (threshold << 6);  v = 0 where s
-
-    ``kind='readout'`` integrates the same way and never spikes. With ``escape_noise`` the deterministic
-    threshold test is replaced by the stochastic rule of :class:`EscapeNoise`. ``bias_mant`` and ``bias_exp``
-    are scalars or 1-D integer arrays of the layer's size.
+    Source shape [C_in, H, W], target shape [C_out, H_out, W_out], ``weight`` int8 (C_out, C_in / groups, kh,
+    kw). Output (co, y, x) and input (ci, y', x') are linked by kernel element (co, ci - g C_in/groups, ky, kx)
+    when ci is in co's group g = co // (C_out / groups) and ``y' = y stride_h - pad_h + ky dil_h`` (likewise x);
+    zero padding. The projection is the dense projection whose matrix W[i, j] is that kernel element (zero
+    outside the receptive field), so :class:`DenseSynapse`'s equation holds with one release probability and
+    one reliable part per kernel element.
     """
 
-    kind: str = "lif"
-    current_decay: int = 4096
-    voltage_decay: int = 0
-    threshold: int = 100
-    bias_mant: int | np.ndarray = 0
-    bias_exp: int | np.ndarray = 0
-    escape_noise: EscapeNoise | None = None
+    weight: np.ndarray
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    weight_exp: int = 0
+    release: np.ndarray | None = None
+    weight_fixed: np.ndarray | None = None
+    kind: ClassVar[str] = "conv2d"
 
     def __post_init__(self) -> None:
-        if self.kind not in NEURON_KINDS:
-            raise IRError(f"unknown kind {self.kind!r} (known: {', '.join(NEURON_KINDS)})", field="kind")
-        for name, rng in (
-            ("current_decay", DECAY_RANGE),
-            ("voltage_decay", DECAY_RANGE),
-            ("threshold", THRESHOLD_RANGE),
-        ):
-            object.__setattr__(self, name, _int(getattr(self, name), name, *rng))
-        object.__setattr__(
-            self, "bias_mant", _int_or_array(self.bias_mant, "bias_mant", *BIAS_MANT_RANGE, np.int16)
-        )
-        object.__setattr__(self, "bias_exp", _int_or_array(self.bias_exp, "bias_exp", *BIAS_EXP_RANGE, np.int8))
-        if self.escape_noise is not None:
-            if not isinstance(self.escape_noise, EscapeNoise):
-                raise IRError("expected an EscapeNoise or null", field="escape_noise")
-            if self.kind == "readout":
-                raise IRError("a readout never spikes, so it cannot have escape noise", field="escape_noise")
+        _synapse_arrays(self, 4, "(C_out, C_in / groups, kh, kw)")
+        object.__setattr__(self, "stride", _pair(self.stride, "stride", 1))
+        object.__setattr__(self, "padding", _pair(self.padding, "padding", 0))
+        object.__setattr__(self, "dilation", _pair(self.dilation, "dilation", 1))
+        object.__setattr__(self, "groups", _int(self.groups, "groups", 1, 2**16))
+        if self.weight.shape[0] % self.groups:
+            raise IRError(f"groups {self.groups} does not divide the {self.weight.shape[0]} output channels",
+                          field="groups")  # fmt: skip
 
-    def effective_bias(self, size: int) -> np.ndarray:
-        """``bias_mant << bias_exp`` per neuron, int32 of shape (size,)."""
-        mant = np.broadcast_to(np.asarray(self.bias_mant, dtype=np.int32), (size,))
-        exp = np.broadcast_to(np.asarray(self.bias_exp, dtype=np.int32), (size,))
-        return np.left_shift(mant, exp).astype(np.int32)  # |mant| < 2**12, exp <= 7: fits in 20 bits
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return self.weight.shape[2], self.weight.shape[3]
+
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.padding, self.dilation
+        return conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
+
+    def check(self, src: tuple[int, ...], dst: tuple[int, ...], source: str) -> None:
+        if len(src) != 3:
+            raise IRError(f"conv2d needs a [C, H, W] source, but {source} has shape {list(src)}", field="synapse")
+        if len(dst) != 3:
+            raise IRError(f"conv2d needs a [C, H, W] target, got shape {list(dst)}", field="synapse")
+        c_out, c_in_g = self.weight.shape[:2]
+        if c_out != dst[0]:
+            raise IRError(f"weight has {c_out} output channels but the target has {dst[0]}", field="synapse.weight")
+        if c_in_g * self.groups != src[0]:
+            raise IRError(f"weight has {c_in_g} input channels per group x {self.groups} groups but {source} has "
+                          f"{src[0]} channels", field="synapse.weight")  # fmt: skip
+        ho, wo = self.out_hw(src[1], src[2])
+        if ho < 1 or wo < 1 or (ho, wo) != (dst[1], dst[2]):
+            raise IRError(
+                f"a {self.kernel[0]}x{self.kernel[1]} kernel with stride {list(self.stride)}, padding "
+                f"{list(self.padding)} and dilation {list(self.dilation)} maps {source}'s {src[1]}x{src[2]} to "
+                f"{ho}x{wo}, but the target is {dst[1]}x{dst[2]}", field="synapse")  # fmt: skip
+
+    def abs_row_sums(self, src: tuple[int, ...], dst: tuple[int, ...]) -> np.ndarray:
+        # every output of channel co sees at most the whole kernel of co (fewer at the padded borders)
+        k = np.abs(self.weight.astype(np.int64)).sum(axis=(1, 2, 3))
+        if self.weight_fixed is not None:
+            k = k + np.abs(self.weight_fixed.astype(np.int64)).sum(axis=(1, 2, 3))
+        return np.repeat(k, dst[1] * dst[2])
+
+
+#: Synapse kinds by name (the manifest's ``synapse.kind``).
+SYNAPSES: dict[str, type] = {"dense": DenseSynapse, "conv2d": Conv2dSynapse}
+SYNAPSE_KINDS = tuple(SYNAPSES)
+Synapse = DenseSynapse | Conv2dSynapse
+
+
+# -------------------------------------------------------------------------------------------- the graph
 
 
 @dataclass(frozen=True, eq=False)
 class Layer(_ArrayEq):
-    """One layer of the feed-forward chain: ``size`` neurons fed by ``synapse`` from the previous layer."""
+    """A group of neurons of one kind: ``shape`` [size] or [C, H, W] (flat index row-major, as torch.flatten)."""
 
     name: str
-    size: int
-    synapse: DenseSynapse
+    shape: tuple[int, ...]
     neuron: Neuron
 
     def __post_init__(self) -> None:
@@ -256,80 +441,143 @@ class Layer(_ArrayEq):
                 field="name",
             )
         try:
-            object.__setattr__(self, "size", _int(self.size, "size", 1, 2**24))
-            if not isinstance(self.synapse, DenseSynapse):
-                raise IRError("expected a DenseSynapse", field="synapse")
+            object.__setattr__(self, "shape", _shape(self.shape, "shape"))
             if not isinstance(self.neuron, Neuron):
                 raise IRError("expected a Neuron", field="neuron")
-            if self.synapse.shape[0] != self.size:
-                raise IRError(
-                    f"weight has {self.synapse.shape[0]} rows but the layer has size {self.size}",
-                    field="synapse.weight",
-                )
-            for name in ("bias_mant", "bias_exp"):
+            for name in self.neuron.per_neuron:
                 b = getattr(self.neuron, name)
-                if isinstance(b, np.ndarray) and b.shape != (self.size,):
+                if b.shape != (self.size,):
                     raise IRError(f"expected shape ({self.size},), got {b.shape}", field=f"neuron.{name}")
         except IRError as e:
             raise e.within(layer=self.name) from None
 
     @property
-    def n_in(self) -> int:
-        return self.synapse.shape[1]
+    def size(self) -> int:
+        return math.prod(self.shape)
 
-    def worst_case_input(self) -> int:
-        """An upper bound of |a << 6| over all inputs and release draws:
-        ``max_i sum_j (|weight[i, j]| + |weight_fixed[i, j]|)``, times 2**weight_exp rounded up (a negative sum
-        floors away from zero), times 64."""
-        syn = self.synapse
-        total = np.abs(syn.weight.astype(np.int64)).sum(axis=1)
-        if syn.weight_fixed is not None:
-            total = total + np.abs(syn.weight_fixed.astype(np.int64)).sum(axis=1)
-        worst = int(total.max(initial=0))
-        worst = worst << syn.weight_exp if syn.weight_exp >= 0 else -((-worst) >> -syn.weight_exp)  # ceil
-        return worst << 6
+
+@dataclass(frozen=True, eq=False)
+class Projection(_ArrayEq):
+    """Synapses from ``source`` (``"input"`` or a layer name, the target itself included) to layer ``target``.
+
+    At step t the projection delivers ``a_p`` (see the synapse's equation) computed from the source's spikes of
+    step ``t - 1 - delay`` (nothing before step 0); the target integrates ``a = sum_p a_p`` over its projections.
+    """
+
+    name: str
+    source: str
+    target: str
+    synapse: Synapse
+    delay: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _PROJ_RE.match(self.name):
+            raise IRError(
+                f"projection name {self.name!r} must be letters, digits, '_', '-' or '.' (not starting with '-' "
+                "or '.')", field="name")  # fmt: skip
+        try:
+            for f in ("source", "target"):
+                if not isinstance(getattr(self, f), str):
+                    raise IRError(f"expected a layer name, got {getattr(self, f)!r}", field=f)
+            if self.target == INPUT:
+                raise IRError("the input cannot be a target", field="target")
+            if not isinstance(self.synapse, tuple(SYNAPSES.values())):
+                raise IRError(f"expected one of {', '.join(c.__name__ for c in SYNAPSES.values())}", field="synapse")
+            object.__setattr__(self, "delay", _int(self.delay, "delay", *DELAY_RANGE))
+        except IRError as e:
+            raise e.within(projection=self.name) from None
+
+    @property
+    def kind(self) -> str:
+        return self.synapse.kind
 
 
 @dataclass(frozen=True, eq=False)
 class Network(_ArrayEq):
-    """A feed-forward chain of layers fed by ``input_size`` binary spike channels.
+    """A graph of layers and projections fed by binary spike channels of ``input_shape``.
 
-    Layer 0 integrates the run's input spikes of step t-1; layer k integrates layer k-1's spikes of step
-    t-1. ``metadata`` is free-form (YAML-serialisable) information: source model, training config, reports.
+    Every layer updates at step t from spikes of earlier steps only, so the order of update does not matter;
+    layer l is the l-th of ``layers`` and projection p the p-th of ``projections`` (they key the random
+    streams). ``metadata`` is free-form (YAML-serialisable) information: source model, training config, reports.
     """
 
     name: str
-    input_size: int
+    input_shape: tuple[int, ...]
     layers: tuple[Layer, ...]
+    projections: tuple[Projection, ...]
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise IRError(f"network name must be a non-empty string, got {self.name!r}", field="name")
-        object.__setattr__(self, "input_size", _int(self.input_size, "input.size", 1, 2**24))
+        object.__setattr__(self, "input_shape", _shape(self.input_shape, "input.shape"))
         layers = tuple(self.layers) if isinstance(self.layers, Iterable) else self.layers
         if not isinstance(layers, tuple) or not layers:
             raise IRError("a network needs at least one layer", field="layers")
-        seen: set[str] = set()
-        n_in = self.input_size
+        projs = tuple(self.projections) if isinstance(self.projections, Iterable) else None
+        if projs is None:
+            raise IRError("expected a list of projections", field="projections")
+        shapes: dict[str, tuple[int, ...]] = {INPUT: self.input_shape}
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise IRError(f"layers[{i}] is not a Layer", field="layers")
-            if layer.name in seen:
+            if layer.name == INPUT:
+                raise IRError("'input' is the name of the network's input", layer=layer.name, field="name")
+            if layer.name in shapes:
                 raise IRError("duplicate layer name", layer=layer.name, field="name")
-            seen.add(layer.name)
-            if layer.n_in != n_in:
-                src = "the input" if i == 0 else f"layer '{layers[i - 1].name}'"
-                raise IRError(
-                    f"weight has {layer.n_in} columns but {src} has size {n_in}",
-                    layer=layer.name,
-                    field="synapse.weight",
-                )
-            n_in = layer.size
+            shapes[layer.name] = layer.shape
+        seen: set[str] = set()
+        for i, p in enumerate(projs):
+            if not isinstance(p, Projection):
+                raise IRError(f"projections[{i}] is not a Projection", field="projections")
+            if p.name in seen:
+                raise IRError("duplicate projection name", projection=p.name, field="name")
+            seen.add(p.name)
+            if p.source not in shapes:
+                raise IRError(f"unknown source {p.source!r} (the input or one of: {', '.join(list(shapes)[1:])})",
+                              projection=p.name, field="source")  # fmt: skip
+            if p.target not in shapes or p.target == INPUT:
+                raise IRError(f"unknown target {p.target!r} (layers: {', '.join(list(shapes)[1:])})",
+                              projection=p.name, field="target")  # fmt: skip
+            src = "the input" if p.source == INPUT else f"layer '{p.source}'"
+            try:
+                p.synapse.check(shapes[p.source], shapes[p.target], src)
+            except IRError as e:
+                raise e.within(projection=p.name) from None
         object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "projections", projs)
         if not isinstance(self.metadata, Mapping):
             raise IRError("metadata must be a mapping", field="metadata")
         object.__setattr__(self, "metadata", dict(self.metadata))
+
+    # -- construction -----------------------------------------------------------------------------------
+    @classmethod
+    def chain(cls, name: str, input_shape: int | tuple[int, ...], layers: Iterable[tuple[str, Any, Synapse, Neuron]],
+              metadata: Mapping[str, Any] | None = None) -> Network:  # fmt: skip
+        """A feed-forward chain (IR v1's networks): ``(name, shape, synapse, neuron)`` per layer, projection l
+        (named like its layer) from layer l - 1 (the input for l = 0) to layer l, with no extra delay."""
+        lays, projs, src = [], [], INPUT
+        for lname, shape, syn, neuron in layers:
+            lays.append(Layer(name=lname, shape=shape, neuron=neuron))
+            projs.append(Projection(name=lname, source=src, target=lname, synapse=syn))
+            src = lname
+        return cls(name=name, input_shape=input_shape, layers=tuple(lays), projections=tuple(projs),
+                   metadata=metadata or {})  # fmt: skip
+
+    def replace(self, **changes: Any) -> Network:
+        """A copy with some fields changed (validated again)."""
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        kw.update(changes)
+        return Network(**kw)
+
+    # -- queries -------------------------------------------------------------------------------------------
+    @property
+    def input_size(self) -> int:
+        return math.prod(self.input_shape)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -337,9 +585,72 @@ class Network(_ArrayEq):
                 return layer
         raise KeyError(f"no layer named {name!r} (layers: {', '.join(self.layer_names)})")
 
+    def layer_index(self, name: str) -> int:
+        """The index of layer ``name``; -1 for ``"input"``."""
+        return -1 if name == INPUT else self.layer_names.index(name)
+
+    def source_shape(self, p: Projection) -> tuple[int, ...]:
+        return self.input_shape if p.source == INPUT else self.layer(p.source).shape
+
+    def projections_into(self, li: int) -> list[tuple[int, Projection]]:
+        """(index, projection) of every projection whose target is layer ``li``, in file order."""
+        name = self.layers[li].name
+        return [(pi, p) for pi, p in enumerate(self.projections) if p.target == name]
+
     @property
-    def layer_names(self) -> list[str]:
-        return [layer.name for layer in self.layers]
+    def max_delay(self) -> int:
+        return max((p.delay for p in self.projections), default=0)
+
+    def is_recurrent(self, p: Projection) -> bool:
+        """True when ``p`` closes a cycle: its source is its target or is reached from its target."""
+        seen, todo = set(), [p.target]
+        while todo:
+            cur = todo.pop()
+            if cur == p.source:
+                return True
+            if cur in seen:
+                continue
+            seen.add(cur)
+            todo.extend(q.target for q in self.projections if q.source == cur)
+        return False
+
+    def chain_synapses(self) -> list[DenseSynapse]:
+        """The synapse of each layer when the network is a v1-style chain of dense projections (projection l
+        from layer l - 1, or the input, to layer l, no delay, scalar decays and thresholds, reset zero); raises
+        :class:`IRError` saying what is not a chain otherwise (for the exporters that only handle chains)."""
+        out = []
+        if len(self.projections) != len(self.layers):
+            raise IRError(f"{len(self.projections)} projections for {len(self.layers)} layers: not a feed-forward "
+                          "chain of dense layers", field="projections")  # fmt: skip
+        for li, (layer, p) in enumerate(zip(self.layers, self.projections)):
+            src = INPUT if li == 0 else self.layers[li - 1].name
+            if p.source != src or p.target != layer.name:
+                raise IRError(f"goes from {p.source!r} to {p.target!r}, not {src!r} to {layer.name!r}: not a "
+                              "feed-forward chain", projection=p.name)  # fmt: skip
+            if p.kind != "dense":
+                raise IRError(f"{p.kind} synapses are not supported here (dense only)", projection=p.name)
+            if p.delay:
+                raise IRError("synaptic delays are not supported here", projection=p.name, field="delay")
+            n = layer.neuron
+            for f in ("current_decay", "voltage_decay", "threshold"):
+                if isinstance(getattr(n, f), np.ndarray):
+                    raise IRError("per-neuron values are not supported here", layer=layer.name, field=f"neuron.{f}")
+            if n.reset != "zero":
+                raise IRError("subtractive reset is not supported here", layer=layer.name, field="neuron.reset")
+            out.append(p.synapse)
+        return out
+
+    def worst_case_input(self, li: int) -> int:
+        """An upper bound of |a << 6| of layer ``li`` over all inputs and release draws: per projection
+        ``max_i sum_j (|weight[i, j]| + |weight_fixed[i, j]|)`` times 2**weight_exp rounded up (a negative sum
+        floors away from zero), summed over the projections, times 64."""
+        layer = self.layers[li]
+        total = np.zeros(layer.size, np.int64)
+        for _, p in self.projections_into(li):
+            rows = p.synapse.abs_row_sums(self.source_shape(p), layer.shape)
+            e = p.synapse.weight_exp
+            total += (rows << e) if e >= 0 else -((-rows) >> -e)  # ceil for negative exponents
+        return int(total.max(initial=0)) << 6
 
 
 # ------------------------------------------------------------------------------------------ file format
@@ -347,38 +658,44 @@ class Network(_ArrayEq):
 
 def _arrays_and_manifest(net: Network) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {}
+
+    def put(name: str, a: np.ndarray) -> str:
+        if name in arrays:  # pragma: no cover - names are unique by construction (suffixes differ)
+            raise IRError(f"two arrays would be named {name!r}", field="arrays")
+        arrays[name] = a
+        return name
+
     layers = []
     for layer in net.layers:
-        syn, neu = layer.synapse, layer.neuron
-        s: dict[str, Any] = {"kind": syn.kind, "weight": f"{layer.name}.weight", "weight_exp": syn.weight_exp}
-        arrays[f"{layer.name}.weight"] = syn.weight
-        for opt in ("release", "weight_fixed"):
-            a = getattr(syn, opt)
-            if a is not None:
-                s[opt] = f"{layer.name}.{opt}"
-                arrays[s[opt]] = a
-        n: dict[str, Any] = {
-            "kind": neu.kind,
-            "current_decay": neu.current_decay,
-            "voltage_decay": neu.voltage_decay,
-            "threshold": neu.threshold,
-        }
-        for opt in ("bias_mant", "bias_exp"):
-            b = getattr(neu, opt)
-            if isinstance(b, np.ndarray):
-                n[opt] = f"{layer.name}.{opt}"
-                arrays[n[opt]] = b
-            else:
-                n[opt] = b
+        neu = layer.neuron
+        n: dict[str, Any] = {"kind": neu.kind}
+        for f in NEURON_ARRAYS:
+            b = getattr(neu, f)
+            n[f] = put(f"{layer.name}.{f}", b) if isinstance(b, np.ndarray) else b
+        n["reset"] = neu.reset
         esc = neu.escape_noise
         n["escape_noise"] = None if esc is None else {"kind": esc.kind, "scale": esc.scale}
-        layers.append({"name": layer.name, "size": layer.size, "synapse": s, "neuron": n})
+        layers.append({"name": layer.name, "shape": list(layer.shape), "neuron": n})
+    projections = []
+    for p in net.projections:
+        syn = p.synapse
+        s: dict[str, Any] = {"kind": syn.kind, "weight": put(f"{p.name}.weight", syn.weight)}
+        if isinstance(syn, Conv2dSynapse):
+            s.update(stride=list(syn.stride), padding=list(syn.padding), dilation=list(syn.dilation),
+                     groups=syn.groups)  # fmt: skip
+        s["weight_exp"] = syn.weight_exp
+        if syn.release is not None:
+            s["release"] = put(f"{p.name}.release", syn.release)
+        if syn.weight_fixed is not None:
+            s["weight_fixed"] = put(f"{p.name}.fixed", syn.weight_fixed)
+        projections.append({"name": p.name, "source": p.source, "target": p.target, "delay": p.delay, "synapse": s})
     manifest = {
         "format": FORMAT,
         "version": VERSION,
         "name": net.name,
-        "input": {"size": net.input_size},
+        "input": {"shape": list(net.input_shape)},
         "layers": layers,
+        "projections": projections,
         "metadata": dict(net.metadata),
     }
     return manifest, arrays
@@ -450,7 +767,7 @@ def atomic_write(path: str | os.PathLike[str], write: Any, *, suffix: str = ".tm
 
 
 def save(net: Network, path: str | os.PathLike[str]) -> Path:
-    """Write ``net`` to a ``.qnet`` file atomically; returns the path."""
+    """Write ``net`` to a ``.qnet`` file (version 2) atomically; returns the path."""
     if not isinstance(net, Network):
         raise TypeError(f"save() expects a Network, got {type(net).__name__}")
     text = dumps_manifest(net)
@@ -467,109 +784,166 @@ def save(net: Network, path: str | os.PathLike[str]) -> Path:
     return atomic_write(path, write)
 
 
-def _keys(d: Any, name: str, required: set[str], optional: set[str], *, layer: str | None = None) -> None:
+def _keys(d: Any, name: str, required: set[str], optional: set[str], **where: str | None) -> None:
     if not isinstance(d, dict):
-        raise IRError(f"expected a mapping, got {type(d).__name__}", layer=layer, field=name)
+        raise IRError(f"expected a mapping, got {type(d).__name__}", field=name, **where)
     missing = sorted(required - d.keys())
     if missing:
-        raise IRError(f"missing key(s): {', '.join(missing)}", layer=layer, field=name)
+        raise IRError(f"missing key(s): {', '.join(missing)}", field=name, **where)
     extra = sorted(set(map(str, d.keys())) - required - optional)
     if extra:
-        raise IRError(f"unknown key(s): {', '.join(extra)}", layer=layer, field=name)
+        raise IRError(f"unknown key(s): {', '.join(extra)}", field=name, **where)
 
 
-def from_manifest(manifest: Any, arrays: Mapping[str, np.ndarray]) -> Network:
-    """Build a :class:`Network` from a parsed manifest and its arrays (by name), checking every rule."""
+class _Arrays:
+    """The archive's arrays by name, remembering which ones the manifest used."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
+        self.arrays = arrays
+        self.used: set[str] = set()
+
+    def get(self, ref: Any, fname: str) -> np.ndarray:
+        if not isinstance(ref, str):
+            raise IRError(f"expected an array name, got {ref!r}", field=fname)
+        if ref not in self.arrays:
+            raise IRError(f"missing array {ref!r} ({ref}.npy is not in the file)", field=fname)
+        self.used.add(ref)
+        return self.arrays[ref]
+
+    def check_all_used(self) -> None:
+        extra = sorted(set(self.arrays) - self.used)
+        if extra:
+            raise IRError(f"extra array(s) not referenced by the manifest: {', '.join(extra)}", field="arrays")
+
+
+def _neuron(nd: Any, arrays: _Arrays) -> Neuron:
+    _keys(nd, "neuron", {"kind"}, {*NEURON_ARRAYS, "reset", "escape_noise"})
+    try:
+        esc = nd.get("escape_noise")
+        if esc is not None:
+            _keys(esc, "escape_noise", {"kind", "scale"}, set())
+            esc = EscapeNoise(kind=esc["kind"], scale=esc["scale"])
+        kw = {k: arrays.get(nd[k], k) if isinstance(nd[k], str) else nd[k] for k in NEURON_ARRAYS if k in nd}
+        return Neuron(kind=nd["kind"], reset=nd.get("reset", "zero"), escape_noise=esc, **kw)
+    except IRError as e:
+        raise e.within(prefix="neuron") from None
+
+
+def _synapse(sd: Any, arrays: _Arrays) -> Synapse:
+    if not isinstance(sd, dict) or sd.get("kind") not in SYNAPSES:
+        kind = sd.get("kind") if isinstance(sd, dict) else sd
+        raise IRError(f"unknown kind {kind!r} (known: {', '.join(SYNAPSE_KINDS)})", field="synapse.kind")
+    geometry = {"stride", "padding", "dilation", "groups"} if sd["kind"] == "conv2d" else set()
+    _keys(sd, "synapse", {"kind", "weight"}, {"weight_exp", "release", "weight_fixed", *geometry})
+    try:
+        kw = {k: sd[k] for k in geometry if k in sd}
+        for opt in ("release", "weight_fixed"):
+            if sd.get(opt) is not None:
+                kw[opt] = arrays.get(sd[opt], opt)
+        return SYNAPSES[sd["kind"]](weight=arrays.get(sd["weight"], "weight"), weight_exp=sd.get("weight_exp", 0),
+                                    **kw)  # fmt: skip
+    except IRError as e:
+        raise e.within(prefix="synapse") from None
+
+
+def _where(d: Any, i: int) -> str:
+    name = d.get("name") if isinstance(d, dict) else None
+    return name if isinstance(name, str) else f"#{i}"
+
+
+def _check_version(manifest: Any) -> int:
     if not isinstance(manifest, dict):
         raise IRError("manifest.yaml must be a mapping")
     fmt = manifest.get("format")
     if fmt != FORMAT:
         raise IRError(f"unknown format {fmt!r} (expected {FORMAT!r})", field="format")
     version = manifest.get("version")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise IRError(f"unknown version {version!r} (this quantal reads version {VERSION})", field="version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise IRError(f"unknown version {version!r} (this quantal reads versions 1 and {VERSION})", field="version")
     if version > VERSION:
         raise IRError(
             f"version {version} is newer than this quantal supports (version {VERSION}); upgrade quantal",
             field="version",
         )
-    if version != VERSION:
-        raise IRError(f"unknown version {version!r} (this quantal reads version {VERSION})", field="version")
+    return version
+
+
+def _from_v1(manifest: dict, arrays: _Arrays) -> Network:
+    """A version 1 manifest (a chain: ``layers`` with one dense ``synapse`` each) as the equivalent graph:
+    projection l, named like layer l, from layer l - 1 (the input for l = 0) to layer l."""
     _keys(manifest, "manifest", {"format", "version", "name", "input", "layers"}, {"metadata"})
     _keys(manifest["input"], "input", {"size"}, set())
     if not isinstance(manifest["layers"], list):
         raise IRError("expected a list of layers", field="layers")
     if not manifest["layers"]:
         raise IRError("a network needs at least one layer", field="layers")
-    used: set[str] = set()
+    chain = []
+    for i, ld in enumerate(manifest["layers"]):
+        lname = _where(ld, i)
+        try:
+            _keys(ld, "layer", {"name", "size", "synapse", "neuron"}, set())
+            sd = ld["synapse"]
+            if isinstance(sd, dict) and sd.get("kind") != "dense":
+                raise IRError(f"unknown kind {sd.get('kind')!r} (known: dense)", field="synapse.kind")
+            nd = ld["neuron"]
+            if isinstance(nd, dict) and "reset" in nd:
+                raise IRError("unknown key(s): reset", field="neuron")
+            chain.append((ld["name"], ld["size"], _synapse(sd, arrays), _neuron(nd, arrays)))
+        except IRError as e:
+            raise e.within(layer=lname) from None
+    metadata = manifest.get("metadata")
+    try:
+        return Network.chain(manifest["name"], manifest["input"]["size"], chain, {} if metadata is None else metadata)
+    except IRError as e:  # a projection is named like its layer: report the layer, as v1 files name them
+        if e.projection is not None:
+            raise IRError(e.detail, layer=e.projection, field=e.field) from None
+        raise
 
-    def get_array(ref: Any, lname: str, fname: str) -> np.ndarray:
-        if not isinstance(ref, str):
-            raise IRError(f"expected an array name, got {ref!r}", layer=lname, field=fname)
-        if ref not in arrays:
-            raise IRError(f"missing array {ref!r} ({ref}.npy is not in the file)", layer=lname, field=fname)
-        used.add(ref)
-        return arrays[ref]
 
+def from_manifest(manifest: Any, arrays: Mapping[str, np.ndarray]) -> Network:
+    """Build a :class:`Network` from a parsed manifest (version 1 or 2) and its arrays (by name), checking
+    every rule."""
+    version = _check_version(manifest)
+    store = _Arrays(arrays)
+    if version == 1:
+        net = _from_v1(manifest, store)
+        store.check_all_used()
+        return net
+    _keys(manifest, "manifest", {"format", "version", "name", "input", "layers", "projections"}, {"metadata"})
+    _keys(manifest["input"], "input", {"shape"}, set())
+    for key in ("layers", "projections"):
+        if not isinstance(manifest[key], list):
+            raise IRError(f"expected a list of {key}", field=key)
     layers = []
     for i, ld in enumerate(manifest["layers"]):
-        lname = ld.get("name") if isinstance(ld, dict) else None
-        lname = lname if isinstance(lname, str) else f"#{i}"
-        _keys(ld, "layer", {"name", "size", "synapse", "neuron"}, set(), layer=lname)
-        sd, nd = ld["synapse"], ld["neuron"]
-        _keys(sd, "synapse", {"kind", "weight"}, {"weight_exp", "release", "weight_fixed"}, layer=lname)
-        _keys(
-            nd,
-            "neuron",
-            {"kind"},
-            {"current_decay", "voltage_decay", "threshold", "bias_mant", "bias_exp", "escape_noise"},
-            layer=lname,
-        )
-        if sd["kind"] not in SYNAPSE_KINDS:
-            raise IRError(
-                f"unknown kind {sd['kind']!r} (known: {', '.join(SYNAPSE_KINDS)})", layer=lname, field="synapse.kind"
-            )
+        lname = _where(ld, i)
         try:
-            try:
-                syn = DenseSynapse(
-                    weight=get_array(sd["weight"], lname, "synapse.weight"),
-                    weight_exp=sd.get("weight_exp", 0),
-                    release=None if sd.get("release") is None else get_array(sd["release"], lname, "synapse.release"),
-                    weight_fixed=None
-                    if sd.get("weight_fixed") is None
-                    else get_array(sd["weight_fixed"], lname, "synapse.weight_fixed"),
-                )
-            except IRError as e:
-                raise e.within(prefix="synapse") if e.layer is None else e from None
-            try:
-                esc = nd.get("escape_noise")
-                if esc is not None:
-                    _keys(esc, "escape_noise", {"kind", "scale"}, set())
-                    esc = EscapeNoise(kind=esc["kind"], scale=esc["scale"])
-                kw = {k: nd[k] for k in ("current_decay", "voltage_decay", "threshold") if k in nd}
-                for b in ("bias_mant", "bias_exp"):
-                    if b in nd:
-                        kw[b] = get_array(nd[b], lname, f"neuron.{b}") if isinstance(nd[b], str) else nd[b]
-                neu = Neuron(kind=nd["kind"], escape_noise=esc, **kw)
-            except IRError as e:
-                raise e.within(prefix="neuron") if e.layer is None else e from None
-            layers.append(Layer(name=ld["name"], size=ld["size"], synapse=syn, neuron=neu))
+            _keys(ld, "layer", {"name", "shape", "neuron"}, set())
+            layers.append(Layer(name=ld["name"], shape=ld["shape"], neuron=_neuron(ld["neuron"], store)))
         except IRError as e:
-            raise e.within(layer=lname) if e.layer is None else e from None
-    extra = sorted(set(arrays) - used)
-    if extra:
-        raise IRError(f"extra array(s) not referenced by any layer: {', '.join(extra)}", field="arrays")
+            raise e.within(layer=lname) from None
+    projections = []
+    for i, pd in enumerate(manifest["projections"]):
+        pname = _where(pd, i)
+        try:
+            _keys(pd, "projection", {"name", "source", "target", "synapse"}, {"delay"})
+            projections.append(Projection(name=pd["name"], source=pd["source"], target=pd["target"],
+                                          synapse=_synapse(pd["synapse"], store), delay=pd.get("delay", 0)))
+        except IRError as e:
+            raise e.within(projection=pname) from None
+    store.check_all_used()
     metadata = manifest.get("metadata")
     return Network(
         name=manifest["name"],
-        input_size=manifest["input"]["size"],
+        input_shape=manifest["input"]["shape"],
         layers=tuple(layers),
+        projections=tuple(projections),
         metadata={} if metadata is None else metadata,
     )
 
 
 def load(path: str | os.PathLike[str]) -> Network:
-    """Read and validate a ``.qnet`` file. Raises :class:`IRError` for anything malformed."""
+    """Read and validate a ``.qnet`` file (version 1 or 2). Raises :class:`IRError` for anything malformed."""
     path = Path(path)
     if not path.is_file():
         raise IRError(f"{path}: no such file")

@@ -77,24 +77,27 @@ def _is_int(x: object) -> bool:
 
 
 def check_input(spikes: np.ndarray, net: Network) -> np.ndarray:
-    """Validate an input spike array and return it as C-contiguous uint8 (nonzero = spike), without a copy
-    when it already is C-contiguous (a bool array is viewed as uint8).
+    """Validate an input spike array and return it as C-contiguous uint8 of shape (n_samples, T_in, input size)
+    (nonzero = spike), without a copy when it already is C-contiguous (a bool array is viewed as uint8).
 
-    Accepts shape (n_samples, T_in, input.size), dtype bool or uint8.
+    Accepts shape (n_samples, T_in, input size) or (n_samples, T_in, *input shape), dtype bool or uint8.
     """
     if not isinstance(spikes, np.ndarray):
         raise RunError(f"input spikes must be a numpy array, got {type(spikes).__name__}")
     if spikes.dtype not in (np.dtype(bool), np.dtype(np.uint8)):
         raise RunError(f"input spikes must be bool or uint8, got dtype {spikes.dtype.name}")
-    if spikes.ndim != 3:
-        raise RunError(f"input spikes must have shape (n_samples, T_in, {net.input_size}), got {spikes.shape}")
-    if spikes.shape[2] != net.input_size:
-        raise RunError(
-            f"input spikes have {spikes.shape[2]} channels but network '{net.name}' expects {net.input_size}"
-        )
+    shape = tuple(net.input_shape)
+    expect = f"(n_samples, T_in, {net.input_size})" + (
+        "" if len(shape) == 1 else f" or (n_samples, T_in, {', '.join(map(str, shape))})")
+    if spikes.ndim < 3 or tuple(spikes.shape[2:]) not in ((net.input_size,), shape):
+        if spikes.ndim == 3:
+            raise RunError(
+                f"input spikes have {spikes.shape[2]} channels but network '{net.name}' expects {net.input_size}"
+            )
+        raise RunError(f"input spikes must have shape {expect}, got {spikes.shape}")
     if spikes.shape[1] < 1:
         raise RunError("input spikes have no time steps (T_in = 0)")
-    out = np.ascontiguousarray(spikes)
+    out = np.ascontiguousarray(spikes).reshape(spikes.shape[0], spikes.shape[1], net.input_size)
     return out.view(np.uint8) if out.dtype == np.bool_ else out
 
 

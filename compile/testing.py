@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .ir import DenseSynapse, EscapeNoise, Layer, Network, Neuron
+from .ir import Conv2dSynapse, DenseSynapse, EscapeNoise, Layer, Network, Neuron, Projection, conv_out
 
 
 def random_network(
@@ -56,17 +56,13 @@ def random_network(
         bias_mant = rng.integers(-64, 64, size, dtype=np.int16) if rng.random() < 0.5 else int(rng.integers(-64, 64))
         bias_exp = int(rng.integers(0, 4))
         esc = EscapeNoise(scale=float(64 * typical * rng.uniform(0.1, 1.0))) if escape and kind == "lif" else None
-        layers.append(
-            Layer(
-                name=f"l{li}",
-                size=size,
-                synapse=DenseSynapse(weight=w, weight_exp=wexp, release=rel, weight_fixed=wf),
-                neuron=Neuron(kind=kind, current_decay=cd, voltage_decay=vd, threshold=threshold,
-                              bias_mant=bias_mant, bias_exp=bias_exp, escape_noise=esc),  # fmt: skip
-            )
-        )
+        layers.append((
+            f"l{li}", size, DenseSynapse(weight=w, weight_exp=wexp, release=rel, weight_fixed=wf),
+            Neuron(kind=kind, current_decay=cd, voltage_decay=vd, threshold=threshold, bias_mant=bias_mant,
+                   bias_exp=bias_exp, escape_noise=esc),
+        ))  # fmt: skip
         density = 0.2
-    return Network(name=name, input_size=sizes[0], layers=tuple(layers))
+    return Network.chain(name, sizes[0], layers)
 
 
 def random_spikes(rng: np.random.Generator, n: int, steps: int, size: int, density: float = 0.3) -> np.ndarray:
@@ -83,11 +79,135 @@ def edge_network(rng: np.random.Generator) -> Network:
     w_big[2, 1000:] = -3
     w_sat = rng.integers(60, 128, (4, 3), dtype=np.int8)
     w_neg = rng.integers(-128, 128, (5, 4), dtype=np.int8)
-    return Network(name="edge", input_size=2100, layers=(
-        Layer(name="big", size=3, synapse=DenseSynapse(weight=w_big, weight_exp=7),
-              neuron=Neuron(current_decay=1500, voltage_decay=100, threshold=131071)),
-        Layer(name="sat", size=4, synapse=DenseSynapse(weight=w_sat, weight_exp=7),
-              neuron=Neuron(current_decay=1, voltage_decay=0, threshold=131071, bias_mant=4095, bias_exp=7)),
-        Layer(name="neg", size=5, synapse=DenseSynapse(weight=w_neg, weight_exp=-3),
-              neuron=Neuron(current_decay=4096, voltage_decay=2048, threshold=2, bias_mant=-7, bias_exp=1)),
+    return Network.chain("edge", 2100, (
+        ("big", 3, DenseSynapse(weight=w_big, weight_exp=7),
+         Neuron(current_decay=1500, voltage_decay=100, threshold=131071)),
+        ("sat", 4, DenseSynapse(weight=w_sat, weight_exp=7),
+         Neuron(current_decay=1, voltage_decay=0, threshold=131071, bias_mant=4095, bias_exp=7)),
+        ("neg", 5, DenseSynapse(weight=w_neg, weight_exp=-3),
+         Neuron(current_decay=4096, voltage_decay=2048, threshold=2, bias_mant=-7, bias_exp=1)),
     ))  # fmt: skip
+
+
+def _synapse_parts(rng: np.random.Generator, shape: tuple[int, ...], release: float | str | None,
+                   weight_fixed: bool) -> dict:  # fmt: skip
+    rel = None
+    if release == "random":
+        rel = rng.integers(0, 256, shape, dtype=np.uint8)
+    elif release is not None:
+        rel = np.full(shape, int(np.clip(round(256 * float(release)) - 1, 0, 255)), np.uint8)
+    wf = rng.integers(-16, 16, shape, dtype=np.int8) if weight_fixed else None
+    return {"weight": rng.integers(-128, 128, shape, dtype=np.int8), "release": rel, "weight_fixed": wf}
+
+
+def _conv_geometry(rng: np.random.Generator, c_in: int, h: int, w: int) -> dict | None:
+    """Random conv2d arguments that map an h x w source to at least 1 x 1 (None if none was found)."""
+    for _ in range(50):
+        k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        pad = (int(rng.integers(0, 2)), int(rng.integers(0, 2)))
+        dil = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        ho, wo = (conv_out(n, kk, s, p, d) for n, kk, s, p, d in zip((h, w), k, stride, pad, dil))
+        if ho >= 1 and wo >= 1:
+            groups = int(rng.choice([g for g in (1, 2) if c_in % g == 0]))
+            c_out = groups * int(rng.integers(1, 4))
+            return {"k": k, "stride": stride, "padding": pad, "dilation": dil, "groups": groups, "c_out": c_out,
+                    "out": (c_out, ho, wo)}  # fmt: skip
+    return None
+
+
+def random_graph(
+    rng: np.random.Generator,
+    *,
+    conv: bool = True,
+    recurrent: bool = True,
+    skips: bool = True,
+    max_delay: int = 3,
+    release: float | str | None = None,
+    weight_fixed: bool = False,
+    escape: bool = False,
+    per_neuron: bool = True,
+    subtract: bool | None = None,
+    readout: bool = True,
+    input_density: float = 0.3,
+    name: str = "graph",
+) -> Network:
+    """A random IR v2 graph: optional conv2d layers on a [C, H, W] input (random kernel, stride, padding,
+    dilation, groups), then dense layers; ``recurrent`` adds a projection from a layer to itself, ``skips`` one
+    that jumps a layer; delays up to ``max_delay``; ``per_neuron`` stores decays, thresholds and biases as
+    arrays; ``subtract`` (None: random per layer) selects the reset. Thresholds follow the typical input."""
+    projs: list[Projection] = []
+    layers: list[Layer] = []
+    typical: dict[str, float] = {}
+
+    def delay() -> int:
+        return int(rng.integers(0, max_delay + 1)) if max_delay else 0
+
+    def add_projection(pname: str, src: str, src_shape: tuple[int, ...], dst: str, syn: object, fan_in: float,
+                       density: float) -> None:  # fmt: skip
+        projs.append(Projection(name=pname, source=src, target=dst, synapse=syn, delay=delay()))
+        typical[dst] = typical.get(dst, 0.0) + 74.0 * np.sqrt(max(density * fan_in, 1.0)) * 2.0 ** syn.weight_exp
+
+    def add_layer(lname: str, shape: tuple[int, ...], kind: str = "lif") -> None:
+        size = int(np.prod(shape))
+        typ = typical.get(lname, 74.0)
+
+        def field(lo: int, hi: int, dtype: type) -> int | np.ndarray:
+            if per_neuron and rng.random() < 0.6:
+                return rng.integers(lo, hi + 1, size).astype(dtype)
+            return int(rng.integers(lo, hi + 1))
+
+        th_lo, th_hi = int(np.clip(typ * 0.3, 0, 131071)), int(np.clip(typ * 1.5, 1, 131071))
+        reset = ("subtract" if rng.random() < 0.5 else "zero") if subtract is None else (
+            "subtract" if subtract else "zero")
+        esc = EscapeNoise(scale=float(64 * typ * rng.uniform(0.1, 1.0))) if escape and kind == "lif" else None
+        layers.append(Layer(name=lname, shape=shape, neuron=Neuron(
+            kind=kind, current_decay=field(1, 4096, np.int16), voltage_decay=field(0, 4096, np.int16),
+            threshold=field(th_lo, th_hi, np.int32), bias_mant=field(-64, 63, np.int16),
+            bias_exp=field(0, 3, np.int8), reset=reset, escape_noise=esc)))  # fmt: skip
+
+    wexp = lambda: int(rng.integers(-3, 2))  # noqa: E731
+    if conv:
+        src, shape = "input", (int(rng.integers(1, 3)), int(rng.integers(3, 8)), int(rng.integers(3, 8)))
+        input_shape = shape
+        density = input_density
+        for ci in range(int(rng.integers(1, 3))):
+            g = _conv_geometry(rng, shape[0], shape[1], shape[2])
+            if g is None:
+                break
+            kshape = (g["c_out"], shape[0] // g["groups"], *g["k"])
+            syn = Conv2dSynapse(stride=g["stride"], padding=g["padding"], dilation=g["dilation"], groups=g["groups"],
+                                weight_exp=wexp(), **_synapse_parts(rng, kshape, release, weight_fixed))  # fmt: skip
+            lname = f"c{ci}"
+            add_projection(f"{lname}.in", src, shape, lname, syn, float(np.prod(kshape[1:])), density)
+            add_layer(lname, g["out"])
+            src, shape, density = lname, g["out"], 0.2
+    else:
+        input_shape = (int(rng.integers(2, 10)),)
+        src, shape, density = "input", input_shape, input_density
+    dense_sizes = [int(rng.integers(2, 9)) for _ in range(int(rng.integers(1, 3)))]
+    names = []
+    for di, size in enumerate(dense_sizes):
+        lname = f"d{di}"
+        n_src = int(np.prod(shape))
+        add_projection(f"{lname}.in", src, shape, lname, DenseSynapse(
+            weight_exp=wexp(), **_synapse_parts(rng, (size, n_src), release, weight_fixed)), n_src, density)
+        if recurrent and di == 0:
+            add_projection(f"{lname}.rec", lname, (size,), lname, DenseSynapse(
+                weight_exp=wexp(), **_synapse_parts(rng, (size, size), release, weight_fixed)), size, 0.2)
+        if skips and di == 1 and layers:  # from the layer before the previous one (or the input)
+            skip_src = layers[-2] if len(layers) >= 2 else None
+            s_name, s_shape = (skip_src.name, skip_src.shape) if skip_src is not None else ("input", input_shape)
+            n_s = int(np.prod(s_shape))
+            add_projection(f"{lname}.skip", s_name, s_shape, lname, DenseSynapse(
+                weight_exp=wexp(), **_synapse_parts(rng, (size, n_s), release, weight_fixed)), n_s, 0.2)
+        add_layer(lname, (size,))
+        names.append(lname)
+        src, shape, density = lname, (size,), 0.2
+    if readout:
+        n_src = int(np.prod(shape))
+        size = int(rng.integers(1, 5))
+        add_projection("out.in", src, shape, "out", DenseSynapse(
+            weight_exp=wexp(), **_synapse_parts(rng, (size, n_src), release, weight_fixed)), n_src, 0.2)
+        add_layer("out", (size,), kind="readout")
+    return Network(name=name, input_shape=input_shape, layers=tuple(layers), projections=tuple(projs))

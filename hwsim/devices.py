@@ -296,17 +296,26 @@ def to_fixed(w: np.ndarray) -> np.ndarray:
 
 def synapse_arrays(spec: DeviceSpec, weight: np.ndarray, weight_fixed: np.ndarray | None, *, seed: int, trial: int,
                    layer: int) -> tuple:  # fmt: skip
-    """``(wq, wfq, s2w, s2f)`` of one layer's mantissas for (seed, trial): the realised weights and reliable
-    weights as int64 with 16 fractional bits and their per-read noise variances (float64, or None)."""
-    w, s2w = realize_with_noise(spec.model, weight, spec.time, seed=seed, trial=trial, layer=layer, array=0)
+    """``(wq, wfq, s2w, s2f)`` of one projection's stored mantissas for (seed, trial): the realised weights and
+    reliable weights as int64 with 16 fractional bits and their per-read noise variances (float64, or None),
+    of the shape of ``weight``. ``layer`` is the projection index of the streams. A conv2d kernel (C_out, C_in /
+    groups, kh, kw) has one device per stored element, indexed as the (C_out, C_in / groups * kh * kw) matrix."""
+    shape = weight.shape
+
+    def one(mant: np.ndarray, array: int) -> tuple:
+        w, s2 = realize_with_noise(spec.model, mant.reshape(shape[0], -1), spec.time, seed=seed, trial=trial,
+                                   layer=layer, array=array)  # fmt: skip
+        return to_fixed(w).reshape(shape), None if s2 is None else s2.reshape(shape)
+
+    wq, s2w = one(weight, 0)
     if weight_fixed is None:
-        return to_fixed(w), None, s2w, None
-    f, s2f = realize_with_noise(spec.model, weight_fixed, spec.time, seed=seed, trial=trial, layer=layer, array=1)
-    return to_fixed(w), to_fixed(f), s2w, s2f
+        return wq, None, s2w, None
+    wfq, s2f = one(weight_fixed, 1)
+    return wq, wfq, s2w, s2f
 
 
 def layer_weights(spec: DeviceSpec, net: Any, seed: int, trial: int) -> list[tuple]:
-    """:func:`synapse_arrays` for every layer of ``net``: the form both the reference executor and hwsim
-    consume."""
-    return [synapse_arrays(spec, la.synapse.weight, la.synapse.weight_fixed, seed=seed, trial=trial, layer=li)
-            for li, la in enumerate(net.layers)]  # fmt: skip
+    """:func:`synapse_arrays` for every projection of ``net`` (stream index = projection index): the form both
+    the reference executor and hwsim consume."""
+    return [synapse_arrays(spec, p.synapse.weight, p.synapse.weight_fixed, seed=seed, trial=trial, layer=pi)
+            for pi, p in enumerate(net.projections)]  # fmt: skip

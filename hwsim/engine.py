@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import numpy as np
 
 from quantal.compile import streams
-from quantal.compile.ir import Network
+from quantal.compile.ir import Conv2dSynapse, Network
 from quantal.compile.runspec import DTYPES, RunError, RunSpec, allocate, check_input, n_steps
 
 from . import kernels
 from .devices import DeviceSpec, layer_weights
 
-# The int32 accumulator of the kernels cannot overflow while n_in * 2 * 127 < 2**31.
+# The int32 accumulator of the kernels cannot overflow while (source size) * 2 * 127 < 2**31.
 MAX_FAN_IN = (2**31 - 1) // 254
 
 
@@ -35,78 +36,96 @@ class Simulator:
         if sys.byteorder != "little":  # pragma: no cover - all supported platforms are little-endian
             raise RuntimeError("hwsim reads random bytes through a uint8 view and needs a little-endian CPU")
         self.net = net
-        L = len(net.layers)
+        L, P = len(net.layers), len(net.projections)
         i64 = np.int64
+        # ---- layers
         self.size = np.array([la.size for la in net.layers], i64)
-        self.n_in = np.array([la.n_in for la in net.layers], i64)
-        if int(self.n_in.max()) > MAX_FAN_IN:
-            raise RunError(f"hwsim supports a fan-in of at most {MAX_FAN_IN} inputs per layer")
-        self.wexp = np.array([la.synapse.weight_exp for la in net.layers], i64)
-        self.cdecay = np.array([la.neuron.current_decay for la in net.layers], i64)
-        self.vdecay = np.array([la.neuron.voltage_decay for la in net.layers], i64)
-        self.vth = np.array([la.neuron.threshold for la in net.layers], i64)
-        self.spiking = np.array([la.neuron.kind != "readout" for la in net.layers], np.bool_)
         self.nrn_off = np.concatenate([[0], np.cumsum(self.size)[:-1]]).astype(i64)
+        per = {f: np.concatenate([la.neuron.array(f, la.size) for la in net.layers])
+               for f in ("current_decay", "voltage_decay", "threshold")}  # fmt: skip
+        self.dcf = (4096 - per["current_decay"]).astype(np.float64)
+        self.dvf = (4096 - per["voltage_decay"]).astype(np.float64)
+        self.thf = (per["threshold"] << 6).astype(np.float64)  # v > threshold << 6 spikes (MSB alignment)
         bias = np.concatenate([la.neuron.effective_bias(la.size) for la in net.layers]).astype(i64)
         self.biasf = bias.astype(np.float64)
         self.bias_zero = np.array([not bias[o : o + s].any() for o, s in zip(self.nrn_off, self.size)], np.bool_)
-        self.scale_w = np.ldexp(1.0, self.wexp.astype(np.int32))  # 2**weight_exp, exact
-
-        def flat(get, dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            present = np.zeros(L, np.bool_)
-            offs = np.zeros(L, i64)
-            parts, pos = [], 0
-            for li, la in enumerate(net.layers):
-                a = get(la)
-                if a is None:
-                    continue
-                present[li] = True
-                offs[li] = pos
-                parts.append(np.ascontiguousarray(a.T).ravel())  # (n_in, size): one column per input
-                pos += a.size
-            data = np.concatenate(parts).astype(dtype) if parts else np.zeros(1, dtype)
-            return present, offs, data
-
-        _, self.w_off, self.wT = flat(lambda la: la.synapse.weight, np.int8)
-        # A release array of all 255 transmits always: skip its random draws (same result, less work).
-        self.has_rel, self.rel_off, self.relT = flat(
-            lambda la: la.synapse.release if la.synapse.stochastic else None, np.uint8
-        )
-        self.has_fix, self.fix_off, self.wfT = flat(lambda la: la.synapse.weight_fixed, np.int8)
-        # Largest |weight| + |weight_fixed| per layer: bounds a step's sum by (active inputs) * wmax.
-        def absmax(a: np.ndarray | None) -> int:
-            return 0 if a is None else int(np.abs(a.astype(i64)).max(initial=0))
-
-        self.wmax = np.array([absmax(la.synapse.weight) + absmax(la.synapse.weight_fixed) for la in net.layers], i64)
-        # Layers whose worst case |a << 6| = max_i sum_j (|w| + |wf|) * 2**weight_exp * 64 is <= 2**24 never
-        # wrap a 32-bit value (kernels._current_small): they take the shorter update.
-        self.small = np.array([la.worst_case_input() <= 2**24 for la in net.layers], np.bool_)
+        self.spiking = np.array([la.neuron.kind != "readout" for la in net.layers], np.bool_)
+        self.subtract = np.array([la.neuron.reset == "subtract" for la in net.layers], np.bool_)
+        # Layers whose worst case |a << 6| (summed over their projections) is <= 2**24 never wrap a 32-bit
+        # value (kernels._neuron with wide=False): they take the shorter update.
+        self.small = np.array([net.worst_case_input(li) <= 2**24 for li in range(L)], np.bool_)
         tables, self.esc = [], np.full(L, -1, i64)
         for li, la in enumerate(net.layers):
             if la.neuron.escape_noise is not None:
                 self.esc[li] = len(tables)
                 tables.append(streams.escape_thresholds(la.neuron.escape_noise.scale).astype(np.float64))
         self.esc_tab = np.stack(tables) if tables else np.zeros((1, streams.ESCAPE_LEVELS), np.float64)
+        # ---- projections, grouped by target
+        order = sorted(range(P), key=lambda pi: net.layer_index(net.projections[pi].target))
+        self.tp_list = np.array(order, i64) if order else np.zeros(0, i64)
+        counts = np.bincount([net.layer_index(p.target) for p in net.projections], minlength=L)
+        self.tp_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(i64)
+        self.psrc = np.array([net.layer_index(p.source) for p in net.projections], i64)
+        self.pdelay = np.array([p.delay for p in net.projections], i64)
+        self.pkind = np.array([0 if p.kind == "dense" else 1 for p in net.projections], i64)
+        self.geo = np.zeros((max(P, 1), len(kernels.GEO)), i64)
+        for pi, p in enumerate(net.projections):
+            n_src = int(np.prod(net.source_shape(p)))
+            if n_src > MAX_FAN_IN:
+                raise RunError(f"projection '{p.name}': hwsim supports at most {MAX_FAN_IN} source neurons")
+            if isinstance(p.synapse, Conv2dSynapse):
+                syn = p.synapse
+                c_in, h_in, w_in = net.source_shape(p)
+                c_out, h_out, w_out = net.layer(p.target).shape
+                self.geo[pi] = (c_in, h_in, w_in, c_out, h_out, w_out, *syn.kernel, *syn.stride, *syn.padding,
+                                *syn.dilation, c_in // syn.groups, c_out // syn.groups)  # fmt: skip
+        self.wexp = np.array([p.synapse.weight_exp for p in net.projections], i64)
+        self.scale_w = np.ldexp(1.0, self.wexp.astype(np.int32))  # 2**weight_exp, exact
+        self.qshift = (16 - self.wexp).astype(i64)  # device path: a_p = sum_q16 >> (16 - weight_exp)
+        self.has_rel, self.rel_off, self.rel = self._flat(lambda p: p.synapse.release if p.synapse.stochastic else None,
+                                                          np.uint8)  # all-255 releases always transmit: no draws
+        _, self.w_off, self.w = self._flat(lambda p: p.synapse.weight, np.int8)
+        self.has_fix, self.fix_off, self.wfx = self._flat(lambda p: p.synapse.weight_fixed, np.int8)
+
+        # Largest |weight| + |weight_fixed| per projection: bounds a step's sum by (active inputs) * wmax.
+        def absmax(a: np.ndarray | None) -> int:
+            return 0 if a is None else int(np.abs(a.astype(i64)).max(initial=0))
+
+        self.wmax = np.array([absmax(p.synapse.weight) + absmax(p.synapse.weight_fixed) for p in net.projections], i64)
+
+    def _flat(self, get: Any, dtype: type, arrays: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Concatenate one per-synapse array of every projection in the kernels' layout (dense transposed to
+        (source, target); conv2d kernels as (C_in/g, kh, kw, C_out)): (present, offsets, data)."""
+        P = len(self.net.projections)
+        present, offs = np.zeros(max(P, 1), np.bool_), np.zeros(max(P, 1), np.int64)
+        parts, pos = [], 0
+        for pi, p in enumerate(self.net.projections):
+            a = get(p) if arrays is None else arrays[pi]
+            if a is None:
+                continue
+            present[pi] = True
+            offs[pi] = pos
+            a = np.asarray(a)
+            flat = a.T if a.ndim == 2 else a.transpose(1, 2, 3, 0)  # one contiguous column per input / tap
+            parts.append(np.ascontiguousarray(flat).ravel())
+            pos += a.size
+        data = np.concatenate(parts).astype(dtype) if parts else np.zeros(1, dtype)
+        return present, offs, data
 
     def device_weights(self, seed: int, trial: int) -> tuple[np.ndarray, ...]:
         """The device's realised weights and reliable weights for (seed, trial) (int64, 16 fractional bits),
-        their per-read noise variances (float64), transposed and concatenated like ``wT`` (one column per
-        input), and which layers have read noise."""
-        nf = max(self.wfT.size, 1)
-        wq, wfq = np.zeros(self.wT.shape, np.int64), np.zeros(nf, np.int64)
-        s2w, s2f = np.zeros(self.wT.shape, np.float64), np.zeros(nf, np.float64)
-        noise = np.zeros(len(self.net.layers), np.bool_)
-        for li, (w, f, vw, vf) in enumerate(layer_weights(self.device, self.net, seed, trial)):  # type: ignore[arg-type]
-            cols = slice(self.w_off[li], self.w_off[li] + w.size)
-            wq[cols] = np.ascontiguousarray(w.T).ravel()
-            if vw is not None:
-                noise[li] = True
-                s2w[cols] = np.ascontiguousarray(vw.T).ravel()
-            if f is not None:
-                fcols = slice(self.fix_off[li], self.fix_off[li] + f.size)
-                wfq[fcols] = np.ascontiguousarray(f.T).ravel()
-                if vf is not None:
-                    s2f[fcols] = np.ascontiguousarray(vf.T).ravel()
+        their per-read noise variances (float64), in the layout of ``w`` (and ``wfx``), and which projections
+        have read noise."""
+        arrays = layer_weights(self.device, self.net, seed, trial)  # type: ignore[arg-type]
+        parts = [[a[k] for a in arrays] for k in range(4)]
+        _, _, wq = self._flat(None, np.int64, parts[0])
+        _, _, wfq = self._flat(None, np.int64, [a if a is not None else None for a in parts[1]])
+        # variances in the same layout; a projection without read noise gets zeros (and is skipped)
+        noise = np.array([a[2] is not None for a in arrays] or [False], np.bool_)
+        s2w = self._flat(None, np.float64, [v if v is not None else np.zeros(a[0].shape) for v, a in
+                                            zip(parts[2], arrays)])[2]  # fmt: skip
+        s2f = self._flat(None, np.float64, [None if a[1] is None else (np.zeros(a[1].shape) if a[3] is None else a[3])
+                                            for a in arrays])[2]  # fmt: skip
         return wq, wfq, s2w, s2f, noise
 
     def run(
@@ -120,7 +139,7 @@ class Simulator:
         trial_offset: int = 0,
         **kwargs: object,
     ) -> dict[str, np.ndarray]:
-        """Run ``spikes`` (n_samples, T_in, input.size) and return the recorded arrays (see runspec).
+        """Run ``spikes`` (n_samples, T_in, input size or *input shape) and return the recorded arrays (see runspec).
 
         Samples go to the kernel in batches of ``batch_size`` (which bounds the working memory; results do
         not depend on it); ``progress`` shows a progress bar over samples x trials on stderr. ``trial_offset``
@@ -151,17 +170,15 @@ class Simulator:
         from tqdm.auto import tqdm
 
         dev = self.device is not None
-        qshift = (16 - self.wexp).astype(np.int64)  # device path: a = sum_q16 >> (16 - weight_exp)
-        small = np.zeros_like(self.small) if dev else self.small  # device weights can exceed the int8 worst case
-        wq = wfq = np.zeros(1, np.int64)
+        w, wfx = self.w, self.wfx
         s2w = s2f = np.zeros(1, np.float64)
-        noise = np.zeros(L, np.bool_)
+        noise = np.zeros(max(len(net.projections), 1), np.bool_)
         ntab = streams.normal_table() if dev else np.zeros(1, np.float64)
         with tqdm(total=spec.n_trials() * n, unit="sample", disable=not progress, leave=False) as bar:
             for r in range(spec.n_trials()):
                 rt = trial_offset + r  # the trial index of the random streams
                 if dev:  # static device effects: drawn once per (seed, trial)
-                    wq, wfq, s2w, s2f, noise = self.device_weights(spec.seed, rt)
+                    w, wfx, s2w, s2f, noise = self.device_weights(spec.seed, rt)
                 for b0 in range(0, n, batch_size):
                     b1 = min(n, b0 + batch_size)
                     # Concatenated per-quantity buffers of the batch (one column block per recorded layer);
@@ -174,13 +191,13 @@ class Simulator:
                     chunk = max(1, -(-(b1 - b0) // (threads * 8)))
                     kernels.run_kernel(
                         x[b0:b1], steps, np.uint64(spec.seed), rt, sample_offset + b0, chunk,
-                        self.size, self.w_off, self.wT, self.wmax,
-                        self.has_rel, self.rel_off, self.relT, self.has_fix, self.fix_off, self.wfT,
-                        self.cdecay, self.vdecay, self.vth, self.spiking, self.nrn_off, self.biasf, self.bias_zero,
-                        self.esc, self.esc_tab, self.scale_w, small,
+                        self.size, self.nrn_off, self.dcf, self.dvf, self.thf, self.biasf, self.spiking,
+                        self.subtract, self.esc, self.esc_tab, self.bias_zero, self.small & (not dev),
+                        self.tp_ptr, self.tp_list, self.psrc, self.pdelay, self.pkind, self.geo,
+                        self.w_off, w, self.wmax, self.has_rel, self.rel_off, self.rel, self.has_fix, self.fix_off,
+                        wfx, self.scale_w, self.qshift, dev, noise, s2w, s2f, ntab,
                         offs["spikes"], offs["u"], offs["v"], offs["counts"],
                         buf["spikes"], buf["u"], buf["v"], buf["counts"],
-                        dev, wq, wfq, qshift, noise, s2w, s2f, ntab,
                     )  # fmt: skip
                     for q in spec.record:
                         for li in recorded:

@@ -1,20 +1,27 @@
 """Numba kernels of the fixed-point simulator. Arrays, scalars and RNG keys in; nothing else.
 
 The arithmetic is exactly that of :mod:`quantal.compile.reference` (docs/ir.md); the Python code in
-:mod:`quantal.hwsim.engine` validates the network and arguments, flattens the layers into the arrays below and
-allocates the outputs. Layout of the flattened network (L layers, offsets in elements):
+:mod:`quantal.hwsim.engine` validates the network and arguments, flattens layers and projections into the
+arrays below and allocates the outputs. Layout (L layers, P projections, offsets in elements):
 
-* ``wT[w_off[l] + j * size[l] + i]`` = weight[i, j] of layer l (int8, transposed so that the synapses of one
-  active input j are contiguous); ``relT`` (uint8) and ``wfT`` (int8) likewise at ``rel_off`` / ``fix_off``
-  when ``has_rel[l]`` / ``has_fix[l]``;
-* ``biasf[nrn_off[l] + i]`` = bias_mant << bias_exp (as float64, see the neuron update); ``scale_w[l]`` =
-  2**weight_exp; ``wmax[l]`` = max |weight| + max |weight_fixed| (selects the int16 accumulator);
-  ``small[l]``: the layer cannot reach the 32-bit wraps; ``esc_tab[esc[l]]`` the escape-noise thresholds
-  (``esc[l] = -1``: deterministic threshold);
-* recording offsets ``rec_*[l]`` into the per-quantity outputs (-1: not recorded).
+* neurons: layer l owns ``[nrn_off[l], nrn_off[l] + size[l])`` of the per-neuron arrays ``dcf = 4096 -
+  current_decay``, ``dvf = 4096 - voltage_decay``, ``thf = threshold << 6`` and ``biasf = bias_mant << bias_exp``
+  (float64 holding exact integers, see the neuron update); per layer ``spiking``, ``subtract`` (reset),
+  ``esc`` (row of the escape-noise table ``esc_tab``, -1 for none), ``bias_zero`` and ``small`` (the layer
+  cannot reach the 32-bit wraps);
+* projections into layer l: ``tp_list[tp_ptr[l]:tp_ptr[l + 1]]``; projection p reads layer ``psrc[p]`` (-1:
+  the input) ``pdelay[p]`` steps further back than the one-step synaptic delay;
+* dense weights transposed, ``w[w_off[p] + j * size + i]`` = weight[i, j] (the synapses of one active input
+  are contiguous); conv2d kernels as ``w[w_off[p] + ((ci_g kh + ky) kw + kx) C_out + co]`` (the output channels
+  of one kernel tap are contiguous) with the geometry in ``geo[p]`` (see :data:`GEO`); ``rel`` (uint8) and
+  ``wfx`` (reliable part) likewise at ``rel_off`` / ``fix_off`` when ``has_rel[p]`` / ``has_fix[p]``;
+* spikes: a ring of ``R = max delay + 2`` steps of per-layer index lists (``hist_idx``, ``hist_cnt``), so a
+  projection of delay d reads step ``t - 1 - d`` while step t is written; the input as per-step index lists.
 
-Random streams v1 are computed inline (:func:`mix`); the bytes of the 64-bit words are read through a uint8
-view, which on a little-endian machine is the byte order ``(word >> 8*b) & 0xFF`` of the specification.
+A conv2d projection scatters each active input's kernel taps into the outputs they reach; the dense matrix is
+never built. Random streams v1 are computed inline (:func:`mix`); for dense projections the bytes of whole
+64-bit words are read through a uint8 view, which on a little-endian machine is the byte order ``(word >>
+8*b) & 0xFF`` of the specification; conv2d projections draw the word of each reached output.
 """
 
 from __future__ import annotations
@@ -36,6 +43,10 @@ TWO32 = float(1 << 32)
 TWO31 = float(1 << 31)
 INV_TWO32 = 1.0 / TWO32
 
+#: Columns of the per-projection geometry array ``geo`` (conv2d only; zeros for dense).
+GEO = ("c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "cin_g",
+       "cout_g")  # fmt: skip
+
 
 @njit(cache=True, inline="always")
 def mix(z):  # pragma: no cover - compiled
@@ -54,10 +65,10 @@ def absorb(h, x):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def layer_key(seed, stream, trial, sample, t, layer):  # pragma: no cover - compiled
-    # key(seed, stream, trial, sample, t, layer): the per-layer prefix of streams 1 and 2 (stream 1 absorbs j
-    # on top of it).
-    return absorb(absorb(absorb(absorb(absorb(absorb(np.uint64(0), seed), stream), trial), sample), t), layer)
+def layer_key(seed, stream, trial, sample, t, index):  # pragma: no cover - compiled
+    # key(seed, stream, trial, sample, t, index): the prefix of streams 1 and 7 (index = projection; they absorb
+    # j on top of it) and stream 2 (index = layer).
+    return absorb(absorb(absorb(absorb(absorb(absorb(np.uint64(0), seed), stream), trial), sample), t), index)
 
 
 @njit(cache=True, inline="always")
@@ -77,82 +88,16 @@ def _wrap24(d):  # pragma: no cover - compiled
     return d
 
 
-@njit(cache=True, inline="always")
-def _current(acc_i, u_i, sc, dc):  # pragma: no cover - compiled
-    # d = rz(u * (4096 - current_decay)) + (a << 6), in exact integer-valued float64 (see run_kernel)
-    a_in = wrap32f(np.floor(acc_i * sc))  # a = floor(sum * 2**weight_exp), a 32-bit value
-    act = wrap32f(a_in * 64.0)  # a << 6 in 32-bit arithmetic
-    d = wrap32f(np.trunc(u_i * dc * INV4096) + act)  # rz(u * (4096 - decay)): trunc rounds toward zero
-    return _wrap24(d)
-
-
-@njit(cache=True, inline="always")
-def _current_small(acc_i, u_i, sc, dc):  # pragma: no cover - compiled
-    # _current for a layer whose worst-case |a << 6| is <= 2**24 (the engine checks it): then |u| <= 2**23
-    # at every step (by induction: |d| <= 2**23 + 2**24 and one 2**24 wrap brings it back), no 32-bit value
-    # can wrap, and the three wrap32f calls are identities that can be left out.
-    d = np.trunc(u_i * dc * INV4096) + np.floor(acc_i * sc) * 64.0
-    return _wrap24(d)
-
-
-@njit(cache=True, inline="always")
-def _voltage(v_i, d, bias_i, dv):  # pragma: no cover - compiled
-    # v = clip(rz(v * (4096 - voltage_decay)) + u + bias, -(2**23 - 1), 2**23 - 1)
-    return min(max(np.trunc(v_i * dv * INV4096) + d + bias_i, -F_VMAX), F_VMAX)
-
-
-@njit(cache=True, inline="always")
-def _fire_and_store(i, d, thr, u, v, bias, sbuf, dv):  # pragma: no cover - compiled
-    # The voltage update, the strict threshold v > thr, the reset of v (u is not reset), and the stores.
-    vv = _voltage(v[i], d, bias[i], dv)
-    fire = vv > thr
-    v[i] = 0.0 if fire else vv
-    u[i] = d
-    sbuf[i] = fire
-
-
-@njit(cache=True)
-def lif_update(acc, u, v, bias, sbuf, sc, dc, dv, th):  # pragma: no cover - compiled
-    """One step of a deterministic LIF layer (no reductions in the loop, so that it vectorises)."""
-    for i in range(u.shape[0]):  # no data-dependent branches left after if-conversion: vectorisable
-        _fire_and_store(i, _current(acc[i], u[i], sc, dc), th, u, v, bias, sbuf, dv)
-
-
-@njit(cache=True)
-def lif_update_small(acc, u, v, bias, sbuf, sc, dc, dv, th):  # pragma: no cover - compiled
-    """lif_update for a layer that cannot reach the 32-bit wraps (see _current_small).
-
-    A separate loop rather than a flag: a loop-invariant branch inside the loop kept LLVM from vectorising it
-    (measured: 7 ns instead of 2.5 ns per neuron for the escape-noise branch), see docs/performance.md.
-    """
-    for i in range(u.shape[0]):
-        _fire_and_store(i, _current_small(acc[i], u[i], sc, dc), th, u, v, bias, sbuf, dv)
-
-
-@njit(cache=True)
-def lif_update_escape(acc, u, v, bias, sbuf, sc, dc, dv, th, theta, lanes):  # pragma: no cover - compiled
-    """One step of a LIF layer with escape noise: spike iff v - th > theta[U_i] (stream-2 lanes U), i.e.
-    v > th + theta[U_i] (exact: integers below 2**53)."""
-    for i in range(u.shape[0]):
-        _fire_and_store(i, _current(acc[i], u[i], sc, dc), th + theta[lanes[i]], u, v, bias, sbuf, dv)
-
-
-@njit(cache=True)
-def at_rest(u, v):  # pragma: no cover - compiled
-    """True when every u and v of the layer is zero."""
-    for i in range(u.shape[0]):
-        if u[i] != 0.0 or v[i] != 0.0:
-            return False
-    return True
+# ------------------------------------------------------------------------------------ synaptic accumulation
 
 
 @njit(cache=True, inline="always")
 def accumulate(  # pragma: no cover - compiled
     acc, cnt, idx, sz, wT, w_off, has_rel, relT, rel_off, has_fix, wfT, fix_off, hp, words, wbytes
 ):
-    # acc[i] = sum over the cnt active inputs j = idx[a] of (weight_fixed[i, j] + xi_ij * weight[i, j]).
+    # Dense: acc[i] = sum over the cnt active inputs j = idx[a] of (weight_fixed[i, j] + xi_ij * weight[i, j]).
     # Generic over the integer types: int16 or int32 accumulators on int8 weights, int64 on device weights
-    # (Q.16, accumulate_q); the caller guarantees no overflow.
+    # (Q.16); the caller guarantees no overflow.
     for i in range(sz):
         acc[i] = 0
     if cnt == 0:
@@ -161,7 +106,7 @@ def accumulate(  # pragma: no cover - compiled
         nw = (sz + 7) // 8
         for a in range(cnt):
             j = idx[a]
-            k = absorb(hp, j)  # key(seed, 1, trial, sample, t, layer, j)
+            k = absorb(hp, j)  # key(seed, 1, trial, sample, t, p, j)
             for m in range(nw):
                 words[m] = mix(k + G * np.uint64(m + 1))  # word(k, m), wrapping
             wcol = wT[w_off + j * sz: w_off + (j + 1) * sz]
@@ -184,60 +129,168 @@ def accumulate(  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def accumulate_q(  # pragma: no cover - compiled
-    acc, acc64, cnt, idx, sz, wqT, w_off, has_rel, relT, rel_off, has_fix, wfqT, fix_off, hp, words, wbytes, qshift,
-    noise, hp7, s2wT, s2fT, ntab, words2, lanes2,
+def _tap(j, ky, kx, g):  # pragma: no cover - compiled
+    # The output (oy, ox) that input j reaches through kernel tap (ky, kx), or (-1, -1) when none does:
+    # y' = oy * stride - pad + ky * dil  <=>  oy = (y' + pad - ky * dil) / stride, when that is an integer in range.
+    hw = g[1] * g[2]
+    iy = (j % hw) // g[2]
+    ix = j % g[2]
+    ty = iy + g[10] - ky * g[12]
+    tx = ix + g[11] - kx * g[13]
+    if ty < 0 or tx < 0 or ty % g[8] != 0 or tx % g[9] != 0:
+        return -1, -1
+    oy = ty // g[8]
+    ox = tx // g[9]
+    if oy >= g[4] or ox >= g[5]:
+        return -1, -1
+    return oy, ox
+
+
+@njit(cache=True, inline="always")
+def accumulate_conv(  # pragma: no cover - compiled
+    acc, cnt, idx, sz, g, w, w_off, has_rel, rel, rel_off, has_fix, wf, fix_off, hp
 ):
-    # Device weights (hwsim/devices.py): realised weights are int64 with 16 fractional bits, so the sum is exact
-    # in any order; a = floor(sum * 2**weight_exp / 2**16) = sum >> (16 - weight_exp) (arithmetic shift floors;
-    # 16 - weight_exp is in [9, 24]), then wrapped to 32 bits as in the integer path.
-    if cnt > 0 and noise:
-        for i in range(sz):
-            acc64[i] = 0
-        # per-read noise (stream 7): each read of synapse (i, j) adds rint(sqrt(xi s2w + s2f) 2**16 z), z the
-        # normal deviate of lane i of word(key(seed, 7, trial, sample, t, layer, j), i // 4)
-        nw = (sz + 7) // 8
-        nw7 = (sz + 3) // 4
-        for a in range(cnt):
-            j = idx[a]
-            if has_rel:
-                k = absorb(hp, j)  # stream 1
-                for m in range(nw):
-                    words[m] = mix(k + G * np.uint64(m + 1))
-            k7 = absorb(hp7, j)
-            for m in range(nw7):
-                words2[m] = mix(k7 + G * np.uint64(m + 1))
-            wcol = wqT[w_off + j * sz: w_off + (j + 1) * sz]
-            vcol = s2wT[w_off + j * sz: w_off + (j + 1) * sz]
-            for i in range(sz):
-                xi = 1
-                if has_rel:
-                    xi = 1 if wbytes[i] <= relT[rel_off + j * sz + i] else 0
-                var = xi * vcol[i]
-                if has_fix:
-                    var = var + s2fT[fix_off + j * sz + i]
-                    acc64[i] += wfqT[fix_off + j * sz + i]
-                acc64[i] += xi * wcol[i] + np.int64(np.rint(np.sqrt(var) * 65536.0 * ntab[lanes2[i]]))
-    else:  # the integer path's accumulation, on the int64 Q.16 weights
-        accumulate(acc64, cnt, idx, sz, wqT, w_off, has_rel, relT, rel_off, has_fix, wfqT, fix_off, hp, words, wbytes)
+    # Conv2d: every active input j = (ci, y', x') scatters the taps of its group's kernels into the outputs it
+    # reaches; target i = (co H_out + oy) W_out + ox uses byte i % 8 of word(k_j, i // 8) of stream 1.
     for i in range(sz):
-        a_i = acc64[i] >> qshift  # floor(sum / 2**(16 - weight_exp))
-        acc[i] = ((a_i + 2**31) & 0xFFFFFFFF) - 2**31  # two's-complement wrap to 32 bits
+        acc[i] = 0
+    c_out, h_out, w_out, kh, kw, cin_g, cout_g = g[3], g[4], g[5], g[6], g[7], g[14], g[15]
+    plane = h_out * w_out
+    for a in range(cnt):
+        j = idx[a]
+        ci = j // (g[1] * g[2])
+        grp = ci // cin_g
+        ci_g = ci - grp * cin_g
+        co0 = grp * cout_g
+        k = absorb(hp, j) if has_rel else np.uint64(0)  # key(seed, 1, trial, sample, t, p, j)
+        for ky in range(kh):
+            for kx in range(kw):
+                oy, ox = _tap(j, ky, kx, g)
+                if oy < 0:
+                    continue
+                tap = ((ci_g * kh + ky) * kw + kx) * c_out  # kernel element (co, ci_g, ky, kx) at tap + co
+                for co in range(co0, co0 + cout_g):
+                    i = co * plane + oy * w_out + ox
+                    if has_rel:
+                        byte = (mix(k + G * np.uint64(i // 8 + 1)) >> np.uint64(8 * (i % 8))) & np.uint64(0xFF)
+                        if byte <= rel[rel_off + tap + co]:
+                            acc[i] += w[w_off + tap + co]
+                    else:
+                        acc[i] += w[w_off + tap + co]
+                    if has_fix:
+                        acc[i] += wf[fix_off + tap + co]
+
+
+@njit(cache=True, inline="always")
+def read_noise(  # pragma: no cover - compiled
+    acc, cnt, idx, sz, kind, g, w_off, has_rel, rel, rel_off, has_fix, fix_off, hp, hp7, s2w, s2f, ntab
+):
+    # Device read noise (stream 7): each read of synapse (i, j) adds rint(sqrt(xi s2w + s2f) 2**16 z), z the
+    # normal deviate of lane i % 4 of word(key(seed, 7, trial, sample, t, p, j), i // 4); xi is the same stream-1
+    # draw as in the accumulation. Dense reads every (i, j) of an active j; conv2d the links of j.
+    for a in range(cnt):
+        j = idx[a]
+        k = absorb(hp, j) if has_rel else np.uint64(0)
+        k7 = absorb(hp7, j)
+        if kind == 0:
+            for i in range(sz):
+                e = j * sz + i
+                xi = 1.0
+                if has_rel:
+                    byte = (mix(k + G * np.uint64(i // 8 + 1)) >> np.uint64(8 * (i % 8))) & np.uint64(0xFF)
+                    xi = 1.0 if byte <= rel[rel_off + e] else 0.0
+                var = xi * s2w[w_off + e] + (s2f[fix_off + e] if has_fix else 0.0)
+                lane = (mix(k7 + G * np.uint64(i // 4 + 1)) >> np.uint64(16 * (i % 4))) & np.uint64(0xFFFF)
+                acc[i] += np.int64(np.rint(np.sqrt(var) * 65536.0 * ntab[lane]))
+        else:
+            c_out, w_out, kh, kw, cin_g, cout_g = g[3], g[5], g[6], g[7], g[14], g[15]
+            ci = j // (g[1] * g[2])
+            grp = ci // cin_g
+            ci_g = ci - grp * cin_g
+            for ky in range(kh):
+                for kx in range(kw):
+                    oy, ox = _tap(j, ky, kx, g)
+                    if oy < 0:
+                        continue
+                    tap = ((ci_g * kh + ky) * kw + kx) * c_out
+                    for co in range(grp * cout_g, (grp + 1) * cout_g):
+                        i = co * g[4] * w_out + oy * w_out + ox
+                        e = tap + co
+                        xi = 1.0
+                        if has_rel:
+                            byte = (mix(k + G * np.uint64(i // 8 + 1)) >> np.uint64(8 * (i % 8))) & np.uint64(0xFF)
+                            xi = 1.0 if byte <= rel[rel_off + e] else 0.0
+                        var = xi * s2w[w_off + e] + (s2f[fix_off + e] if has_fix else 0.0)
+                        lane = (mix(k7 + G * np.uint64(i // 4 + 1)) >> np.uint64(16 * (i % 4))) & np.uint64(0xFFFF)
+                        acc[i] += np.int64(np.rint(np.sqrt(var) * 65536.0 * ntab[lane]))
+
+
+# ------------------------------------------------------------------------------------------- neuron update
+
+
+@njit(cache=True, inline="always")
+def _neuron(i, a_i, u, v, dcf, dvf, thf, bias, sbuf, th_add, wide, subtract, spiking):  # pragma: no cover
+    # d = rz(u * (4096 - current_decay)) + (a << 6): rz is trunc of an exact quotient by 4096. With ``wide`` the
+    # 32-bit wraps of a << 6 and of the sum apply; a layer that cannot reach them (``small``) leaves them out.
+    if wide:
+        d = wrap32f(np.trunc(u[i] * dcf[i] * INV4096) + wrap32f(a_i * 64.0))
+    else:
+        d = np.trunc(u[i] * dcf[i] * INV4096) + a_i * 64.0
+    d = _wrap24(d)
+    # v = clip(rz(v * (4096 - voltage_decay)) + u + bias, -(2**23 - 1), 2**23 - 1)
+    vv = min(max(np.trunc(v[i] * dvf[i] * INV4096) + d + bias[i], -F_VMAX), F_VMAX)
+    th = thf[i]
+    fire = spiking and vv > th + th_add  # strict; th_add is the escape-noise offset theta[U_i] (0 without)
+    reset = vv - th if subtract else 0.0  # reset subtract: v -= threshold << 6; reset zero: v = 0
+    v[i] = reset if fire else vv
+    u[i] = d  # u is not reset
+    sbuf[i] = fire
+
+
+@njit(cache=True)
+def lif_update(a, u, v, dcf, dvf, thf, bias, sbuf, wide, subtract, spiking):  # pragma: no cover - compiled
+    """One step of a deterministic layer (no reductions or data-dependent branches: vectorisable)."""
+    for i in range(u.shape[0]):
+        _neuron(i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, wide, subtract, spiking)
+
+
+@njit(cache=True)
+def lif_update_escape(a, u, v, dcf, dvf, thf, bias, sbuf, wide, subtract, theta, lanes):  # pragma: no cover
+    """One step of a layer with escape noise: spike iff v - (threshold << 6) > theta[U_i] (stream-2 lanes U),
+    i.e. v > (threshold << 6) + theta[U_i] (exact: integers below 2**53)."""
+    for i in range(u.shape[0]):
+        _neuron(i, a[i], u, v, dcf, dvf, thf, bias, sbuf, theta[lanes[i]], wide, subtract, True)
+
+
+@njit(cache=True)
+def at_rest(u, v):  # pragma: no cover - compiled
+    """True when every u and v of the layer is zero."""
+    for i in range(u.shape[0]):
+        if u[i] != 0.0 or v[i] != 0.0:
+            return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ the run
 
 
 @njit(cache=True, parallel=True)
 def run_kernel(  # pragma: no cover - compiled
     x, steps, seed, trial, sample_offset, chunk,
-    size, w_off, wT, wmax, has_rel, rel_off, relT, has_fix, fix_off, wfT,
-    cdecay, vdecay, vth, spiking, nrn_off, biasf, bias_zero, esc, esc_tab, scale_w, small,
-    rec_spk, rec_u, rec_v, rec_cnt,
-    out_spk, out_u, out_v, out_cnt,
-    dev, wqT, wfqT, qshift, noise, s2wT, s2fT, ntab,
+    size, nrn_off, dcf, dvf, thf, biasf, spiking, subtract, esc, esc_tab, bias_zero, small, tp_ptr, tp_list,
+    psrc, pdelay, pkind, geo, w_off, w, wmax, has_rel, rel_off, rel, has_fix, fix_off, wfx, scale_w, qshift,
+    dev, noise, s2w, s2f, ntab,
+    rec_spk, rec_u, rec_v, rec_cnt, out_spk, out_u, out_v, out_cnt,
 ):
     n_samples = x.shape[0]
     t_in = x.shape[1]
+    n_in = x.shape[2]
     n_layers = size.shape[0]
     n_total = biasf.shape[0]
+    max_delay = 0
+    for p in range(pdelay.shape[0]):
+        max_delay = max(max_delay, pdelay[p])
+    ring = max_delay + 2  # slot t % ring is written at step t while steps t-1-d (d <= max_delay) are read
     max_size = 1
     for li in range(n_layers):
         max_size = max(max_size, size[li])
@@ -248,16 +301,14 @@ def run_kernel(  # pragma: no cover - compiled
         # Per-chunk work buffers (reused for every sample of the chunk).
         u = np.zeros(n_total, np.float64)  # exact integers (see the neuron update)
         v = np.zeros(n_total, np.float64)
-        act_prev = np.zeros(n_total, np.int32)  # indices of the spikes of step t-1, per layer
-        act_cur = np.zeros(n_total, np.int32)
-        cnt_prev = np.zeros(n_layers, np.int64)
-        cnt_cur = np.zeros(n_layers, np.int64)
-        in_idx = np.zeros(x.shape[2] + 1, np.int32)
+        hist_idx = np.zeros((ring, n_total), np.int32)  # spike index lists of the last steps, per layer
+        hist_cnt = np.zeros((ring, n_layers), np.int64)
+        in_ptr = np.zeros(t_in + 1, np.int64)  # the input's active channels per step
+        in_idx = np.zeros(t_in * n_in + 1, np.int32)
+        a_tot = np.zeros(max_size, np.float64)
         acc = np.zeros(max_size, np.int32)
         acc16 = np.zeros(max_size, np.int16)
         acc64 = np.zeros(max_size, np.int64)
-        words2 = np.zeros(n_words, np.uint64)
-        lanes2 = words2.view(np.uint16)  # lane i = (words2[i // 4] >> 16*(i % 4)) & 0xFFFF
         sbuf = np.zeros(max_size, np.uint8)
         words = np.zeros(n_words, np.uint64)
         wbytes = words.view(np.uint8)  # byte i of the buffer = (words[i // 8] >> 8*(i % 8)) & 0xFF
@@ -266,44 +317,86 @@ def run_kernel(  # pragma: no cover - compiled
             sample = np.uint64(sample_offset + n)
             u[:] = 0
             v[:] = 0
-            cnt_prev[:] = 0
+            cnt = 0
+            for s in range(t_in):  # branch-free compaction of the input's spikes, step by step
+                row = x[n, s]
+                for j in range(n_in):
+                    in_idx[cnt] = j
+                    cnt += row[j] != 0
+                in_ptr[s + 1] = cnt
             for t in range(steps):
+                slot = t % ring
                 for li in range(n_layers):
                     sz = size[li]
                     base = nrn_off[li]
-                    # ---- the layer's active inputs: spikes of step t-1
-                    if li == 0:
-                        cnt = 0
-                        if t >= 1 and t <= t_in:
-                            row = x[n, t - 1]
-                            for j in range(row.shape[0]):
-                                in_idx[cnt] = j  # branch-free append of the active inputs
-                                cnt += row[j] != 0
-                        idx = in_idx
-                    else:
-                        cnt = cnt_prev[li - 1]
-                        idx = act_prev[nrn_off[li - 1]:]
-                    # ---- synaptic input: integer accumulation over the active columns. |sum| <= cnt * wmax,
-                    # so below 2**15 the int16 accumulator is exact and twice as wide per vector instruction.
-                    hp = np.uint64(0)
-                    if has_rel[li] and cnt > 0:
-                        # stream 1: k = key(seed, 1, trial, sample, t, layer, j); hp absorbs all but j
-                        hp = layer_key(seed_u, 1, trial, sample, t, li)
-                    if dev:
-                        hp7 = np.uint64(0)
-                        if noise[li] and cnt > 0:  # stream 7: key(seed, 7, trial, sample, t, layer, j)
-                            hp7 = layer_key(seed_u, 7, trial, sample, t, li)
-                        accumulate_q(acc, acc64, cnt, idx, sz, wqT, w_off[li], has_rel[li], relT, rel_off[li],
-                                     has_fix[li], wfqT, fix_off[li], hp, words, wbytes, qshift[li],
-                                     noise[li], hp7, s2wT, s2fT, ntab, words2, lanes2)
-                    elif cnt * wmax[li] < 32768:
-                        accumulate(acc16, cnt, idx, sz, wT, w_off[li], has_rel[li], relT, rel_off[li],
-                                   has_fix[li], wfT, fix_off[li], hp, words, wbytes)
-                        for i in range(sz):
-                            acc[i] = acc16[i]
-                    else:
-                        accumulate(acc, cnt, idx, sz, wT, w_off[li], has_rel[li], relT, rel_off[li],
-                                   has_fix[li], wfT, fix_off[li], hp, words, wbytes)
+                    # ---- synaptic input a = sum_p a_p over the projections into the layer
+                    for i in range(sz):
+                        a_tot[i] = 0.0
+                    total_cnt = 0
+                    for q in range(tp_ptr[li], tp_ptr[li + 1]):
+                        p = tp_list[q]
+                        s = t - 1 - pdelay[p]  # the source step this projection delivers at step t
+                        if s < 0:
+                            continue
+                        src = psrc[p]
+                        if src < 0:
+                            if s >= t_in:
+                                continue
+                            cnt = in_ptr[s + 1] - in_ptr[s]
+                            idx = in_idx[in_ptr[s]:]
+                        else:
+                            ss = s % ring
+                            cnt = hist_cnt[ss, src]
+                            idx = hist_idx[ss, nrn_off[src]:]
+                        if cnt == 0:
+                            continue
+                        total_cnt += cnt
+                        hp = np.uint64(0)
+                        if has_rel[p]:  # stream 1: k = key(seed, 1, trial, sample, t, p, j); hp absorbs all but j
+                            hp = layer_key(seed_u, 1, trial, sample, t, p)
+                        g = geo[p]
+                        if dev:
+                            if pkind[p] == 0:
+                                accumulate(acc64, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
+                                           wfx, fix_off[p], hp, words, wbytes)
+                            else:
+                                accumulate_conv(acc64, cnt, idx, sz, g, w, w_off[p], has_rel[p], rel, rel_off[p],
+                                                has_fix[p], wfx, fix_off[p], hp)
+                            if noise[p]:  # stream 7: key(seed, 7, trial, sample, t, p, j)
+                                hp7 = layer_key(seed_u, 7, trial, sample, t, p)
+                                read_noise(acc64, cnt, idx, sz, pkind[p], g, w_off[p], has_rel[p], rel, rel_off[p],
+                                           has_fix[p], fix_off[p], hp, hp7, s2w, s2f, ntab)
+                            qs = qshift[p]
+                            for i in range(sz):
+                                # a_p = floor(sum_q16 / 2**(16 - weight_exp)), a 32-bit value; a += a_p wraps
+                                a_p = acc64[i] >> qs
+                                a_p = ((a_p + 2**31) & 0xFFFFFFFF) - 2**31
+                                a_tot[i] = wrap32f(a_tot[i] + np.float64(a_p))
+                            continue
+                        # |sum| <= cnt * wmax: below 2**15 the int16 accumulator is exact and twice as wide per
+                        # vector instruction
+                        sc = scale_w[p]
+                        if cnt * wmax[p] < 32768:
+                            if pkind[p] == 0:
+                                accumulate(acc16, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
+                                           has_fix[p], wfx, fix_off[p], hp, words, wbytes)
+                            else:
+                                accumulate_conv(acc16, cnt, idx, sz, g, w, w_off[p], has_rel[p], rel, rel_off[p],
+                                                has_fix[p], wfx, fix_off[p], hp)
+                            for i in range(sz):
+                                acc[i] = acc16[i]
+                        elif pkind[p] == 0:
+                            accumulate(acc, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
+                                       wfx, fix_off[p], hp, words, wbytes)
+                        else:
+                            accumulate_conv(acc, cnt, idx, sz, g, w, w_off[p], has_rel[p], rel, rel_off[p],
+                                            has_fix[p], wfx, fix_off[p], hp)
+                        if small[li]:  # no 32-bit value of the layer can wrap (engine: worst case <= 2**24)
+                            for i in range(sz):
+                                a_tot[i] += np.floor(acc[i] * sc)  # a_p = floor(sum * 2**weight_exp)
+                        else:
+                            for i in range(sz):
+                                a_tot[i] = wrap32f(a_tot[i] + wrap32f(np.floor(acc[i] * sc)))
                     # ---- escape-noise uniforms, stream 2: k = key(seed, 2, trial, sample, t, layer)
                     e = esc[li]
                     if e >= 0:
@@ -311,51 +404,45 @@ def run_kernel(  # pragma: no cover - compiled
                         for m in range((sz + 3) // 4):
                             words[m] = mix(k2 + G * np.uint64(m + 1))  # word(k, m), wrapping
                     # ---- neurons. The state is carried in float64 holding exact integers: every intermediate
-                    # below is an integer of magnitude < 2**44 < 2**53, products by powers of two are exact, and
+                    # is an integer of magnitude < 2**44 < 2**53, products by powers of two are exact, and
                     # floor/trunc/min/max are exact, so the results equal the integer arithmetic bit for bit
                     # (tests/hwsim) while the loop vectorises on AVX2, which lacks 64-bit integer shifts,
                     # multiplies and min/max.
-                    sc = 1.0 if dev else scale_w[li]  # 2**weight_exp (device path: already applied)
-                    dc = 4096.0 - cdecay[li]
-                    dv = 4096.0 - vdecay[li]
-                    # v > threshold << 6 spikes (MSB alignment by 6 bits); a readout never spikes
-                    th = np.float64(vth[li] << 6) if spiking[li] else 1.0e300
                     ub = u[base:base + sz]
                     vb = v[base:base + sz]
                     # Skip a layer at rest: no input, u = v = 0 and no bias leave every value at zero (and the
                     # outputs were allocated as zeros). Escape noise could still fire at v = 0: never skipped.
-                    if cnt == 0 and e < 0 and bias_zero[li] and at_rest(ub, vb):
-                        cnt_cur[li] = 0
+                    if total_cnt == 0 and e < 0 and bias_zero[li] and at_rest(ub, vb):
+                        hist_cnt[slot, li] = 0
                         continue
-                    bb = biasf[base:base + sz]
+                    wide = not small[li] or dev
+                    args = (dcf[base:base + sz], dvf[base:base + sz], thf[base:base + sz], biasf[base:base + sz])
                     if e >= 0:
-                        lif_update_escape(acc, ub, vb, bb, sbuf, sc, dc, dv, th, esc_tab[e], wlanes)
-                    elif small[li]:
-                        lif_update_small(acc, ub, vb, bb, sbuf, sc, dc, dv, th)
+                        lif_update_escape(a_tot, ub, vb, args[0], args[1], args[2], args[3], sbuf, wide,
+                                          subtract[li], esc_tab[e], wlanes)
                     else:
-                        lif_update(acc, ub, vb, bb, sbuf, sc, dc, dv, th)
+                        lif_update(a_tot, ub, vb, args[0], args[1], args[2], args[3], sbuf, wide, subtract[li],
+                                   spiking[li])
                     ncur = 0
+                    hrow = hist_idx[slot]
                     for i in range(sz):  # branch-free compaction of the spikes into an index list
-                        act_cur[base + ncur] = i
+                        hrow[base + ncur] = i
                         ncur += sbuf[i]
+                    hist_cnt[slot, li] = ncur
                     # ---- recording (per-layer decisions kept out of the neuron loop)
                     rs = rec_spk[li]
                     if rs >= 0:
                         out_spk[n, t, rs:rs + sz] = sbuf[:sz]
                     if rec_u[li] >= 0:
                         for i in range(sz):
-                            out_u[n, t, rec_u[li] + i] = np.int32(u[base + i])
+                            out_u[n, t, rec_u[li] + i] = np.int32(ub[i])
                     if rec_v[li] >= 0:
                         for i in range(sz):
-                            out_v[n, t, rec_v[li] + i] = np.int32(v[base + i])
+                            out_v[n, t, rec_v[li] + i] = np.int32(vb[i])
                     rc = rec_cnt[li]
                     if rc >= 0 and spiking[li]:
                         for i in range(sz):
                             out_cnt[n, rc + i] += sbuf[i]
-                    cnt_cur[li] = ncur
-                # the spikes of step t become the inputs of step t+1
-                act_prev, act_cur = act_cur, act_prev
-                cnt_prev, cnt_cur = cnt_cur, cnt_prev
             # a readout's count is its final v
             for li in range(n_layers):
                 if not spiking[li] and rec_cnt[li] >= 0:

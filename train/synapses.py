@@ -8,7 +8,7 @@ Blank-out linear layer, for inputs z (batch, n_in):
     u_i = sum_j (xi_ij + a_i) w_ij z_j,        xi_ij ~ Bernoulli(p_ij), independent per sample
 
 * sampled mode draws xi exactly, one mask per synapse and sample (the forward pass the hardware runs); the
-  gradient reaches p through the straight-through estimator xi = p + (xi - p).detach();
+  gradient reaches p through the straight-through estimator xi = xi + (p - p.detach());
 * moment mode returns the Gaussian approximation's mean and variance,
       mu_i = sum_j (p_ij + a_i) w_ij z_j,      sigma_i^2 = sum_j p_ij (1 - p_ij) w_ij^2 z_j^2.
 
@@ -17,7 +17,7 @@ S2M sign units z_i in {-1, +1} with blank-out probability p (scalar) and weight 
     P(z_i = 1 | z) = (1 + erf(v_i . z)) / 2,   v_i = beta_i w_i / ||w_i||,   beta_i = (a_i + p) / sqrt(2 p (1 - p))
 
 which is the Gaussian approximation of sign(u_i) above (since z_j^2 = 1). Training goes through the erf; the
-forward pass samples z, with the straight-through estimator z = m + (z - m).detach(), m = E[z] = erf(v . z).
+forward pass samples z, with the straight-through estimator z = z + (m - m.detach()), m = E[z] = erf(v . z).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def blank_out_linear(z: torch.Tensor, w: torch.Tensor, p: torch.Tensor, a: torch
         raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
     u01 = torch.rand((z.shape[0],) + tuple(w.shape), generator=generator, dtype=w.dtype, device=w.device)
     xi = (u01 < p.detach()).to(w.dtype)
-    xi = p + (xi - p).detach()  # value: the exact draw; gradient: straight-through to p
+    xi = xi + (p - p.detach())  # value: the exact draw (p - p.detach() is exactly 0); gradient: to p
     return torch.einsum("boi,oi,bi->bo", xi + a_col, w, z)
 
 
@@ -114,4 +114,4 @@ class S2MLinear(nn.Module):
         u = torch.rand(prob.shape, generator=generator, dtype=prob.dtype, device=prob.device)
         sample = torch.where(u < prob.detach(), 1.0, -1.0).to(prob.dtype)
         mean = 2 * prob - 1  # E[z] = erf(v . z)
-        return mean + (sample - mean).detach()
+        return sample + (mean - mean.detach())  # value: exactly the sample; gradient: that of the mean
