@@ -30,10 +30,12 @@ import torch
 from torch import nn
 
 from quantal.compile.ir import mantissa_bits
-from quantal.train.fakequant import U_WRAP, V_MAX, LayerSpec, QuantLayer, QuantNet
+from quantal.train.fakequant import U_WRAP, V_MAX, LayerSpec, ProjectionSpec, QuantLayer, QuantNet, QuantProjection
 from quantal.train.neurons import LIFState, lif_step
 from quantal.train.synapses import BlankOutLinear, S2MLinear
 from quantal.train.trainer import MLP, BinaryNet, LIFNet, S2MNet
+
+ChainLayer = tuple[QuantLayer, QuantProjection]  # a layer of a chain and the projection into it
 
 MAX_THRESHOLD = 131071
 MANT_MAX = 127
@@ -83,8 +85,9 @@ def make_layer(name: str, *, w: np.ndarray, limits: dict[str, float], kind: str 
                wf: np.ndarray | None = None, release: np.ndarray | None = None, bias: np.ndarray | None = None,
                bias_v_extra: np.ndarray | None = None, threshold: float = 0.0, current_decay: int = 4096,
                voltage_decay: int = 0, escape_beta: float | None = None, surrogate_beta: float = 5.0,
-               p_float: np.ndarray | None = None) -> tuple[QuantLayer, dict[str, Any]]:  # fmt: skip
-    """One calibrated fake-quant layer and its quantisation report.
+               p_float: np.ndarray | None = None) -> tuple[ChainLayer, dict[str, Any]]:  # fmt: skip
+    """One calibrated fake-quant layer of a chain (its neurons and the projection into it) and its quantisation
+    report.
 
     ``w``/``wf`` (size, n_in) and ``bias`` (size,) are in float units; ``limits`` maps a reason to an upper
     bound on the scale c; ``bias_v_extra`` is added to the bias in v units (exact integers, e.g. the +64 of
@@ -112,17 +115,18 @@ def make_layer(name: str, *, w: np.ndarray, limits: dict[str, float], kind: str 
     thr = int(round(c * threshold))
     if thr > MAX_THRESHOLD:
         raise LoweringError(f"layer {name!r}: threshold {thr} is out of range [0, {MAX_THRESHOLD}]")
-    spec = LayerSpec(
-        name=name, n_in=n_in, size=size, kind=kind, scale=c, weight_exp=e, has_fixed=wf is not None,
-        current_decay=int(current_decay), voltage_decay=int(voltage_decay), threshold=thr,
-        escape_scale=None if escape_beta is None else 64 * c / escape_beta, surrogate_beta=surrogate_beta,
-    )  # fmt: skip
-    layer = QuantLayer(spec, torch.from_numpy(w.astype(np.float64)),
-                       weight_fixed=None if wf is None else torch.from_numpy(wf.astype(np.float64)),
-                       release=release, bias=torch.from_numpy(b_v / (64 * c)), bias_exp=bexp)  # fmt: skip
+    spec = LayerSpec(name=name, shape=(size,), kind=kind, scale=c,
+                     escape_scale=None if escape_beta is None else 64 * c / escape_beta, surrogate_beta=surrogate_beta)
+    layer = QuantLayer(spec, threshold=thr, current_decay=int(current_decay), voltage_decay=int(voltage_decay),
+                       bias=torch.from_numpy(b_v / (64 * c)), bias_exp=bexp)  # fmt: skip
+    pspec = ProjectionSpec(name=name, source="input", target=name, src_shape=(n_in,), dst_shape=(size,), scale=c,
+                           weight_exp=e, has_fixed=wf is not None)  # fmt: skip
+    proj = QuantProjection(pspec, torch.from_numpy(w.astype(np.float64)),
+                           weight_fixed=None if wf is None else torch.from_numpy(wf.astype(np.float64)),
+                           release=release)  # fmt: skip
     with torch.no_grad():
-        mant = _np(layer.mantissa())
-        mf = layer.mantissa_fixed()
+        mant = _np(proj.mantissa())
+        mf = proj.mantissa_fixed()
         b_int = _np(layer.bias_v())
     q_err = np.abs(mant * 2.0**e - c * w)
     row: dict[str, Any] = {
@@ -138,7 +142,7 @@ def make_layer(name: str, *, w: np.ndarray, limits: dict[str, float], kind: str 
         row["release_mean_p"] = float(p_ir.mean())
         if p_float is not None:
             row["release_max_abs_error"] = float(np.abs(p_ir - p_float).max())
-    return layer, row
+    return (layer, proj), row
 
 
 # ------------------------------------------------------------------------------------------- models
@@ -240,7 +244,7 @@ def _lower_binary(model: BinaryNet, cfg: dict, steps: int) -> tuple[list, list]:
     return [*layers, ql], [*rows, row]
 
 
-def _readout(r: np.ndarray, rb: np.ndarray, run_steps: int) -> tuple[QuantLayer, dict]:
+def _readout(r: np.ndarray, rb: np.ndarray, run_steps: int) -> tuple[ChainLayer, dict]:
     """An accumulating readout (u forgotten every step, v kept) whose worst case over ``run_steps`` steps
     stays inside the 24-bit voltage."""
     worst = run_steps * float((np.abs(r).sum(1) + np.abs(rb)).max())
@@ -336,4 +340,4 @@ def lower(model: nn.Module, cfg: dict, calib_x: np.ndarray, *, seed: int = 0,
         n_in = 2 * model.layers[0].weight.shape[1]
     else:
         raise LoweringError(f"{type(model).__name__}: no IR v1 lowering for this model")
-    return QuantNet(cfg.get("name", "net"), n_in, layers), rows, spec
+    return QuantNet.chain(cfg.get("name", "net"), n_in, layers), rows, spec

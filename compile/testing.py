@@ -157,7 +157,7 @@ def random_graph(
                 return rng.integers(lo, hi + 1, size).astype(dtype)
             return int(rng.integers(lo, hi + 1))
 
-        th_lo, th_hi = int(np.clip(typ * 0.3, 0, 131071)), int(np.clip(typ * 1.5, 1, 131071))
+        th_lo, th_hi = int(np.clip(typ * 0.05, 0, 131071)), int(np.clip(typ * 0.8, 1, 131071))
         reset = ("subtract" if rng.random() < 0.5 else "zero") if subtract is None else (
             "subtract" if subtract else "zero")
         esc = EscapeNoise(scale=float(64 * typ * rng.uniform(0.1, 1.0))) if escape and kind == "lif" else None

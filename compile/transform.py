@@ -1,4 +1,4 @@
-"""Network transformations on IR v1 (numpy only).
+"""Network transformations on IR networks (numpy only).
 
 ``mean_field(net)``: the deterministic ("clean") counterpart of a stochastic network. Every stochastic synapse
 is replaced by its expected weight, ``weight_fixed + P(transmit) * weight`` with P = (release + 1) / 256,
@@ -12,17 +12,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from .ir import DenseSynapse, Layer, Network
+from .ir import Network
 
 
 def mean_field(net: Network) -> tuple[Network, int]:
     """The mean-field network and the number of expected weights that had to be clipped to int8."""
-    layers, clipped = [], 0
-    for layer in net.layers:
-        syn = layer.synapse
-        neuron = replace(layer.neuron, escape_noise=None)
+    projs, clipped = [], 0
+    for p in net.projections:
+        syn = p.synapse
         if syn.release is None:
-            layers.append(replace(layer, neuron=neuron))
+            projs.append(p)
             continue
         mean = (syn.release.astype(np.float64) + 1) / 256 * syn.weight
         if syn.weight_fixed is not None:
@@ -30,11 +29,11 @@ def mean_field(net: Network) -> tuple[Network, int]:
         r = np.rint(mean)
         clipped += int(((r > 127) | (r < -128)).sum())
         w = np.clip(r, -128, 127).astype(np.int8)
-        layers.append(Layer(name=layer.name, size=layer.size, synapse=DenseSynapse(weight=w, weight_exp=syn.weight_exp),
-                            neuron=neuron))  # fmt: skip
+        projs.append(replace(p, synapse=replace(syn, weight=w, release=None, weight_fixed=None)))
+    layers = tuple(replace(la, neuron=replace(la.neuron, escape_noise=None)) for la in net.layers)
     meta = dict(net.metadata)
     meta["transform"] = "mean_field"
-    return Network(name=net.name, input_size=net.input_size, layers=tuple(layers), metadata=meta), clipped
+    return net.replace(layers=layers, projections=tuple(projs), metadata=meta), clipped
 
 
 def reduce_weight_bits(net: Network, bits: int) -> Network:
@@ -51,11 +50,10 @@ def reduce_weight_bits(net: Network, bits: int) -> Network:
         r = np.clip(np.rint(m.astype(np.float64) / step), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1) * step
         return np.clip(r, -128, 127).astype(np.int8)
 
-    layers = tuple(replace(la, synapse=replace(la.synapse, weight=q(la.synapse.weight),
-                                               weight_fixed=q(la.synapse.weight_fixed)))
-                   for la in net.layers)  # fmt: skip
-    return Network(name=net.name, input_size=net.input_size, layers=layers,
-                   metadata={**net.metadata, "weight_bits": bits})  # fmt: skip
+    projs = tuple(replace(p, synapse=replace(p.synapse, weight=q(p.synapse.weight),
+                                             weight_fixed=q(p.synapse.weight_fixed)))
+                  for p in net.projections)  # fmt: skip
+    return net.replace(projections=projs, metadata={**net.metadata, "weight_bits": bits})
 
 
 def set_release(net: Network, p: float) -> Network:
@@ -63,7 +61,7 @@ def set_release(net: Network, p: float) -> Network:
     if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 < p <= 1:
         raise ValueError(f"release probability must be in (0, 1], got {p!r}")
     code = int(np.clip(np.rint(256 * p - 1), 0, 255))
-    layers = tuple(la if la.synapse.release is None else
-                   replace(la, synapse=replace(la.synapse, release=np.full_like(la.synapse.release, code)))
-                   for la in net.layers)  # fmt: skip
-    return Network(name=net.name, input_size=net.input_size, layers=layers, metadata={**net.metadata, "release": p})
+    projs = tuple(pr if pr.synapse.release is None else
+                  replace(pr, synapse=replace(pr.synapse, release=np.full_like(pr.synapse.release, code)))
+                  for pr in net.projections)  # fmt: skip
+    return net.replace(projections=projs, metadata={**net.metadata, "release": p})

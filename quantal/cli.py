@@ -249,11 +249,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         calib = data.encode(ds.x[: args.calibration], args.encoder, args.steps, seed=0)
     net, rows = qnir.import_file(args.model, calib=calib, dt=args.dt, name=args.name or Path(args.model).stem)
     if args.data is not None:
-        from quantal.compile.ir import Network
 
         meta = {**net.metadata, "input": {"dataset": args.data, "encoder": args.encoder, "steps": args.steps,
                                           "max_rate": 1.0, "run_steps": args.steps + len(net.layers)}}  # fmt: skip
-        net = Network(name=net.name, input_size=net.input_size, layers=net.layers, metadata=meta)
+        net = net.replace(metadata=meta)
     save(net, args.out)
     how = "exactly (quantal metadata)" if not rows else "quantised with the compile calibration"
     print(f"wrote {args.out}: {len(net.layers)} layers ({', '.join(la.name for la in net.layers)}), {how}")

@@ -36,9 +36,14 @@ SOURCES = {
 
 
 def synapse_bytes(net: Network, k: int) -> int:
-    syn = net.layers[k].synapse
-    per = 1 + (syn.release is not None) + (syn.weight_fixed is not None)
-    return int(syn.weight.size * per)
+    """Synaptic memory of layer k: one byte per stored weight (a conv2d kernel is stored once), release code and
+    reliable part, over the projections into the layer."""
+    total = 0
+    for _, p in net.projections_into(k):
+        syn = p.synapse
+        per = 1 + (syn.release is not None) + (syn.weight_fixed is not None)
+        total += int(syn.weight.size * per)
+    return total
 
 
 def cores(net: Network) -> list[int]:
@@ -47,36 +52,43 @@ def cores(net: Network) -> list[int]:
             for k, la in enumerate(net.layers)]  # fmt: skip
 
 
-def fan_out(net: Network, k: int) -> np.ndarray:
-    """Per input j of layer k, the number of synapses a spike on j touches (nonzero weight or reliable part)."""
-    syn = net.layers[k].synapse
+def fan_out(net: Network, pi: int) -> np.ndarray:
+    """Per source neuron j of projection pi, the number of synapses a spike on j touches (nonzero weight or
+    reliable part; a conv2d projection counts its links)."""
+    from quantal.compile.graph import expand
+
+    p = net.projections[pi]
+    syn = p.synapse
     nz = syn.weight != 0
     if syn.weight_fixed is not None:
         nz = nz | (syn.weight_fixed != 0)
-    return nz.sum(axis=0).astype(np.int64)
+    return (expand(net, p, nz.astype(np.uint8)) != 0).sum(axis=0).astype(np.int64)
 
 
 def activity(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0) -> dict[str, Any]:
     """Synaptic operations, spikes and neuron updates per inference, measured by running hwsim on ``spikes``.
 
-    A spike on input j at step t is integrated at step t + 1, so only spikes of steps 0..steps-2 cost
-    synaptic operations; each touches ``fan_out(j)`` synapses.
+    A spike on source j of a projection of delay d at step t is integrated at step t + 1 + d, so only spikes
+    of steps 0..steps-2-d cost synaptic operations; each touches ``fan_out(j)`` synapses.
     """
     from quantal.hwsim import simulate
 
     n = spikes.shape[0]
     out = simulate(net, spikes, steps=steps, seed=seed, record=("spikes",))
     per_layer = []
-    src = np.zeros((n, steps, net.input_size), np.uint8)
     t_in = min(spikes.shape[1], steps)
-    src[:, :t_in] = spikes[:, :t_in] != 0
+    x = np.zeros((n, steps, net.input_size), np.uint8)
+    x[:, :t_in] = spikes.reshape(n, spikes.shape[1], -1)[:, :t_in] != 0
     for k, la in enumerate(net.layers):
-        events = src[:, : steps - 1].sum(axis=(0, 1)).astype(np.int64)  # per input channel, over samples
-        synops = float((events * fan_out(net, k)).sum()) / n
+        synops = 0.0
+        for pi, p in net.projections_into(k):
+            src = x if p.source == "input" else out[f"{p.source}.spikes"]
+            # spikes of steps 0..steps-2-delay are integrated within the run
+            events = src[:, : max(steps - 1 - p.delay, 0)].sum(axis=(0, 1)).astype(np.int64)
+            synops += float((events * fan_out(net, pi)).sum()) / n
         s = out[f"{la.name}.spikes"]
         per_layer.append({"name": la.name, "synops": synops, "spikes": float(s.sum()) / n,
                           "neuron_updates": float(la.size * steps)})  # fmt: skip
-        src = s
     tot = {q: sum(r[q] for r in per_layer) for q in ("synops", "spikes", "neuron_updates")}
     energy = (tot["synops"] * E_SYNOP_PJ + tot["neuron_updates"] * E_NEURON_UPDATE_PJ
               + tot["spikes"] * E_SPIKE_PJ)  # fmt: skip

@@ -6,42 +6,88 @@ from typing import Any
 
 import numpy as np
 
-from quantal.compile.ir import VERSION, Network, mantissa_bits
+from quantal.compile.graph import conv2d_links
+from quantal.compile.ir import VERSION, Conv2dSynapse, Network, mantissa_bits
+
+
+def _value(neu: Any, name: str) -> int | str:
+    """A neuron field for the report: the int, or ``"min..max"`` for a per-neuron array."""
+    a = getattr(neu, name)
+    if not isinstance(a, np.ndarray):
+        return int(a)
+    lo, hi = int(a.min(initial=0)), int(a.max(initial=0))
+    return lo if lo == hi else f"{lo}..{hi}"
+
+
+def _fan(net: Network, p: Any) -> tuple[int, int]:
+    """(fan-in, fan-out): the most source neurons one target neuron has synapses from, and the most target
+    neurons one source neuron reaches."""
+    if isinstance(p.synapse, Conv2dSynapse):
+        i, j, _ = conv2d_links(p.synapse, net.source_shape(p), net.layer(p.target).shape)
+        return int(np.bincount(i).max(initial=0)), int(np.bincount(j).max(initial=0))
+    return p.synapse.shape[1], p.synapse.shape[0]
+
+
+def projection_report(net: Network) -> list[dict[str, Any]]:
+    rows = []
+    for p in net.projections:
+        syn = p.synapse
+        mem = syn.weight.nbytes
+        mem += 0 if syn.release is None else syn.release.nbytes
+        mem += 0 if syn.weight_fixed is None else syn.weight_fixed.nbytes
+        fan_in, fan_out = _fan(net, p)
+        row: dict[str, Any] = {
+            "name": p.name,
+            "kind": syn.kind,
+            "source": p.source,
+            "target": p.target,
+            "delay": p.delay,
+            "recurrent": net.is_recurrent(p),
+            "fan_in": fan_in,
+            "fan_out": fan_out,
+            "stored_weights": int(syn.weight.size),
+            "stochastic_synapses": 0 if syn.release is None else int((syn.release < 255).sum()),
+            "mean_release_probability": None
+            if syn.release is None
+            else float((syn.release.astype(np.float64) + 1).mean() / 256),
+            "weight_bits": mantissa_bits(syn.weight),
+            "weight_fixed_bits": mantissa_bits(syn.weight_fixed),
+            "weight_exp": syn.weight_exp,
+            "memory_bytes": int(mem),
+        }
+        if isinstance(syn, Conv2dSynapse):
+            row["conv2d"] = {"kernel": list(syn.kernel), "stride": list(syn.stride), "padding": list(syn.padding),
+                             "dilation": list(syn.dilation), "groups": syn.groups}  # fmt: skip
+        rows.append(row)
+    return rows
 
 
 def layer_report(net: Network) -> list[dict[str, Any]]:
     rows = []
-    for layer in net.layers:
-        syn, neu = layer.synapse, layer.neuron
-        n_syn = int(syn.weight.size)
-        stoch = 0 if syn.release is None else int((syn.release < 255).sum())
-        mem = syn.weight.nbytes
-        mem += 0 if syn.release is None else syn.release.nbytes
-        mem += 0 if syn.weight_fixed is None else syn.weight_fixed.nbytes
-        for b in (neu.bias_mant, neu.bias_exp):
-            mem += b.nbytes if isinstance(b, np.ndarray) else 0
-        worst = layer.worst_case_input()  # the 32-bit synaptic path's worst case, |a << 6|
+    for li, layer in enumerate(net.layers):
+        neu = layer.neuron
+        mem = sum(getattr(neu, f).nbytes for f in neu.per_neuron)
+        into = net.projections_into(li)
+        worst = net.worst_case_input(li)  # the 32-bit synaptic path's worst case, |a << 6|
         rows.append(
             {
                 "name": layer.name,
                 "kind": neu.kind,
+                "shape": list(layer.shape),
                 "size": layer.size,
-                "n_in": layer.n_in,
-                "synapses": n_syn,
-                "stochastic_synapses": stoch,
-                "mean_release_probability": None
-                if syn.release is None
-                else float((syn.release.astype(np.float64) + 1).mean() / 256),
-                "weight_bits": mantissa_bits(syn.weight),
-                "weight_fixed_bits": mantissa_bits(syn.weight_fixed),
-                "weight_exp": syn.weight_exp,
-                "current_decay": neu.current_decay,
-                "voltage_decay": neu.voltage_decay,
-                "threshold": neu.threshold,
+                "projections_in": [p.name for _, p in into],
+                "synapses": sum(int(p.synapse.weight.size) for _, p in into),
+                "stochastic_synapses": sum(0 if p.synapse.release is None else int((p.synapse.release < 255).sum())
+                                           for _, p in into),  # fmt: skip
+                "current_decay": _value(neu, "current_decay"),
+                "voltage_decay": _value(neu, "voltage_decay"),
+                "threshold": _value(neu, "threshold"),
+                "reset": neu.reset,
+                "per_neuron": neu.per_neuron,
                 "escape_noise": None
                 if neu.escape_noise is None
                 else {"kind": neu.escape_noise.kind, "scale": neu.escape_noise.scale},
-                "memory_bytes": int(mem),
+                "memory_bytes": int(mem),  # per-neuron arrays (synaptic memory: the projections)
                 "worst_case_input": worst,
                 "may_overflow_32bit": worst >= 2**31,
             }
@@ -54,6 +100,7 @@ def report(net: Network, activity: dict[str, Any] | None = None) -> dict[str, An
     from quantal import cost
 
     layers = layer_report(net)
+    projections = projection_report(net)
     for r, c in zip(layers, cost.cores(net)):
         r["cores"] = c
     warnings = [
@@ -65,13 +112,15 @@ def report(net: Network, activity: dict[str, Any] | None = None) -> dict[str, An
     return {
         "name": net.name,
         "version": VERSION,
+        "input_shape": list(net.input_shape),
         "input_size": net.input_size,
         "layers": layers,
+        "projections": projections,
         "totals": {
             "neurons": sum(r["size"] for r in layers),
-            "synapses": sum(r["synapses"] for r in layers),
-            "stochastic_synapses": sum(r["stochastic_synapses"] for r in layers),
-            "memory_bytes": sum(r["memory_bytes"] for r in layers),
+            "stored_weights": sum(r["stored_weights"] for r in projections),
+            "stochastic_synapses": sum(r["stochastic_synapses"] for r in projections),
+            "memory_bytes": sum(r["memory_bytes"] for r in layers) + sum(r["memory_bytes"] for r in projections),
             "cores": sum(r["cores"] for r in layers),
         },
         "cost_model": cost.SOURCES,
@@ -94,32 +143,54 @@ def _quant_summary(net: Network) -> dict[str, Any] | None:
 _QUANT_KEYS = ("name", "scale", "weight_exp", "weight_bits_used", "saturated_weights", "weights", "saturated_biases")
 
 
-def format_report(rep: dict[str, Any]) -> str:
-    head = ["layer", "kind", "size", "n_in", "synapses", "stochastic", "w_bits", "w_exp", "decay i/v", "vth",
-            "escape", "memory B"]  # fmt: skip
-    rows = [head]
-    for r in rep["layers"]:
-        esc = "-" if r["escape_noise"] is None else f"{r['escape_noise']['kind']}({r['escape_noise']['scale']:g})"
-        stoch = str(r["stochastic_synapses"])
-        if r["mean_release_probability"] is not None:
-            stoch += f" (p={r['mean_release_probability']:.2f})"
-        rows.append([
-            r["name"], r["kind"], str(r["size"]), str(r["n_in"]), str(r["synapses"]), stoch,
-            str(r["weight_bits"]) + (f"+{r['weight_fixed_bits']}" if r["weight_fixed_bits"] else ""),
-            str(r["weight_exp"]), f"{r['current_decay']}/{r['voltage_decay']}", str(r["threshold"]), esc,
-            str(r["memory_bytes"]),
-        ])  # fmt: skip
+def _table(head: list[str], rows: list[list[str]], left: int = 2) -> list[str]:
+    rows = [head, *rows]
     widths = [max(len(row[c]) for row in rows) for c in range(len(head))]
-    lines = [f"network '{rep['name']}' (IR v{rep['version']}), input size {rep['input_size']}"]
+    lines = []
     for k, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) if c < 2 else cell.rjust(w) for c, (cell, w) in
+        lines.append("  ".join(cell.ljust(w) if c < left else cell.rjust(w) for c, (cell, w) in
                                enumerate(zip(row, widths))).rstrip())  # fmt: skip
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def format_report(rep: dict[str, Any]) -> str:
+    shape = "x".join(map(str, rep["input_shape"]))
+    lines = [f"network '{rep['name']}' (IR v{rep['version']}), input {shape} ({rep['input_size']} channels)"]
+    rows = []
+    for r in rep["layers"]:
+        esc = "-" if r["escape_noise"] is None else f"{r['escape_noise']['kind']}({r['escape_noise']['scale']:g})"
+        rows.append([
+            r["name"], r["kind"], "x".join(map(str, r["shape"])), str(r["size"]),
+            f"{r['current_decay']}/{r['voltage_decay']}", str(r["threshold"]), r["reset"], esc,
+            str(r["stochastic_synapses"]), str(r["memory_bytes"]), str(r["cores"]),
+        ])  # fmt: skip
+    lines += _table(["layer", "kind", "shape", "size", "decay i/v", "vth", "reset", "escape", "stochastic",
+                     "memory B", "cores"], rows)  # fmt: skip
+    lines.append("")
+    rows = []
+    for r in rep["projections"]:
+        stoch = str(r["stochastic_synapses"])
+        if r["mean_release_probability"] is not None:
+            stoch += f" (p={r['mean_release_probability']:.2f})"
+        kind = r["kind"]
+        if "conv2d" in r:
+            c = r["conv2d"]
+            kind += f" {c['kernel'][0]}x{c['kernel'][1]}/s{c['stride'][0]}" + (
+                f" g{c['groups']}" if c["groups"] > 1 else "")
+        rows.append([
+            r["name"], kind, f"{r['source']} -> {r['target']}" + (" (recurrent)" if r["recurrent"] else ""),
+            str(r["delay"]), str(r["fan_in"]), str(r["fan_out"]), str(r["stored_weights"]), stoch,
+            str(r["weight_bits"]) + (f"+{r['weight_fixed_bits']}" if r["weight_fixed_bits"] else ""),
+            str(r["weight_exp"]), str(r["memory_bytes"]),
+        ])  # fmt: skip
+    lines += _table(["projection", "kind", "source -> target", "delay", "fan-in", "fan-out", "weights", "stochastic",
+                     "w_bits", "w_exp", "memory B"], rows, left=3)  # fmt: skip
     t = rep["totals"]
     lines.append(
-        f"total: {t['neurons']} neurons, {t['synapses']} synapses ({t['stochastic_synapses']} stochastic), "
-        f"{t['memory_bytes']} bytes of synaptic and bias memory"
+        f"total: {t['neurons']} neurons, {t['stored_weights']} stored weights ({t['stochastic_synapses']} "
+        f"stochastic), {t['memory_bytes']} bytes of synaptic and neuron memory"
     )
     lines.append(f"cores: {t['cores']} ({rep['cost_model']['cores']})")
     q = rep.get("quantization")

@@ -174,7 +174,7 @@ def compile_run(path: str | Path, out: str | Path, *, calibration: int = 512, li
     }
     meta = _py({"source": {"run": str(run_dir), "checkpoint": ckpt.name, "model": cfg["model"]["kind"]},
                 "input": spec, "quantization": report, "training": cfg})  # fmt: skip
-    net = Network(name=net.name, input_size=net.input_size, layers=net.layers, metadata=meta)
+    net = net.replace(metadata=meta)
     save(net, out)
     return net, report
 
@@ -213,7 +213,8 @@ def input_spec(net: Network, encoder: str | None = None, steps: int | None = Non
 
 
 def is_stochastic(net: Network) -> bool:
-    return any(la.synapse.release is not None or la.neuron.escape_noise is not None for la in net.layers)
+    return (any(p.synapse.release is not None for p in net.projections)
+            or any(la.neuron.escape_noise is not None for la in net.layers))
 
 
 def encoded_dataset(net: Network, data: str, *, split: str = "test", seed: int = 0, limit: int | None = None,

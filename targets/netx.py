@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from quantal.compile.ir import Network, atomic_write_path
+from quantal.compile.ir import IRError, Network, atomic_write_path
 
 W_MIN, W_MAX = -256, 254  # the mixed-sign range NetX's weight scaling keeps exactly
 
@@ -38,9 +38,13 @@ class NetXError(ValueError):
 
 
 def problems(net: Network) -> list[str]:
+    try:
+        chain = net.chain_synapses()
+    except IRError as e:
+        return [f"NetX export handles feed-forward chains of dense layers: {e}"]
     out = []
-    for la in net.layers:
-        syn, neu = la.synapse, la.neuron
+    for la, syn in zip(net.layers, chain):
+        neu = la.neuron
         where = f"layer '{la.name}'"
         if syn.release is not None or syn.weight_fixed is not None or neu.escape_noise is not None:
             out.append(f"{where}: stochastic synapses, reliable parts and escape noise have no NetX form "
@@ -76,14 +80,14 @@ def export(net: Network, path: str | os.PathLike[str], *, steps: int | None = No
             sim.create_dataset("Ts", data=1)
             sim.create_dataset("tSample", data=int(steps or 0))
             layers = f.create_group("layer")
-            for k, la in enumerate(net.layers):
+            for k, (la, syn) in enumerate(zip(net.layers, net.chain_synapses())):
                 g = layers.create_group(str(k))
                 neu = la.neuron
                 g.create_dataset("type", data=np.bytes_("dense"))
                 g.create_dataset("shape", data=np.array([la.size], np.int64))
-                g.create_dataset("inFeatures", data=la.n_in)
+                g.create_dataset("inFeatures", data=syn.shape[1])
                 g.create_dataset("outFeatures", data=la.size)
-                g.create_dataset("weight", data=la.synapse.weight.astype(np.int64) << la.synapse.weight_exp)
+                g.create_dataset("weight", data=syn.weight.astype(np.int64) << syn.weight_exp)
                 g.create_dataset("bias", data=neu.effective_bias(la.size).astype(np.int64) // 64)  # exact: checked
                 n = g.create_group("neuron")
                 n.create_dataset("type", data=np.bytes_("CUBA"))

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from quantal.compile.ir import DenseSynapse, EscapeNoise, Layer, Network, Neuron
+from quantal.compile.ir import DenseSynapse, EscapeNoise, IRError, Layer, Network, Neuron
 
 DT = 1e-4
 
@@ -42,8 +42,8 @@ def _plain(x: Any) -> Any:
     return int(x) if np.ndim(x) == 0 else np.asarray(x)
 
 
-def _layer_meta(layer: Layer) -> dict[str, Any]:
-    syn, neu = layer.synapse, layer.neuron
+def _layer_meta(layer: Layer, syn: DenseSynapse) -> dict[str, Any]:
+    neu = layer.neuron
     meta: dict[str, Any] = {"weight": syn.weight, "weight_exp": syn.weight_exp, "kind": neu.kind,
                             "current_decay": neu.current_decay, "voltage_decay": neu.voltage_decay,
                             "threshold": neu.threshold, "bias_mant": _plain(neu.bias_mant),
@@ -65,8 +65,12 @@ def to_nir(net: Network, dt: float = DT) -> Any:
     edges: list[tuple[str, str]] = []
     prev = "input"
     lost = []
-    for layer in net.layers:
-        syn, neu = layer.synapse, layer.neuron
+    try:
+        chain = net.chain_synapses()
+    except IRError as e:
+        raise NIRError(f"NIR export handles feed-forward chains of dense layers: {e}") from None
+    for layer, syn in zip(net.layers, chain):
+        neu = layer.neuron
         w = syn.weight.astype(np.float64) * 2.0**syn.weight_exp
         if syn.weight_fixed is not None:
             w = w + syn.weight_fixed.astype(np.float64) * 2.0**syn.weight_exp
@@ -78,7 +82,7 @@ def to_nir(net: Network, dt: float = DT) -> Any:
             lost.append(f"layer '{layer.name}': escape noise (NIR thresholds are deterministic)")
         n = layer.size
         bias = neu.effective_bias(n).astype(np.float64) / 64
-        meta = {"quantal": _layer_meta(layer)}
+        meta = {"quantal": _layer_meta(layer, syn)}
         cd, vd = neu.current_decay, neu.voltage_decay
         spiking = neu.kind != "readout"
         nodes[f"{layer.name}.syn"] = nir.Linear(weight=w)
@@ -158,7 +162,7 @@ def _chain(graph: Any) -> list[str]:
     return order
 
 
-def _exact_layer(name: str, m: dict[str, Any]) -> Layer:
+def _exact_layer(name: str, m: dict[str, Any]) -> tuple[str, int, DenseSynapse, Neuron]:
     def arr(k: str, dtype: Any) -> np.ndarray | None:
         return None if k not in m else np.asarray(m[k]).astype(dtype)
 
@@ -167,9 +171,9 @@ def _exact_layer(name: str, m: dict[str, Any]) -> Layer:
         return int(a) if a.ndim == 0 else a.astype(np.int64)
 
     esc = m.get("escape_scale")
-    return Layer(name=name, size=int(np.asarray(m["weight"]).shape[0]), synapse=DenseSynapse(
+    return (name, int(np.asarray(m["weight"]).shape[0]), DenseSynapse(
         weight=arr("weight", np.int8), weight_exp=int(m["weight_exp"]), release=arr("release", np.uint8),
-        weight_fixed=arr("weight_fixed", np.int8)), neuron=Neuron(
+        weight_fixed=arr("weight_fixed", np.int8)), Neuron(
         kind=str(m["kind"]), current_decay=int(m["current_decay"]), voltage_decay=int(m["voltage_decay"]),
         threshold=int(m["threshold"]), bias_mant=scalar_or(m["bias_mant"]), bias_exp=scalar_or(m["bias_exp"]),
         escape_noise=None if esc is None else EscapeNoise(scale=float(esc))))  # fmt: skip
@@ -281,8 +285,7 @@ def from_nir(graph: Any, *, calib: np.ndarray | None = None, dt: float | None = 
 
         layers = [_exact_layer(k, graph.nodes[k].metadata["quantal"]) for k in layer_nodes]
         meta = yaml.safe_load(str(qmeta.get("metadata_yaml", "{}"))) or {}
-        return Network(name=str(qmeta.get("name", name)), input_size=int(qmeta["input_size"]),
-                       layers=tuple(layers), metadata=meta), []  # fmt: skip
+        return Network.chain(str(qmeta.get("name", name)), int(qmeta["input_size"]), layers, meta), []
     dt = float(gmeta.get("dt", DT)) if dt is None else dt
     fl = _float_layers(graph, order, dt)
     if not fl:
@@ -312,7 +315,7 @@ def from_nir(graph: Any, *, calib: np.ndarray | None = None, dt: float | None = 
     from quantal.train.fakequant import QuantNet
 
     n_in = fl[0]["w"].shape[1]
-    return QuantNet(name, n_in, layers).to_network(name, {"source": "nir", "dt": dt, "quantization": rows}), rows
+    return QuantNet.chain(name, n_in, layers).to_network(name, {"source": "nir", "dt": dt, "quantization": rows}), rows
 
 
 def import_file(path: str | Path, **kwargs: Any) -> tuple[Network, list[dict[str, Any]]]:

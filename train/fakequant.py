@@ -1,11 +1,14 @@
-"""Fake-quant networks: IR v1's integer arithmetic in PyTorch, bit for bit, with straight-through gradients.
+"""Fake-quant networks: IR v2's integer arithmetic in PyTorch, bit for bit, with straight-through gradients.
 
-A :class:`QuantNet` is an IR network whose parameters are trainable floats. Its forward pass computes exactly
-what ``quantal run`` and the reference executor compute (docs/ir.md §2-4): int8 weight mantissas with a
-power-of-two exponent, the flooring shift of the sum, 32-bit wraps, the 24-bit current wrap and voltage
-saturation, decays that round toward zero, strict thresholds, the one-step delay per layer, and the random
-streams v1 for stochastic synapses (stream 1) and escape noise (stream 2). Every value is an integer held in
-float64, which is exact for magnitudes below 2**53 (the largest intermediate, ``v * 4096``, stays below 2**36).
+A :class:`QuantNet` is an IR graph (neuron layers :class:`QuantLayer` and projections :class:`QuantProjection`:
+dense or conv2d, any source, recurrence, delays) whose parameters are trainable floats. Its forward pass
+computes exactly what ``quantal run`` and the reference executor compute (docs/ir.md §2-4): int8 weight
+mantissas with a power-of-two exponent, the flooring shift of each projection's sum, 32-bit wraps, the 24-bit
+current wrap and voltage saturation, decays that round toward zero, strict thresholds, zero or subtractive
+reset, the one-step synaptic delay plus each projection's delay, and the random streams v1 for stochastic
+synapses (stream 1, keyed by the projection) and escape noise (stream 2, keyed by the layer). Every value is an
+integer held in float64, which is exact for magnitudes below 2**53 (the largest intermediate, ``v * 4096``,
+stays below 2**36).
 
 Gradients are straight-through: each integer operation ``y = q(x)`` is written ``ste(q(x), x)``, whose value
 is ``q(x)`` exactly (``x - x.detach()`` is exactly zero) and whose gradient is that of ``x``. Rounding and
@@ -14,21 +17,27 @@ spikes take a surrogate derivative: SuperSpike ``1 / (1 + beta |z|)**2`` for det
 logistic escape function's own derivative for noisy ones, with ``z`` the distance to threshold in float units.
 
 Units. Each layer has a ``scale`` c: its float parameters are in *float units* (the trained model's units) and
-the IR integers are ``weight_mant * 2**weight_exp = round(c * w)`` (units of ``a``) and ``v = 64 c x`` (units
-of v). A float threshold theta becomes ``round(c * theta)``, a float bias b becomes ``64 c b``.
+the IR integers of every projection into it are ``weight_mant * 2**weight_exp = round(c * w)`` (units of ``a``)
+and ``v = 64 c x`` (units of v). A float threshold theta becomes ``round(c * theta)``, a float bias b becomes
+``64 c b``. A deterministic conv2d projection runs as ``torch.nn.functional.conv2d`` on the exact integer
+mantissas in float64 (every partial sum is an integer below 2**53, so any summation order gives the same
+value); a stochastic one is event-driven over the links of its active inputs (:func:`conv2d_links`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from quantal.compile import streams
-from quantal.compile.ir import DenseSynapse, EscapeNoise, Layer, Network, Neuron
+from quantal.compile.graph import conv2d_links
+from quantal.compile.ir import INPUT, Conv2dSynapse, DenseSynapse, EscapeNoise, Layer, Network, Neuron, Projection
 
 from . import torch_streams
 
@@ -66,45 +75,133 @@ def quantize(x: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """The integer structure of a :class:`QuantLayer` (everything but the trainable floats)."""
+    """The integer structure of a :class:`QuantLayer` (neurons) besides its per-neuron buffers."""
 
     name: str
-    n_in: int
-    size: int
+    shape: tuple[int, ...]
     kind: str = "lif"  # lif | readout
-    scale: float = 1.0  # c: IR integer units per float unit
-    weight_exp: int = 0
-    has_fixed: bool = False
-    current_decay: int = 4096
-    voltage_decay: int = 0
-    threshold: int = 0
+    scale: float = 1.0  # c: IR integer units per float unit (of this layer and of every projection into it)
+    reset: str = "zero"  # zero | subtract
     escape_scale: float | None = None  # logistic escape noise S (v units), or None
     surrogate_beta: float = 5.0
 
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class ProjectionSpec:
+    """The integer structure of a :class:`QuantProjection` (everything but the trainable floats)."""
+
+    name: str
+    source: str
+    target: str
+    src_shape: tuple[int, ...]
+    dst_shape: tuple[int, ...]
+    scale: float = 1.0  # the target layer's c
+    kind: str = "dense"  # dense | conv2d
+    weight_exp: int = 0
+    delay: int = 0
+    has_fixed: bool = False
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def synapse(self, weight: np.ndarray, release: np.ndarray | None,
+                fixed: np.ndarray | None) -> DenseSynapse | Conv2dSynapse:  # fmt: skip
+        if self.kind == "dense":
+            return DenseSynapse(weight=weight, weight_exp=self.weight_exp, release=release, weight_fixed=fixed)
+        return Conv2dSynapse(weight=weight, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                             groups=self.groups, weight_exp=self.weight_exp, release=release, weight_fixed=fixed)
+
 
 class QuantLayer(nn.Module):
-    """One IR layer: dense synapses (optionally stochastic, with a reliable part) and LIF/readout neurons.
+    """A layer of fixed-point LIF or readout neurons.
 
-    Trainable: ``weight`` (and ``weight_fixed``) in float units, ``bias`` (size,) in float units. Fixed
-    buffers: ``release`` (uint8 codes as int64, or absent), ``bias_exp`` (size,), ``theta`` (escape table).
+    Trainable: ``bias`` (size,) in float units. Fixed buffers: ``current_decay``, ``voltage_decay``,
+    ``threshold`` (IR integers per neuron), ``bias_exp`` (size,), ``theta`` (escape table).
     """
 
-    def __init__(self, spec: LayerSpec, weight: torch.Tensor, *, weight_fixed: torch.Tensor | None = None,
-                 release: np.ndarray | torch.Tensor | None = None, bias: torch.Tensor | None = None,
+    def __init__(self, spec: LayerSpec, *, threshold: int | np.ndarray = 0, current_decay: int | np.ndarray = 4096,
+                 voltage_decay: int | np.ndarray = 0, bias: torch.Tensor | None = None,
                  bias_exp: np.ndarray | torch.Tensor | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.spec = spec
+        n = spec.size
+
+        def per_neuron(x: int | np.ndarray | torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(np.broadcast_to(np.asarray(x, dtype=np.int64), (n,)).copy())
+
+        self.register_buffer("current_decay", per_neuron(current_decay))
+        self.register_buffer("voltage_decay", per_neuron(voltage_decay))
+        self.register_buffer("threshold", per_neuron(threshold))
+        self.bias = nn.Parameter(torch.zeros(n, dtype=DTYPE) if bias is None
+                                 else torch.as_tensor(bias, dtype=DTYPE).clone())  # fmt: skip
+        self.register_buffer("bias_exp", per_neuron(0 if bias_exp is None else np.asarray(bias_exp)))
+        theta = None if spec.escape_scale is None else torch.from_numpy(streams.escape_thresholds(spec.escape_scale))
+        self.register_buffer("theta", None if theta is None else theta.to(DTYPE), persistent=False)
+
+    def bias_mant(self) -> torch.Tensor:
+        """``clip(round(64 c b / 2**bias_exp), -4096, 4095)``; the bias in v units is ``bias_mant << bias_exp``."""
+        return quantize(self.bias * (64 * self.spec.scale) / 2.0 ** self.bias_exp.to(DTYPE), -4096, 4095)
+
+    def bias_v(self) -> torch.Tensor:
+        return self.bias_mant() * 2.0 ** self.bias_exp.to(DTYPE)  # << bias_exp: exact power-of-two product
+
+    def step(self, a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+             uniforms: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """``(a, (u, v)) -> (spikes, (u, v))``: one step of the fixed-point neuron (docs/ir.md §2)."""
+        sp = self.spec
+        act = wrap32(a * 64)  # a << 6 in 32-bit arithmetic
+        d = wrap32(rz(u * (4096 - self.current_decay).to(DTYPE)) + act)  # the int32 sum of step 2
+        u = wrap_current(d)
+        v = rz(v * (4096 - self.voltage_decay).to(DTYPE)) + u + bias
+        v = ste(torch.clamp(v.detach(), -V_MAX, V_MAX), v)  # 24-bit saturation
+        if sp.kind == "readout":
+            return torch.zeros_like(v), u, v
+        th = self.threshold.to(DTYPE) * 64  # threshold << 6, in v units
+        x = v - th  # distance to threshold
+        unit = 64 * sp.scale  # v units per float unit
+        if self.theta is None:
+            exact = (x.detach() > 0).to(DTYPE)  # strict threshold
+            z = x / unit
+            s = ste(exact, z / (1 + sp.surrogate_beta * z.abs()))  # SuperSpike: d/dz = 1 / (1 + beta |z|)^2
+        else:
+            exact = (x.detach() > self.theta[uniforms]).to(DTYPE)  # escape noise: x > theta[U]
+            s = ste(exact, torch.sigmoid(x / sp.escape_scale))  # the escape probability's own derivative
+        if sp.reset == "subtract":
+            v = v - s.detach() * th  # v -= threshold << 6 where s (no gradient through the reset)
+        else:
+            v = v * (1 - s.detach())  # v = 0 where s (u is not reset); no gradient through the reset
+        return s, u, v
+
+
+class QuantProjection(nn.Module):
+    """One IR projection: dense or conv2d synapses, optionally stochastic, with an optional reliable part.
+
+    Trainable: ``weight`` (and ``weight_fixed``) in float units of the target layer, shaped like the IR weight.
+    Fixed buffer: ``release`` (uint8 codes as int64, or absent); for a stochastic conv2d projection the links
+    (target, source, kernel element) sorted by source, with ``link_ptr`` indexing them per source neuron.
+    """
+
+    def __init__(self, spec: ProjectionSpec, weight: torch.Tensor, *, weight_fixed: torch.Tensor | None = None,
+                 release: np.ndarray | torch.Tensor | None = None) -> None:  # fmt: skip
         super().__init__()
         self.spec = spec
         self.weight = nn.Parameter(torch.as_tensor(weight, dtype=DTYPE).clone())
         self.weight_fixed = None if weight_fixed is None else nn.Parameter(
             torch.as_tensor(weight_fixed, dtype=DTYPE).clone())  # fmt: skip
-        self.bias = nn.Parameter(torch.zeros(spec.size, dtype=DTYPE) if bias is None
-                                 else torch.as_tensor(bias, dtype=DTYPE).clone())  # fmt: skip
-        self.register_buffer("bias_exp", torch.zeros(spec.size, dtype=torch.int64) if bias_exp is None
-                             else torch.from_numpy(np.array(bias_exp, dtype=np.int64)))  # fmt: skip
         self.register_buffer("release", None if release is None
-                             else torch.from_numpy(np.array(release, dtype=np.int64)))  # fmt: skip
-        theta = None if spec.escape_scale is None else torch.from_numpy(streams.escape_thresholds(spec.escape_scale))
-        self.register_buffer("theta", None if theta is None else theta.to(DTYPE), persistent=False)
+                             else torch.as_tensor(np.array(release, dtype=np.int64)))  # fmt: skip
+        links = None
+        if release is not None and spec.kind == "conv2d":
+            syn = spec.synapse(np.zeros(self.weight.shape, np.int8), None, None)
+            i, j, k = conv2d_links(syn, spec.src_shape, spec.dst_shape)  # type: ignore[arg-type]
+            ptr = np.searchsorted(j, np.arange(int(np.prod(spec.src_shape)) + 1))
+            links = (torch.from_numpy(i), torch.from_numpy(k), torch.from_numpy(ptr.astype(np.int64)))
+        self.links = links
 
     # -- integer parameters (values exact, gradients straight-through) --------------------------------
     def mantissa(self) -> torch.Tensor:
@@ -116,23 +213,46 @@ class QuantLayer(nn.Module):
             return None
         return quantize(self.weight_fixed * (self.spec.scale / 2.0**self.spec.weight_exp), -128, 127)
 
-    def bias_mant(self) -> torch.Tensor:
-        """``clip(round(64 c b / 2**bias_exp), -4096, 4095)``; the bias in v units is ``bias_mant << bias_exp``."""
-        return quantize(self.bias * (64 * self.spec.scale) / 2.0 ** self.bias_exp.to(DTYPE), -4096, 4095)
+    def _linear(self, src: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``src @ W.T`` for the projection's matrix W (a conv2d as torch's conv2d on exact integers)."""
+        sp = self.spec
+        if sp.kind == "dense":
+            return src @ w.T
+        out = F.conv2d(src.reshape(src.shape[0], *sp.src_shape), w, stride=sp.stride, padding=sp.padding,
+                       dilation=sp.dilation, groups=sp.groups)  # fmt: skip
+        return out.reshape(src.shape[0], -1)
 
-    def bias_v(self) -> torch.Tensor:
-        return self.bias_mant() * 2.0 ** self.bias_exp.to(DTYPE)  # << bias_exp: exact power-of-two product
+    def _events(self, src: torch.Tensor, seed: int, trial: int, samples: torch.Tensor, step: int, index: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """The synapses that active inputs reach: (batch row, target, weight element, xi) per synapse."""
+        size = int(np.prod(self.spec.dst_shape))
+        rows, cols = torch.nonzero(src.detach(), as_tuple=True)
+        if self.links is None:  # dense: every target; bytes of whole words
+            draws = torch_streams.event_bytes(seed, trial, samples[rows], step, index, cols, size)  # (E, size)
+            tgt = torch.arange(size).repeat(len(rows))
+            elem = (tgt.view(len(rows), size) * src.shape[1] + cols[:, None]).reshape(-1)  # weight[i, j] flat
+            ev = torch.arange(len(rows)).repeat_interleave(size)
+            byte = draws.reshape(-1)
+        else:  # conv2d: the links of each active input, byte i % 8 of word(k, i // 8) per reached target i
+            li, lk, ptr = self.links
+            n_links = ptr[cols + 1] - ptr[cols]
+            ev = torch.arange(len(rows)).repeat_interleave(n_links)
+            first = torch.repeat_interleave(ptr[cols], n_links)
+            offset = torch.arange(len(ev)) - torch.repeat_interleave(torch.cumsum(n_links, 0) - n_links, n_links)
+            link = first + offset
+            tgt, elem = li[link], lk[link]
+            byte = torch_streams.target_bytes(seed, trial, samples[rows], step, index, cols, ev, tgt)
+        xi = (byte <= self.release.reshape(-1)[elem]).to(DTYPE)  # transmit iff byte <= release
+        return rows[ev], tgt, elem, xi * src[rows[ev], cols[ev]]
 
-    # -- dynamics --------------------------------------------------------------------------------------
-    def synaptic_input(self, src: torch.Tensor, events: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+    def synaptic_input(self, src: torch.Tensor, seed: int, trial: int, samples: torch.Tensor, step: int, index: int,
                        device: LayerDevice | None = None) -> torch.Tensor:  # fmt: skip
-        """``a = wrap32(floor(sum_j src_j (weight_fixed + xi * weight) 2**weight_exp))`` for spikes ``src``
-        (batch, n_in) of step t-1. ``events`` = (sample rows, inputs, stream-1 bytes (E, size)) of the active
-        inputs of a stochastic layer (None: reliable synapses).
+        """``a_p = wrap32(floor(sum_j src_j (weight_fixed + xi * weight) 2**weight_exp))`` for source spikes
+        ``src`` (batch, source size) of the projection's step; ``index`` (the projection's) keys stream 1.
 
         With ``device`` the weights are the device's realised weights in Q.16 (docs/devices.md): the sum is
-        exact in units of 2**-16 and ``a = floor(sum * 2**weight_exp / 2**16)``, as in hwsim; the gradient goes
-        straight through to the mantissas. Read noise, if the device has it, is added as one Gaussian per
+        exact in units of 2**-16 and ``a_p = floor(sum * 2**weight_exp / 2**16)``, as in hwsim; the gradient
+        goes straight through to the mantissas. Read noise, if the device has it, is added as one Gaussian per
         neuron with the summed variance of the reads (the same distribution, drawn with torch's generator:
         equal in law to hwsim, not bit for bit).
         """
@@ -143,62 +263,40 @@ class QuantLayer(nn.Module):
             unit = 2.0**16
             m = ste(device.wq, m * unit)  # value: realised Q.16 weights; gradient: to the mantissa
             mf = None if mf is None else ste(device.wfq, mf * unit)
+        size = int(np.prod(self.spec.dst_shape))
+        events = None
         if self.release is None:
-            total = src @ m.T
-            xi_w = None
+            total = self._linear(src, m)
         else:
-            rows, cols, draws = events
-            xi = (draws <= self.release[:, cols].T).to(DTYPE)  # (E, size): transmit iff byte <= release[i, j]
-            contrib = src[rows, cols][:, None] * xi * m[:, cols].T  # each event's transmitted weights
-            total = torch.zeros(src.shape[0], m.shape[0], dtype=DTYPE).index_add(0, rows, contrib)
-            xi_w = (rows, cols, xi)
+            events = self._events(src, seed, trial, samples, step, index)
+            rows, tgt, elem, xs = events
+            contrib = xs * m.reshape(-1)[elem]  # each transmitted synapse's weight
+            total = torch.zeros(src.shape[0] * size, dtype=DTYPE).index_add(0, rows * size + tgt, contrib)
+            total = total.view(src.shape[0], size)
         if mf is not None:
-            total = total + src @ mf.T
+            total = total + self._linear(src, mf)
         if device is not None and device.s2w is not None:
             s = src.detach()
-            if xi_w is None:
-                var = s @ device.s2w.T
+            if events is None:
+                var = self._linear(s, device.s2w)
             else:
-                rows, cols, xi = xi_w
-                var = torch.zeros_like(total.detach()).index_add(0, rows, s[rows, cols][:, None] * xi
-                                                                 * device.s2w[:, cols].T)  # fmt: skip
+                rows, tgt, elem, xs = events
+                var = torch.zeros(src.shape[0] * size, dtype=DTYPE).index_add(
+                    0, rows * size + tgt, xs.detach() * device.s2w.reshape(-1)[elem]).view(src.shape[0], size)
             if device.s2f is not None:
-                var = var + s @ device.s2f.T
+                var = var + self._linear(s, device.s2f)
             z = torch.randn(var.shape, dtype=DTYPE, generator=device.generator)
             total = total + torch.round(torch.sqrt(var) * unit * z)
         e = self.spec.weight_exp
         scaled = total * (2.0**e / unit)  # exact: multiplying by a power of two
         if e < 0 or device is not None:
             scaled = ste(torch.floor(scaled.detach()), scaled)  # the arithmetic right shift floors the sum
-        return wrap32(scaled)  # a is a 32-bit value
-
-    def step(self, a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
-             uniforms: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-        """``(a, (u, v)) -> (spikes, (u, v))``: one step of the fixed-point neuron (docs/ir.md §2)."""
-        sp = self.spec
-        act = wrap32(a * 64)  # a << 6 in 32-bit arithmetic
-        d = wrap32(rz(u * (4096 - sp.current_decay)) + act)  # the int32 sum of step 2
-        u = wrap_current(d)
-        v = rz(v * (4096 - sp.voltage_decay)) + u + bias
-        v = ste(torch.clamp(v.detach(), -V_MAX, V_MAX), v)  # 24-bit saturation
-        if sp.kind == "readout":
-            return torch.zeros_like(v), u, v
-        x = v - sp.threshold * 64  # distance to threshold << 6, in v units
-        unit = 64 * sp.scale  # v units per float unit
-        if self.theta is None:
-            exact = (x.detach() > 0).to(DTYPE)  # strict threshold
-            z = x / unit
-            s = ste(exact, z / (1 + sp.surrogate_beta * z.abs()))  # SuperSpike: d/dz = 1 / (1 + beta |z|)^2
-        else:
-            exact = (x.detach() > self.theta[uniforms]).to(DTYPE)  # escape noise: x > theta[U]
-            s = ste(exact, torch.sigmoid(x / sp.escape_scale))  # the escape probability's own derivative
-        v = v * (1 - s.detach())  # reset v to 0 where s (u is not reset); no gradient through the reset
-        return s, u, v
+        return wrap32(scaled)  # a_p is a 32-bit value
 
 
 @dataclass
 class LayerDevice:
-    """A layer's realised device weights for one forward pass (float64 tensors holding Q.16 integers)."""
+    """A projection's realised device weights for one forward pass (float64 tensors holding Q.16 integers)."""
 
     wq: torch.Tensor
     wfq: torch.Tensor | None
@@ -231,18 +329,40 @@ class QuantOutput:
 
 
 class QuantNet(nn.Module):
-    """A feed-forward chain of :class:`QuantLayer`; ``forward`` runs the IR semantics over time."""
+    """An IR graph of :class:`QuantLayer` and :class:`QuantProjection`; ``forward`` runs its semantics over time."""
 
-    def __init__(self, name: str, input_size: int, layers: list[QuantLayer]) -> None:
+    def __init__(self, name: str, input_shape: int | tuple[int, ...], layers: list[QuantLayer],
+                 projections: list[QuantProjection]) -> None:  # fmt: skip
         super().__init__()
         self.name = name
-        self.input_size = input_size
+        self.input_shape = (input_shape,) if isinstance(input_shape, (int, np.integer)) else tuple(input_shape)
         self.layers = nn.ModuleList(layers)
+        self.projections = nn.ModuleList(projections)
+        names = [la.spec.name for la in layers]
+        self._src = [-1 if p.spec.source == INPUT else names.index(p.spec.source) for p in projections]
+        self._into = [[pi for pi, p in enumerate(projections) if p.spec.target == n] for n in names]
+
+    @property
+    def input_size(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @classmethod
+    def chain(cls, name: str, input_size: int, pairs: list[tuple[QuantLayer, QuantProjection]]) -> QuantNet:
+        """A feed-forward chain: projection l (named like its layer) from layer l - 1 (the input) to layer l."""
+        layers, projs, src, shape = [], [], INPUT, (input_size,)
+        for la, pr in pairs:
+            projs.append(QuantProjection(dataclasses.replace(pr.spec, source=src, target=la.spec.name, src_shape=shape,
+                                                             dst_shape=la.spec.shape), pr.weight.detach(),
+                                         weight_fixed=None if pr.weight_fixed is None else pr.weight_fixed.detach(),
+                                         release=None if pr.release is None else pr.release.numpy()))  # fmt: skip
+            layers.append(la)
+            src, shape = la.spec.name, la.spec.shape
+        return cls(name, input_size, layers, projs)
 
     def forward(self, spikes: torch.Tensor, *, steps: int | None = None, seed: int = 0, trial: int = 0,
                 samples: torch.Tensor | None = None, record: bool = False,
                 device: DeviceRun | None = None) -> QuantOutput:  # fmt: skip
-        """Run input spikes (batch, T_in, input_size) of 0/1 for ``steps`` steps (default T_in).
+        """Run input spikes (batch, T_in, input size or *input shape) of 0/1 for ``steps`` steps (default T_in).
 
         ``samples`` (batch,) are the samples' indices in the whole input (they select the random streams,
         like ``sample_offset`` in hwsim; default 0..batch-1). With ``record`` every layer's spikes, u and v
@@ -250,128 +370,155 @@ class QuantNet(nn.Module):
         replaces the weights by a device's realisation (hardware-aware training, docs/devices.md).
         """
         x = torch.as_tensor(spikes).to(DTYPE)
+        if tuple(x.shape[2:]) not in ((self.input_size,), self.input_shape):
+            raise ValueError(f"input has shape {tuple(x.shape)} but the network expects (batch, T, "
+                             f"{', '.join(map(str, self.input_shape))})")  # fmt: skip
+        x = x.reshape(x.shape[0], x.shape[1], self.input_size)
         batch, t_in, n_in = x.shape
-        if n_in != self.input_size:
-            raise ValueError(f"input has {n_in} channels but the network expects {self.input_size}")
         steps = t_in if steps is None else steps
         samples = torch.arange(batch) if samples is None else torch.as_tensor(samples, dtype=torch.int64)
         layers: list[QuantLayer] = list(self.layers)  # type: ignore[arg-type]
+        projs: list[QuantProjection] = list(self.projections)  # type: ignore[arg-type]
         zeros = [torch.zeros(batch, la.spec.size, dtype=DTYPE) for la in layers]
-        u, v, prev = list(zeros), list(zeros), list(zeros)
+        u, v = list(zeros), list(zeros)
         rec: dict[str, list[list[torch.Tensor]]] = {q: [[] for _ in layers] for q in ("spikes", "u", "v")}
         biases = [la.bias_v() for la in layers]
-        devs = [None] * len(layers) if device is None else [self._realize(li, device) for li in range(len(layers))]
-        no_input = torch.zeros(batch, n_in, dtype=DTYPE)
+        devs = [None] * len(projs) if device is None else [self._realize(pi, device) for pi in range(len(projs))]
+
+        def spikes_of(src: int, step: int) -> torch.Tensor | None:
+            """The spikes of layer ``src`` (-1: the input) at ``step``; None when there are none."""
+            if step < 0:
+                return None
+            if src < 0:
+                return x[:, step] if step < t_in else None
+            return rec["spikes"][src][step]
+
         for t in range(steps):
-            cur = []
             for li, la in enumerate(layers):
-                if li == 0:  # the run's input of step t-1 (none at t = 0 or past the input)
-                    src = x[:, t - 1] if 1 <= t <= t_in else no_input
-                else:
-                    src = prev[li - 1]
-                events = None
-                if la.release is not None:  # stream 1 is drawn for active inputs only (event-driven)
-                    rows, cols = torch.nonzero(src.detach(), as_tuple=True)
-                    events = (rows, cols, torch_streams.event_bytes(seed, trial, samples[rows], t, li, cols,
-                                                                    la.spec.size))  # fmt: skip
+                a = torch.zeros(batch, la.spec.size, dtype=DTYPE)
+                for pi in self._into[li]:
+                    pr = projs[pi]
+                    src = spikes_of(self._src[pi], t - 1 - pr.spec.delay)
+                    if src is None:
+                        continue
+                    a = wrap32(a + pr.synaptic_input(src, seed, trial, samples, t, pi, devs[pi]))  # a = sum_p a_p
                 esc = None
                 if la.theta is not None:
                     esc = torch_streams.escape_uniforms(seed, trial, samples, t, li, la.spec.size)
-                a = la.synaptic_input(src, events, devs[li])
                 s, u[li], v[li] = la.step(a, u[li], v[li], biases[li], esc)
-                cur.append(s)
                 rec["spikes"][li].append(s)
                 if record:
                     rec["u"][li].append(u[li])
                     rec["v"][li].append(v[li])
-            prev = cur
         out = {q: [torch.stack(r, 1) if r else torch.empty(0) for r in rec[q]] for q in rec}
         last = layers[-1]
         logits = v[-1] / (64 * last.spec.scale)
         return QuantOutput(out["spikes"], out["u"], out["v"], v[-1], logits)
 
-    def _realize(self, li: int, run: DeviceRun) -> LayerDevice:
-        """Layer ``li``'s device weights for ``run`` from the current mantissas (hwsim/devices.py: one source of
-        truth for the device formulas)."""
+    def _realize(self, pi: int, run: DeviceRun) -> LayerDevice:
+        """Projection ``pi``'s device weights for ``run`` from the current mantissas (hwsim/devices.py: one source
+        of truth for the device formulas)."""
         from quantal.hwsim.devices import synapse_arrays
 
-        la = self.layers[li]
+        pr = self.projections[pi]
         with torch.no_grad():
-            m = la.mantissa().numpy().astype(np.int8)
-            mf = la.mantissa_fixed()
+            m = pr.mantissa().numpy().astype(np.int8)
+            mf = pr.mantissa_fixed()
         arrays = synapse_arrays(run.spec, m, None if mf is None else mf.numpy().astype(np.int8), seed=run.seed,
-                                trial=run.trial, layer=li)  # fmt: skip
+                                trial=run.trial, layer=pi)  # fmt: skip
         wq, wfq, s2w, s2f = (None if a is None else torch.from_numpy(a.astype(np.float64)) for a in arrays)
         return LayerDevice(wq, wfq, s2w, s2f, run.generator)
 
     # -- conversion -------------------------------------------------------------------------------------
     def to_network(self, name: str | None = None, metadata: dict[str, Any] | None = None) -> Network:
         """The IR network this model computes (exact integers)."""
-        layers = []
+        layers, projs = [], []
         with torch.no_grad():
             for la in self.layers:
                 sp = la.spec
-                mf = la.mantissa_fixed()
-                syn = DenseSynapse(
-                    weight=la.mantissa().numpy().astype(np.int8),
-                    weight_exp=sp.weight_exp,
-                    release=None if la.release is None else la.release.numpy().astype(np.uint8),
-                    weight_fixed=None if mf is None else mf.numpy().astype(np.int8),
-                )
                 neuron = Neuron(
-                    kind=sp.kind, current_decay=sp.current_decay, voltage_decay=sp.voltage_decay,
-                    threshold=sp.threshold, bias_mant=_compact(la.bias_mant().numpy().astype(np.int64)),
-                    bias_exp=_compact(la.bias_exp.numpy()),
+                    kind=sp.kind, current_decay=_compact(la.current_decay.numpy()),
+                    voltage_decay=_compact(la.voltage_decay.numpy()), threshold=_compact(la.threshold.numpy()),
+                    bias_mant=_compact(la.bias_mant().numpy().astype(np.int64)), bias_exp=_compact(la.bias_exp.numpy()),
+                    reset=sp.reset,
                     escape_noise=None if sp.escape_scale is None else EscapeNoise(scale=float(sp.escape_scale)),
                 )  # fmt: skip
-                layers.append(Layer(name=sp.name, size=sp.size, synapse=syn, neuron=neuron))
-        return Network(name=name or self.name, input_size=self.input_size, layers=tuple(layers),
-                       metadata=metadata or {})  # fmt: skip
+                layers.append(Layer(name=sp.name, shape=sp.shape, neuron=neuron))
+            for pr in self.projections:
+                sp = pr.spec
+                mf = pr.mantissa_fixed()
+                syn = sp.synapse(pr.mantissa().numpy().astype(np.int8),
+                                 None if pr.release is None else pr.release.numpy().astype(np.uint8),
+                                 None if mf is None else mf.numpy().astype(np.int8))  # fmt: skip
+                projs.append(Projection(name=sp.name, source=sp.source, target=sp.target, synapse=syn, delay=sp.delay))
+        return Network(name=name or self.name, input_shape=self.input_shape, layers=tuple(layers),
+                       projections=tuple(projs), metadata=metadata or {})  # fmt: skip
 
     @classmethod
     def from_network(cls, net: Network, *, scales: list[float] | None = None) -> QuantNet:
         """The fake-quant model of an IR network (its forward equals the reference executor's bit for bit).
 
-        ``scales`` (one per layer, default ``max(threshold, 1)``) set the float units of the parameters.
+        ``scales`` (one per layer, default ``max(max threshold, 1)``) set the float units of the parameters.
         """
         layers = []
+        cs = {}
         for k, layer in enumerate(net.layers):
-            syn, neu = layer.synapse, layer.neuron
-            c = float(scales[k]) if scales is not None else float(max(neu.threshold, 1))
-            spec = LayerSpec(
-                name=layer.name, n_in=layer.n_in, size=layer.size, kind=neu.kind, scale=c,
-                weight_exp=syn.weight_exp, has_fixed=syn.weight_fixed is not None,
-                current_decay=neu.current_decay, voltage_decay=neu.voltage_decay, threshold=neu.threshold,
-                escape_scale=None if neu.escape_noise is None else float(neu.escape_noise.scale),
-            )  # fmt: skip
-            unit = 2.0**syn.weight_exp / c  # float units per mantissa step
-            bias_exp = np.broadcast_to(np.asarray(neu.bias_exp, dtype=np.int64), (layer.size,))
-            bias_mant = np.broadcast_to(np.asarray(neu.bias_mant, dtype=np.int64), (layer.size,))
+            neu = layer.neuron
+            thr = neu.array("threshold", layer.size)
+            c = float(scales[k]) if scales is not None else float(max(int(thr.max()), 1))
+            cs[layer.name] = c
+            spec = LayerSpec(name=layer.name, shape=layer.shape, kind=neu.kind, scale=c, reset=neu.reset,
+                             escape_scale=None if neu.escape_noise is None else float(neu.escape_noise.scale))
+            bias_exp = neu.array("bias_exp", layer.size)
+            bias_mant = neu.array("bias_mant", layer.size)
             layers.append(QuantLayer(
+                spec, threshold=thr, current_decay=neu.array("current_decay", layer.size),
+                voltage_decay=neu.array("voltage_decay", layer.size),
+                bias=torch.from_numpy(bias_mant * 2.0**bias_exp / (64 * c)), bias_exp=bias_exp))  # fmt: skip
+        projs = []
+        for p in net.projections:
+            syn = p.synapse
+            c = cs[p.target]
+            geo = {}
+            if isinstance(syn, Conv2dSynapse):
+                geo = {"stride": syn.stride, "padding": syn.padding, "dilation": syn.dilation, "groups": syn.groups}
+            spec = ProjectionSpec(name=p.name, source=p.source, target=p.target, src_shape=net.source_shape(p),
+                                  dst_shape=net.layer(p.target).shape, scale=c, kind=syn.kind,
+                                  weight_exp=syn.weight_exp, delay=p.delay, has_fixed=syn.weight_fixed is not None,
+                                  **geo)  # fmt: skip
+            unit = 2.0**syn.weight_exp / c  # float units per mantissa step
+            projs.append(QuantProjection(
                 spec, torch.from_numpy(syn.weight.astype(np.float64) * unit),
                 weight_fixed=None if syn.weight_fixed is None
                 else torch.from_numpy(syn.weight_fixed.astype(np.float64) * unit),
-                release=syn.release, bias=torch.from_numpy(bias_mant * 2.0**bias_exp / (64 * c)), bias_exp=bias_exp,
-            ))  # fmt: skip
-        return cls(net.name, net.input_size, layers)
+                release=syn.release))  # fmt: skip
+        return cls(net.name, net.input_shape, layers, projs)
 
     def structure(self) -> dict[str, Any]:
         """Plain data that, with the state dict, rebuilds this model (:meth:`from_structure`)."""
-        return {"name": self.name, "input_size": self.input_size,
+        return {"name": self.name, "input_shape": list(self.input_shape),
                 "layers": [asdict(la.spec) for la in self.layers],
-                "stochastic": [la.release is not None for la in self.layers]}  # fmt: skip
+                "projections": [asdict(pr.spec) for pr in self.projections],
+                "stochastic": [pr.release is not None for pr in self.projections]}  # fmt: skip
 
     @classmethod
     def from_structure(cls, st: dict[str, Any], state: dict[str, torch.Tensor]) -> QuantNet:
+        def tup(d: dict) -> dict:
+            return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
         layers = []
         for k, d in enumerate(st["layers"]):
-            spec = LayerSpec(**d)
-            w = state[f"layers.{k}.weight"]
-            layers.append(QuantLayer(
-                spec, w, weight_fixed=state.get(f"layers.{k}.weight_fixed"),
-                release=state[f"layers.{k}.release"].numpy() if st["stochastic"][k] else None,
-                bias=state[f"layers.{k}.bias"], bias_exp=state[f"layers.{k}.bias_exp"].numpy()))  # fmt: skip
-        net = cls(st["name"], st["input_size"], layers)
+            g = lambda n, k=k: state[f"layers.{k}.{n}"].numpy()  # noqa: E731
+            layers.append(QuantLayer(LayerSpec(**tup(d)), threshold=g("threshold"), current_decay=g("current_decay"),
+                                     voltage_decay=g("voltage_decay"), bias=state[f"layers.{k}.bias"],
+                                     bias_exp=g("bias_exp")))  # fmt: skip
+        projs = []
+        for k, d in enumerate(st["projections"]):
+            projs.append(QuantProjection(
+                ProjectionSpec(**tup(d)), state[f"projections.{k}.weight"],
+                weight_fixed=state.get(f"projections.{k}.weight_fixed"),
+                release=state[f"projections.{k}.release"].numpy() if st["stochastic"][k] else None))  # fmt: skip
+        net = cls(st["name"], tuple(st["input_shape"]), layers, projs)
         net.load_state_dict(state)
         return net
 

@@ -62,6 +62,18 @@ def event_bytes(seed: int, trial: int, samples: torch.Tensor, step: int, layer: 
     return ((w[:, :, None] >> shifts) & 0xFF).reshape(len(k), 8 * n_words)[:, :size]
 
 
+def target_bytes(seed: int, trial: int, samples: torch.Tensor, step: int, index: int, inputs: torch.Tensor,
+                 event: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """Stream-1 bytes of single synapses: event e is input ``inputs[e]`` active in sample ``samples[e]`` at
+    ``step`` of projection ``index``; synapse s of event ``event[s]`` reaching target ``targets[s]`` uses byte
+    ``targets % 8`` of ``word(k_e, targets // 8)``. Returns int64 (S,)."""
+    h = key(None, seed, STREAM_RELEASE, trial)
+    k = key(h, samples.to(torch.int64), step, index, inputs.to(torch.int64))  # (E,)
+    w = word(k[event], targets // 8)
+    # byte b of a word: arithmetic shift right by 8 b, then the low 8 bits (the mask drops copied sign bits)
+    return (w >> (8 * (targets % 8))) & 0xFF
+
+
 def release_bytes(seed: int, trial: int, samples: torch.Tensor, step: int, layer: int, n_in: int,
                   size: int) -> torch.Tensor:  # fmt: skip
     """Stream-1 bytes for every input of a layer: int64 (batch, n_in, size), entry [b, j, i] is the byte that

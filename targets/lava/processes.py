@@ -67,20 +67,29 @@ class PySpikeRecorderModel(PyLoihiProcessModel):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# What stock Lava lacks: stochastic dense synapses (random streams v1, stream 1, with the reliable part) and
-# IR neurons with escape noise (stream 2) or readouts. The process models compute docs/ir.md with the same
-# numpy functions as the reference executor, per sample block of the batched graph: block k of every layer
-# belongs to sample ``samples[k]`` (its index in the whole input), which selects its random streams.
+# What stock Lava lacks: stochastic synapses (random streams v1, stream 1) and reliable parts on any projection
+# (dense or an expanded conv2d), with the projection's delay; and IR neurons with per-neuron decays and
+# thresholds, subtractive reset, escape noise (stream 2) or readouts. The process models compute docs/ir.md with
+# the same numpy functions as the reference executor, per sample block of the batched graph: block k of every
+# layer belongs to sample ``samples[k]`` (its index in the whole input), which selects its random streams.
 
 
-class StochasticDense(AbstractProcess):
-    """IR dense synapse with release probabilities (and ``weight_fixed``): at Lava step tau it sends the
-    synaptic input computed from the spikes received at step tau - 1, which the next layer integrates at IR
-    step tau (the same one-step delay as Lava's Dense)."""
+def _seed_halves(seed: int) -> np.ndarray:
+    """A seed in [0, 2**64) as two 32-bit halves (Var data are numpy arrays of one dtype)."""
+    return np.array([seed >> 32, seed & 0xFFFFFFFF], np.int64)
+
+
+class IRProjection(AbstractProcess):
+    """An IR projection given as its (target size, source size) matrix: ``a_p`` from the spikes of ``delay``
+    steps before the one-step synaptic delay, with release probabilities and a reliable part.
+
+    At Lava step tau it sends the synaptic input computed at step tau - 1, which the target integrates at IR
+    step tau - 1 (the one-step delay of Lava's Dense); that input was computed from the spikes received at
+    Lava step tau - 1 - delay, i.e. the source's IR step tau - 2 - delay."""
 
     def __init__(self, *, weight: np.ndarray, weight_exp: int, release: np.ndarray | None,
-                 weight_fixed: np.ndarray | None, layer: int, seed: int, trial: int, samples: np.ndarray,
-                 **kwargs) -> None:  # fmt: skip
+                 weight_fixed: np.ndarray | None, index: int, delay: int, seed: int, trial: int,
+                 samples: np.ndarray, **kwargs) -> None:  # fmt: skip
         super().__init__(**kwargs)
         size, n_in = weight.shape
         n = len(samples)
@@ -89,65 +98,87 @@ class StochasticDense(AbstractProcess):
                                 else weight_fixed.astype(np.int64))  # fmt: skip
         self.release = Var(shape=weight.shape, init=np.full(weight.shape, 255, np.int64) if release is None
                            else release.astype(np.int64))  # fmt: skip
+        self.stochastic = Var(shape=(1,), init=np.array([int(release is not None)], np.int64))
+        self.weight_exp = Var(shape=(1,), init=np.array([weight_exp], np.int64))
+        self.index = Var(shape=(1,), init=np.array([index], np.int64))  # the projection index of stream 1
+        self.seed = Var(shape=(2,), init=_seed_halves(seed))
+        self.trial = Var(shape=(1,), init=np.array([trial], np.int64))
         self.samples = Var(shape=(n,), init=np.asarray(samples, np.int64))
-        # seed in [0, 2**64) as two 32-bit halves (Var data are numpy arrays of one dtype)
-        self.params = Var(shape=(6,), init=np.array([weight_exp, layer, seed >> 32, seed & 0xFFFFFFFF, trial,
-                                                     int(release is not None)], np.int64))  # fmt: skip
+        self.history = Var(shape=(delay + 1, n * n_in), init=np.zeros((delay + 1, n * n_in), np.int64))
         self.a_buff = Var(shape=(n * size,), init=np.zeros(n * size, np.int64))
         self.s_in = InPort(shape=(n * n_in,))
         self.a_out = OutPort(shape=(n * size,))
 
 
 class IRNeuron(AbstractProcess):
-    """IR v1 neurons (docs/ir.md §2, §4): LIF with optional logistic escape noise, or a readout."""
+    """IR neurons (docs/ir.md §2, §4): LIF with per-neuron decays, thresholds and biases, zero or subtractive
+    reset, optional logistic escape noise, or a readout. Per-neuron values are given for one sample and tiled
+    over the sample blocks."""
 
-    def __init__(self, *, size: int, samples: np.ndarray, current_decay: int, voltage_decay: int, threshold: int,
-                 bias: np.ndarray, spiking: bool, escape_scale: float | None, layer: int, seed: int, trial: int,
-                 **kwargs) -> None:  # fmt: skip
+    def __init__(self, *, size: int, samples: np.ndarray, current_decay: np.ndarray, voltage_decay: np.ndarray,
+                 threshold: np.ndarray, bias: np.ndarray, spiking: bool, subtract: bool, escape_scale: float | None,
+                 layer: int, seed: int, trial: int, **kwargs) -> None:  # fmt: skip
         super().__init__(**kwargs)
         n = len(samples)
+        tile = lambda a: np.tile(np.broadcast_to(np.asarray(a, np.int64), (size,)), n)  # noqa: E731
         self.u = Var(shape=(n * size,), init=np.zeros(n * size, np.int64))
         self.v = Var(shape=(n * size,), init=np.zeros(n * size, np.int64))
-        self.bias = Var(shape=(n * size,), init=np.tile(np.asarray(bias, np.int64), n))
+        self.current_decay = Var(shape=(n * size,), init=tile(current_decay))
+        self.voltage_decay = Var(shape=(n * size,), init=tile(voltage_decay))
+        self.threshold = Var(shape=(n * size,), init=tile(threshold))
+        self.bias = Var(shape=(n * size,), init=tile(bias))
         self.samples = Var(shape=(n,), init=np.asarray(samples, np.int64))
         from quantal.compile.streams import escape_thresholds
 
         theta = np.zeros(1, np.int64) if escape_scale is None else escape_thresholds(escape_scale)
         self.theta = Var(shape=theta.shape, init=theta)
-        self.params = Var(shape=(9,), init=np.array([size, current_decay, voltage_decay, threshold, int(spiking),
-                                                     int(escape_scale is not None), layer, seed >> 32,
-                                                     seed & 0xFFFFFFFF], np.int64))  # fmt: skip
+        self.flags = Var(shape=(3,), init=np.array([int(spiking), int(subtract), int(escape_scale is not None)],
+                                                   np.int64))  # fmt: skip
+        self.layer = Var(shape=(1,), init=np.array([layer], np.int64))  # the layer index of stream 2
+        self.seed = Var(shape=(2,), init=_seed_halves(seed))
         self.trial = Var(shape=(1,), init=np.array([trial], np.int64))
         self.a_in = InPort(shape=(n * size,))
         self.s_out = OutPort(shape=(n * size,))
 
 
-@implements(proc=StochasticDense, protocol=LoihiProtocol)
+@implements(proc=IRProjection, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
-class PyStochasticDenseModel(PyLoihiProcessModel):
+class PyIRProjectionModel(PyLoihiProcessModel):
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, bool, precision=1)
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=32)
     weight: np.ndarray = LavaPyType(np.ndarray, np.int64)
     weight_fixed: np.ndarray = LavaPyType(np.ndarray, np.int64)
     release: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    stochastic: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    weight_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    index: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    seed: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    trial: np.ndarray = LavaPyType(np.ndarray, np.int64)
     samples: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    params: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    history: np.ndarray = LavaPyType(np.ndarray, np.int64)
     a_buff: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def run_spk(self) -> None:
         from quantal.compile.reference import synaptic_sum, transmits
 
         self.a_out.send(self.a_buff.astype(np.int32))  # the input computed at the previous step
-        s = self.s_in.recv().astype(bool)
-        e, layer, hi, lo, trial, stochastic = (int(x) for x in self.params)
-        seed = (hi << 32) | lo
+        # the spikes received now enter the history; row 0 holds those of `delay` steps ago
+        self.history[:] = np.roll(self.history, -1, axis=0)
+        self.history[-1] = self.s_in.recv().astype(np.int64)
+        s = self.history[0].astype(bool)
+        seed = (int(self.seed[0]) << 32) | int(self.seed[1])
         size, n_in = self.weight.shape
-        t = self.time_step  # the IR step at which these spikes are integrated (Lava step tau = IR step tau - 1)
+        # The IR step at which this input is integrated (Lava step tau = IR step tau - 1, sent at tau + 1).
+        t = self.time_step
+        delay = self.history.shape[0] - 1
         for k, sample in enumerate(self.samples):
-            active = np.flatnonzero(s[k * n_in:(k + 1) * n_in])
-            xi = transmits(self.release, seed, trial, int(sample), t, layer, active) if stochastic else None
-            self.a_buff[k * size:(k + 1) * size] = synaptic_sum(self.weight, self.weight_fixed, e, active, xi)
+            active = np.flatnonzero(s[k * n_in:(k + 1) * n_in]) if self.time_step > delay else np.zeros(0, np.int64)
+            xi = None
+            if self.stochastic[0]:
+                xi = transmits(self.release, seed, int(self.trial[0]), int(sample), t, int(self.index[0]), active)
+            self.a_buff[k * size:(k + 1) * size] = synaptic_sum(self.weight, self.weight_fixed, int(self.weight_exp[0]),
+                                                                active, xi)  # fmt: skip
 
 
 @implements(proc=IRNeuron, protocol=LoihiProtocol)
@@ -158,25 +189,35 @@ class PyIRNeuronModel(PyLoihiProcessModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
     u: np.ndarray = LavaPyType(np.ndarray, np.int64)
     v: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    current_decay: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    voltage_decay: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    threshold: np.ndarray = LavaPyType(np.ndarray, np.int64)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64)
     samples: np.ndarray = LavaPyType(np.ndarray, np.int64)
     theta: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    params: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    flags: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    layer: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    seed: np.ndarray = LavaPyType(np.ndarray, np.int64)
     trial: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def run_spk(self) -> None:
         from quantal.compile.reference import LIFParams, LIFState, lif_step
         from quantal.compile.streams import escape_uniforms
 
-        a = self.a_in.recv().astype(np.int64)
-        size, cd, vd, th, spiking, escape, layer, hi, lo = (int(x) for x in self.params)
-        seed = (hi << 32) | lo
+        a = self.a_in.recv().astype(np.int64)  # the sum of the incoming projections (int32 arithmetic)
+        spiking, subtract, escape = (bool(f) for f in self.flags)
+        seed = (int(self.seed[0]) << 32) | int(self.seed[1])
+        n = len(self.samples)
+        size = a.shape[0] // n
         t = self.time_step - 1  # IR step
         out = np.zeros(a.shape, dtype=bool)
         for k, sample in enumerate(self.samples):
             sl = slice(k * size, (k + 1) * size)
-            p = LIFParams(cd, vd, th, self.bias[sl], bool(spiking), self.theta if escape else None)
-            esc_u = escape_uniforms(seed, int(self.trial[0]), int(sample), t, layer, size) if escape else None
+            p = LIFParams(self.current_decay[sl], self.voltage_decay[sl], self.threshold[sl], self.bias[sl], spiking,
+                          subtract, self.theta if escape else None)  # fmt: skip
+            esc_u = None
+            if escape:
+                esc_u = escape_uniforms(seed, int(self.trial[0]), int(sample), t, int(self.layer[0]), size)
             s, st = lif_step(a[sl], LIFState(self.u[sl], self.v[sl]), p, esc_u)
             self.u[sl], self.v[sl] = st.u, st.v
             out[sl] = s

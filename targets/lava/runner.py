@@ -2,14 +2,26 @@
 
     python -m quantal.targets.lava.runner NET.qnet SPIKES.npy OUT.npz [--steps T] [--seed S] [--trial R]
 
-Deterministic parts map to stock Lava processes with DESIGN.md's mapping: reliable synapses to ``Dense``
-(weights ``2 * weight`` with ``weight_exp - 1``), LIF neurons without escape noise to ``LIF``
-(``du = current_decay - 1``, ``dv = voltage_decay``, ``vth = threshold``). What stock Lava lacks uses
-quantal's own ``fixed_pt`` processes (targets/lava/processes.py): ``StochasticDense`` for release
-probabilities and reliable parts (random streams v1, stream 1), ``IRNeuron`` for escape noise (stream 2),
-readouts and ``current_decay = 0``. All samples run at once in one process graph: sample n occupies its own
-block of every layer (block-diagonal weights, or per-block loops in quantal's processes, which key their
-random streams by the sample's index), which is the same computation as separate runs. The output ``.npz`` holds
+The graph maps projection by projection and layer by layer (docs/targets.md):
+
+* a deterministic projection (no release probabilities, no reliable part) becomes stock ``Dense`` with
+  weights ``2 * weight`` and ``weight_exp - 1`` (Lava floors odd mixed-sign weights otherwise), or stock
+  ``DelayDense`` with the same weights and ``delays = delay`` when it has a delay; a conv2d projection becomes
+  its expanded (target size, source size) matrix in the same processes (Lava's ``Conv`` clamps its sum to 24 bits
+  and ignores ``weight_exp``, so it does not compute the IR's conv2d);
+* any other projection becomes quantal's ``IRProjection`` (targets/lava/processes.py): the matrix with release
+  probabilities (random streams v1, stream 1 keyed by the projection) and the reliable part, after ``delay``
+  steps of spike history;
+* a layer with scalar decays and threshold, ``current_decay >= 1``, reset to zero and no escape noise becomes
+  stock ``LIF`` (``du = current_decay - 1``, ``dv = voltage_decay``, ``vth = threshold``); any other becomes
+  quantal's ``IRNeuron`` (per-neuron arrays, subtractive reset, escape noise on stream 2, readouts);
+* several projections into a layer connect to its one input port, which adds them (32-bit arithmetic, as the
+  IR's ``a = sum_p a_p``); a recurrent projection closes a cycle, which the one-step delay of every synapse
+  process keeps free of deadlock.
+
+All samples run at once in one process graph: sample n occupies its own block of every layer
+(block-diagonal weights, or per-block loops in quantal's processes, which key their random streams by the
+sample's index), which is the same computation as separate runs. The output ``.npz`` holds
 ``<layer>.spikes`` (uint8), ``<layer>.u`` and ``<layer>.v`` (int32) of shape (n_samples, T, size), read after
 every step (v after the reset).
 """
@@ -21,70 +33,93 @@ import sys
 
 import numpy as np
 
-from quantal.compile.ir import IRError, Network, atomic_write, load
+from quantal.compile.graph import expand
+from quantal.compile.ir import IRError, Layer, Network, Projection, atomic_write, load
 
 
-def stock_synapse(layer) -> bool:  # noqa: ANN001
-    return layer.synapse.release is None and layer.synapse.weight_fixed is None
+def stock_projection(p: Projection) -> bool:
+    """Deterministic projections map to Lava's Dense (delay 0) or DelayDense (delay > 0)."""
+    return p.synapse.release is None and p.synapse.weight_fixed is None
 
 
-def stock_neuron(layer) -> bool:  # noqa: ANN001
+def stock_neuron(layer: Layer) -> bool:
+    """Neurons that Lava's LIF computes: scalar decays and threshold, reset to zero, no escape noise."""
     n = layer.neuron
-    return n.kind == "lif" and n.escape_noise is None and n.current_decay >= 1
+    return (n.kind == "lif" and n.escape_noise is None and n.reset == "zero"
+            and all(n.scalar(f) is not None for f in ("current_decay", "voltage_decay", "threshold"))
+            and n.scalar("current_decay") >= 1)  # fmt: skip
 
 
 def unsupported(net: Network) -> list[str]:
-    """Why each layer cannot be mapped to stock Lava processes (empty when all can)."""
+    """Why each layer or projection cannot be mapped to stock Lava processes (empty when all can)."""
     problems = []
     for layer in net.layers:
-        if layer.neuron.kind != "lif":
-            problems.append(f"layer '{layer.name}': {layer.neuron.kind} neurons need quantal's Lava processes")
-        if layer.synapse.release is not None or layer.synapse.weight_fixed is not None:
-            problems.append(f"layer '{layer.name}': stochastic synapses need quantal's Lava processes")
-        if layer.neuron.escape_noise is not None:
-            problems.append(f"layer '{layer.name}': escape noise needs quantal's Lava processes")
-        if layer.neuron.current_decay < 1:
-            problems.append(f"layer '{layer.name}': current_decay 0 has no Lava du (du = current_decay - 1)")
+        n, where = layer.neuron, f"layer '{layer.name}'"
+        if n.kind != "lif":
+            problems.append(f"{where}: {n.kind} neurons need quantal's Lava processes")
+        if n.escape_noise is not None:
+            problems.append(f"{where}: escape noise needs quantal's Lava processes")
+        if n.reset != "zero":
+            problems.append(f"{where}: subtractive reset needs quantal's Lava processes")
+        per = [f for f in ("current_decay", "voltage_decay", "threshold") if n.scalar(f) is None]
+        if per:
+            problems.append(f"{where}: per-neuron {', '.join(per)} need quantal's Lava processes")
+        elif n.scalar("current_decay") < 1:
+            problems.append(f"{where}: current_decay 0 has no Lava du (du = current_decay - 1)")
+    for p in net.projections:
+        if not stock_projection(p):
+            problems.append(f"projection '{p.name}': stochastic synapses and reliable parts need quantal's Lava "
+                            "processes")  # fmt: skip
     return problems
 
 
-def build_ir(net: Network, n: int, *, seed: int = 0, trial: int = 0) -> list[tuple[str, int, object, object]]:
-    """(name, size, synapse process, neuron process) per layer of ``net`` for ``n`` samples in one graph."""
-    from lava.proc.dense.process import Dense
+def build_ir(net: Network, n: int, *, seed: int = 0, trial: int = 0) -> tuple[list, list]:
+    """The processes of ``net`` for ``n`` samples in one graph: per layer (name, size, neuron process), per
+    projection (source layer index or -1 for the input, target layer index, synapse process)."""
+    from lava.proc.dense.process import DelayDense, Dense
     from lava.proc.lif.process import LIF
 
-    from .processes import IRNeuron, StochasticDense
+    from .processes import IRNeuron, IRProjection
 
     samples = np.arange(n, dtype=np.int64)
     eye = np.eye(n, dtype=np.int32)
-    out = []
+    layers = []
     for li, layer in enumerate(net.layers):
-        syn, neu = layer.synapse, layer.neuron
-        if stock_synapse(layer):
-            w = np.kron(eye, 2 * syn.weight.astype(np.int32))  # block-diagonal: samples do not interact
-            dense = Dense(weights=w, weight_exp=syn.weight_exp - 1, num_weight_bits=8)
-        else:
-            dense = StochasticDense(weight=syn.weight, weight_exp=syn.weight_exp, release=syn.release,
-                                    weight_fixed=syn.weight_fixed, layer=li, seed=seed, trial=trial,
-                                    samples=samples)  # fmt: skip
-        size = n * layer.size
+        neu = layer.neuron
         if stock_neuron(layer):
-            bias_mant = np.tile(np.broadcast_to(np.asarray(neu.bias_mant, np.int32), (layer.size,)), n)
-            bias_exp = np.tile(np.broadcast_to(np.asarray(neu.bias_exp, np.int32), (layer.size,)), n)
-            lif = LIF(shape=(size,), du=neu.current_decay - 1, dv=neu.voltage_decay, vth=neu.threshold,
-                      bias_mant=bias_mant, bias_exp=bias_exp)  # fmt: skip
+            bias_mant = np.tile(neu.array("bias_mant", layer.size), n).astype(np.int32)
+            bias_exp = np.tile(neu.array("bias_exp", layer.size), n).astype(np.int32)
+            proc = LIF(shape=(n * layer.size,), du=neu.scalar("current_decay") - 1, dv=neu.scalar("voltage_decay"),
+                       vth=neu.scalar("threshold"), bias_mant=bias_mant, bias_exp=bias_exp)  # fmt: skip
         else:
             esc = neu.escape_noise
-            lif = IRNeuron(size=layer.size, samples=samples, current_decay=neu.current_decay,
-                           voltage_decay=neu.voltage_decay, threshold=neu.threshold,
-                           bias=neu.effective_bias(layer.size), spiking=neu.kind != "readout",
-                           escape_scale=None if esc is None else esc.scale, layer=li, seed=seed,
-                           trial=trial)  # fmt: skip
-        out.append((layer.name, layer.size, dense, lif))
-    return out
+            proc = IRNeuron(size=layer.size, samples=samples, current_decay=neu.array("current_decay", layer.size),
+                            voltage_decay=neu.array("voltage_decay", layer.size),
+                            threshold=neu.array("threshold", layer.size), bias=neu.effective_bias(layer.size),
+                            spiking=neu.kind != "readout", subtract=neu.reset == "subtract",
+                            escape_scale=None if esc is None else esc.scale, layer=li, seed=seed,
+                            trial=trial)  # fmt: skip
+        layers.append((layer.name, layer.size, proc))
+    projections = []
+    for pi, p in enumerate(net.projections):
+        syn = p.synapse
+        w = expand(net, p, syn.weight)  # a conv2d projection as its (target size, source size) matrix
+        if stock_projection(p):
+            # Lava's Dense floors odd mixed-sign weights: 2 * weight with weight_exp - 1 is exact
+            wb = np.kron(eye, 2 * w.astype(np.int32))  # block-diagonal: samples do not interact
+            if p.delay == 0:
+                proc = Dense(weights=wb, weight_exp=syn.weight_exp - 1, num_weight_bits=8)
+            else:  # DelayDense: delay d sends d steps after Dense would
+                proc = DelayDense(weights=wb, delays=p.delay, weight_exp=syn.weight_exp - 1, num_weight_bits=8)
+        else:
+            proc = IRProjection(weight=w, weight_exp=syn.weight_exp, release=expand(net, p, syn.release, fill=255),
+                                weight_fixed=expand(net, p, syn.weight_fixed), index=pi, delay=p.delay, seed=seed,
+                                trial=trial, samples=samples)  # fmt: skip
+        projections.append((net.layer_index(p.source), net.layer_index(p.target), proc))
+    return layers, projections
 
 
-def build_netx(path: str, n: int) -> list[tuple[str, int, object, object]]:
+def build_netx(path: str, n: int) -> tuple[list, list]:
     """The layers of a NetX HDF5 file built by NetX's mapping: ``LIF(du = iDecay - 1, dv = vDecay,
     vth = vThMant, bias_exp = 6)`` behind a ``Dense`` holding the weights as NetX rescales them."""
     from lava.proc.dense.process import Dense
@@ -93,7 +128,7 @@ def build_netx(path: str, n: int) -> list[tuple[str, int, object, object]]:
     from quantal.targets.netx import lava_weights, read
 
     eye = np.eye(n, dtype=np.int32)
-    out = []
+    layers, projections = [], []
     for k, la in enumerate(read(path)):
         w, exp = lava_weights(la["weight"])
         size = la["weight"].shape[0]
@@ -101,19 +136,25 @@ def build_netx(path: str, n: int) -> list[tuple[str, int, object, object]]:
         bias = np.zeros(size, np.int32) if la["bias"] is None else la["bias"].astype(np.int32)
         lif = LIF(shape=(n * size,), du=la["iDecay"] - 1, dv=la["vDecay"], vth=la["vThMant"],
                   bias_mant=np.tile(bias, n), bias_exp=6)  # fmt: skip
-        out.append((f"layer{k}", size, dense, lif))
-    return out
+        layers.append((f"layer{k}", size, lif))
+        projections.append((k - 1, k, dense))
+    return layers, projections
 
 
 def run(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0, trial: int = 0,
         stock_only: bool = False, record_state: bool = True) -> dict[str, np.ndarray]:
     if stock_only and unsupported(net):
         raise ValueError("; ".join(unsupported(net)))
-    return run_graph(build_ir(net, spikes.shape[0], seed=seed, trial=trial), spikes, steps, record_state)
+    x = spikes.reshape(spikes.shape[0], spikes.shape[1], -1)
+    return run_graph(*build_ir(net, x.shape[0], seed=seed, trial=trial), x, steps, record_state)
 
 
-def run_graph(layers: list, spikes: np.ndarray, steps: int, record_state: bool = True) -> dict[str, np.ndarray]:
-    """Run input spikes through a chain of (name, size, synapse, neuron) processes; spikes/u/v per layer."""
+def run_graph(layers: list, projections: list, spikes: np.ndarray, steps: int,
+              record_state: bool = True) -> dict[str, np.ndarray]:  # fmt: skip
+    """Run input spikes through layers (name, size, neuron process) joined by projections (source index or -1,
+    target index, synapse process); spikes/u/v per layer. A layer fed by several projections receives their
+    sum (Lava adds the inputs of a port in 32-bit arithmetic), and a recurrent projection closes a cycle that
+    Lava's one-step synaptic delay keeps free of deadlock."""
     import time
 
     from lava.magma.core.run_conditions import RunSteps
@@ -125,16 +166,15 @@ def run_graph(layers: list, spikes: np.ndarray, steps: int, record_state: bool =
     # Input of sample k, step t in row k * n_in + i, column t.
     data = spikes.astype(np.int32).transpose(0, 2, 1).reshape(n * n_in, t_in)
     src = SpikeInput(data=data)
-    port = src.s_out
-    lifs, recs = [], []
-    for _, size, dense, lif in layers:
+    recs = []
+    for _, size, proc in layers:
         rec = SpikeRecorder(shape=(n * size, steps))
-        port.connect(dense.s_in)
-        dense.a_out.connect(lif.a_in)
-        lif.s_out.connect(rec.a_in)
-        port = lif.s_out
-        lifs.append(lif)
+        proc.s_out.connect(rec.a_in)
         recs.append(rec)
+    for s_idx, t_idx, proc in projections:
+        (src.s_out if s_idx < 0 else layers[s_idx][2].s_out).connect(proc.s_in)
+        proc.a_out.connect(layers[t_idx][2].a_in)
+    procs = [la[2] for la in layers]
     u = [np.zeros((steps, n * la[1]), np.int64) for la in layers]
     v = [np.zeros((steps, n * la[1]), np.int64) for la in layers]
     cfg = Loihi2SimCfg(select_tag="fixed_pt")
@@ -150,9 +190,9 @@ def run_graph(layers: list, spikes: np.ndarray, steps: int, record_state: bool =
             src.run(condition=RunSteps(num_steps=1), run_cfg=cfg)
             if t == 0:
                 t1 = time.perf_counter()  # the first call compiles and starts the process graph
-            for li, lif in enumerate(lifs):
-                u[li][t] = lif.u.get()
-                v[li][t] = lif.v.get()
+            for li, proc in enumerate(procs):
+                u[li][t] = proc.u.get()
+                v[li][t] = proc.v.get()
         s = [rec.data.get() for rec in recs]
         t2 = time.perf_counter()
         print(f"lava_seconds={t2 - t0:.6f}")  # the run, graph compilation included
@@ -160,7 +200,7 @@ def run_graph(layers: list, spikes: np.ndarray, steps: int, record_state: bool =
     finally:
         src.stop()
     out = {}
-    for li, (name, size, _, _) in enumerate(layers):
+    for li, (name, size, _) in enumerate(layers):
         out[f"{name}.spikes"] = s[li].T.reshape(steps, n, size).transpose(1, 0, 2).astype(np.uint8)
         out[f"{name}.u"] = u[li].reshape(steps, n, size).transpose(1, 0, 2).astype(np.int32)
         out[f"{name}.v"] = v[li].reshape(steps, n, size).transpose(1, 0, 2).astype(np.int32)
@@ -182,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.netx:
         spikes = np.load(args.spikes, allow_pickle=False)
         steps = spikes.shape[1] if args.steps is None else args.steps
-        out = run_graph(build_netx(args.net, spikes.shape[0]), spikes, steps, not args.spikes_only)
+        out = run_graph(*build_netx(args.net, spikes.shape[0]), spikes, steps, not args.spikes_only)
         atomic_write(args.out, lambda f: np.savez(f, **out))
         return 0
     try:
