@@ -27,21 +27,21 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron, save
+from quantal.compile.ir import DenseSynapse, Network, Neuron, save
 from quantal.hwsim import devices as D
 
 
 def d1_network(rng: np.random.Generator) -> Network:
     w1 = rng.integers(-128, 128, (528, 784), dtype=np.int8)
     w2 = rng.integers(-128, 128, (10, 528), dtype=np.int8)
-    return Network(name="d1", input_size=784, layers=(
-        Layer(name="fc1", size=528, synapse=DenseSynapse(weight=w1), neuron=Neuron()),
-        Layer(name="out", size=10, synapse=DenseSynapse(weight=w2), neuron=Neuron(kind="readout"))))  # fmt: skip
+    return Network.chain("d1", 784, (
+        ("fc1", 528, DenseSynapse(weight=w1), Neuron()),
+        ("out", 10, DenseSynapse(weight=w2), Neuron(kind="readout"))))  # fmt: skip
 
 
 def realize_quantal(net: Network, spec: D.DeviceSpec, trial: int) -> list[np.ndarray]:
-    return [D.realize(spec.model, la.synapse.weight, spec.time, seed=0, trial=trial, layer=k)
-            for k, la in enumerate(net.layers)]  # fmt: skip
+    return [D.realize(spec.model, p.synapse.weight, spec.time, seed=0, trial=trial, layer=k)
+            for k, p in enumerate(net.projections)]  # fmt: skip
 
 
 def realize_torch(ws: list, t: float, gen: object) -> list:
@@ -87,10 +87,10 @@ def s1_files(tmp: Path, trials: int) -> Path:
     rng = np.random.default_rng(0)
     w1 = rng.integers(-128, 128, (128, 64), dtype=np.int8)
     w2 = rng.integers(-128, 128, (10, 128), dtype=np.int8)
-    net = Network(name="s1", input_size=64, layers=(
-        Layer(name="h", size=128, synapse=DenseSynapse(weight=w1, release=np.full((128, 64), 127, np.uint8)),
-              neuron=Neuron(current_decay=2048, voltage_decay=1024, threshold=400)),
-        Layer(name="out", size=10, synapse=DenseSynapse(weight=w2), neuron=Neuron(kind="readout"))),
+    net = Network.chain("s1", 64, (
+        ("h", 128, DenseSynapse(weight=w1, release=np.full((128, 64), 127, np.uint8)),
+              Neuron(current_decay=2048, voltage_decay=1024, threshold=400)),
+        ("out", 10, DenseSynapse(weight=w2), Neuron(kind="readout"))),
         metadata={"input": {"encoder": "rate", "steps": 8, "max_rate": 1.0, "run_steps": 10}})  # fmt: skip
     save(net, tmp / "s1.qnet")
     sw = {"name": "s1", "network": str(tmp / "s1.qnet"), "trials": trials,
@@ -142,10 +142,10 @@ def main() -> int:
     realize_quantal(net, spec, 0)  # compile / load the cached kernel
     reps = 5 if args.quick else 20
     tq = best_time(lambda: realize_quantal(net, spec, 1), reps)
-    ws = [torch.from_numpy(la.synapse.weight.astype(np.float64)) for la in net.layers]
+    ws = [torch.from_numpy(p.synapse.weight.astype(np.float64)) for p in net.projections]
     gen = torch.Generator().manual_seed(0)
     tt = best_time(lambda: realize_torch(ws, 86400.0, gen), reps)
-    n_syn = sum(la.synapse.weight.size for la in net.layers)
+    n_syn = sum(p.synapse.weight.size for p in net.projections)
     rows.append({"benchmark": f"D1 realise PCM, {n_syn:,} synapses", "quantal": f"{tq * 1e3:.1f} ms",
                  "peer": f"{tt * 1e3:.1f} ms (PyTorch)", "ratio": f"{tt / tq:.1f}x", "goal": "<= 20 ms",
                  "met": tq <= 0.020})  # fmt: skip

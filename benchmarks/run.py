@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
+from quantal.compile.ir import DenseSynapse, Network, Neuron
 
 
 def best_rate(fn, n_items: int, repeats: int = 3, min_time: float = 0.5) -> float:
@@ -51,26 +51,26 @@ def w1_network(rng: np.random.Generator) -> Network:
         sd = np.sqrt(density * n_in * 0.5 * np.mean(w.astype(float) ** 2))
         neuron = Neuron(current_decay=4096, voltage_decay=4096, threshold=int(0.85 * sd))
         syn = DenseSynapse(weight=w, weight_exp=0, release=np.full((size, n_in), 127, np.uint8))
-        layers.append(Layer(name=f"fc{li + 1}", size=size, synapse=syn, neuron=neuron))
+        layers.append((f"fc{li + 1}", size, syn, neuron))
         density = 0.2
-    return Network(name="w1", input_size=784, layers=tuple(layers))
+    return Network.chain("w1", 784, tuple(layers))
 
 
 def w2_network(rng: np.random.Generator) -> Network:
     w1 = rng.integers(-128, 128, (256, 700), dtype=np.int8)
     w2 = rng.integers(-128, 128, (20, 256), dtype=np.int8)
-    return Network(name="w2", input_size=700, layers=(
-        Layer(name="hidden", size=256, synapse=DenseSynapse(weight=w1, weight_exp=0),
-              neuron=Neuron(current_decay=410, voltage_decay=205, threshold=300)),
-        Layer(name="out", size=20, synapse=DenseSynapse(weight=w2, weight_exp=0),
-              neuron=Neuron(current_decay=410, voltage_decay=205, threshold=300)),
+    return Network.chain("w2", 700, (
+        ("hidden", 256, DenseSynapse(weight=w1, weight_exp=0),
+              Neuron(current_decay=410, voltage_decay=205, threshold=300)),
+        ("out", 20, DenseSynapse(weight=w2, weight_exp=0),
+              Neuron(current_decay=410, voltage_decay=205, threshold=300)),
     ))  # fmt: skip
 
 
 def torch_w1(net: Network, x: np.ndarray, batch: int):
     import torch
 
-    ws = [torch.tensor(la.synapse.weight, dtype=torch.float32) for la in net.layers]
+    ws = [torch.tensor(p.synapse.weight, dtype=torch.float32) for p in net.projections]
     th = [float(la.neuron.threshold) for la in net.layers]
     xs = torch.tensor(x[:batch, 0], dtype=torch.float32)
     gen = torch.Generator().manual_seed(0)
@@ -90,7 +90,7 @@ def torch_w1(net: Network, x: np.ndarray, batch: int):
 def torch_w2(net: Network, x: np.ndarray, batch: int):
     import torch
 
-    ws = [torch.tensor(la.synapse.weight, dtype=torch.float32) for la in net.layers]
+    ws = [torch.tensor(p.synapse.weight, dtype=torch.float32) for p in net.projections]
     xs = torch.tensor(x[:batch], dtype=torch.float32)
     alpha = [1 - la.neuron.current_decay / 4096 for la in net.layers]
     beta = [1 - la.neuron.voltage_decay / 4096 for la in net.layers]

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
+from quantal.compile.ir import DenseSynapse, Network, Neuron
 from quantal.hwsim import Simulator
 from quantal.targets.lava import driver
 from quantal.train.data import encode, load
@@ -38,9 +38,9 @@ def network(stochastic: bool) -> Network:
     syn1 = DenseSynapse(weight=w1, release=np.full((128, 64), 127, np.uint8) if stochastic else None)
     n1 = Neuron(current_decay=2048, voltage_decay=1024, threshold=300,
                 escape_noise=EscapeNoise(scale=2000.0) if stochastic else None)  # fmt: skip
-    return Network(name="l", input_size=64, layers=(
-        Layer(name="h", size=128, synapse=syn1, neuron=n1),
-        Layer(name="out", size=10, synapse=DenseSynapse(weight=w2), neuron=Neuron(kind="readout"))))  # fmt: skip
+    return Network.chain("l", 64, (
+        ("h", 128, syn1, n1),
+        ("out", 10, DenseSynapse(weight=w2), Neuron(kind="readout"))))  # fmt: skip
 
 
 def main() -> int:

@@ -914,6 +914,8 @@ def from_manifest(manifest: Any, arrays: Mapping[str, np.ndarray]) -> Network:
     for key in ("layers", "projections"):
         if not isinstance(manifest[key], list):
             raise IRError(f"expected a list of {key}", field=key)
+    if not manifest["layers"]:
+        raise IRError("a network needs at least one layer", field="layers")
     layers = []
     for i, ld in enumerate(manifest["layers"]):
         lname = _where(ld, i)

@@ -122,23 +122,27 @@ def test_inspect_text_and_json(files):
     assert "network 'cli'" in r.stdout and "l0" in r.stdout and "readout" in r.stdout
     r = cli("inspect", str(netp), "--json")
     rep = json.loads(r.stdout)
-    assert rep["totals"]["synapses"] == 10 * 12 + 12 * 4
-    assert rep["totals"]["stochastic_synapses"] == int(sum((la.synapse.release < 255).sum() for la in net.layers))
-    assert rep["layers"][0]["weight_exp"] == net.layers[0].synapse.weight_exp
+    assert rep["totals"]["stored_weights"] == 10 * 12 + 12 * 4
+    assert rep["totals"]["stochastic_synapses"] == int(sum((p.synapse.release < 255).sum() for p in net.projections))
+    assert rep["projections"][0]["weight_exp"] == net.projections[0].synapse.weight_exp
+    assert [(p["name"], p["source"], p["target"], p["kind"]) for p in rep["projections"]] == [
+        ("l0", "input", "l0", "dense"), ("l1", "l0", "l1", "dense")]
+    assert rep["projections"][0]["fan_in"] == 10 and rep["projections"][0]["fan_out"] == 12
     assert rep["layers"][1]["kind"] == "readout"
-    w = net.layers[0].synapse.weight
-    assert rep["layers"][0]["memory_bytes"] == w.nbytes * 2 + sum(
+    w = net.projections[0].synapse.weight
+    assert rep["projections"][0]["memory_bytes"] == w.nbytes * 2  # weights and release codes
+    assert rep["layers"][0]["memory_bytes"] == sum(
         b.nbytes for b in (net.layers[0].neuron.bias_mant, net.layers[0].neuron.bias_exp) if isinstance(b, np.ndarray)
     )
 
 
 def test_inspect_warns_about_32_bit_overflow(tmp_path):
-    from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
+    from quantal.compile.ir import DenseSynapse, Network, Neuron
 
     # 3000 inputs x 127 x 2**7 = 48,768,000; << 6 = 3,121,152,000 >= 2**31
     w = np.full((2, 3000), 127, np.int8)
-    net = Network(name="big", input_size=3000, layers=(
-        Layer(name="fc", size=2, synapse=DenseSynapse(weight=w, weight_exp=7), neuron=Neuron()),))
+    net = Network.chain("big", 3000, (
+        ("fc", 2, DenseSynapse(weight=w, weight_exp=7), Neuron()),))
     p = ir.save(net, tmp_path / "big.qnet")
     r = cli("inspect", str(p))
     assert r.returncode == 0 and "warning: layer 'fc'" in r.stdout and "2**31" in r.stdout

@@ -12,7 +12,6 @@ import pytest
 
 from quantal import sweep
 from quantal.compile import ir
-from quantal.compile.ir import Network
 from quantal.compile.testing import random_network
 from quantal.hwsim.devices import from_config
 from quantal.pipeline import evaluate
@@ -23,7 +22,7 @@ def netfile(tmp_path_factory):
     d = tmp_path_factory.mktemp("sweep")
     net = random_network(np.random.default_rng(0), [64, 24, 10], release=0.5, readout=True)
     meta = {"input": {"encoder": "rate", "steps": 4, "max_rate": 1.0, "run_steps": 7}, "training": {"seed": 0}}
-    net = Network(name="r", input_size=64, layers=net.layers, metadata=meta)
+    net = net.replace(name="r", metadata=meta)
     return ir.save(net, d / "net.qnet")
 
 

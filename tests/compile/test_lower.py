@@ -55,10 +55,10 @@ def test_lif_lowering_is_exact_and_follows_the_rules(digits, model):
     assert net.layers[0].neuron.threshold == round(c * 1.0)  # threshold = round(c theta)
     assert net.layers[0].neuron.current_decay == 2048 and net.layers[0].neuron.voltage_decay == 1024
     if model["p"] < 1:
-        assert (net.layers[0].synapse.release == 127).all()
+        assert (net.projections[0].synapse.release == 127).all()
         assert net.layers[0].neuron.escape_noise.scale == pytest.approx(64 * c / 5.0)
     else:
-        assert net.layers[0].synapse.release is None and net.layers[0].neuron.escape_noise is None
+        assert net.projections[0].synapse.release is None and net.layers[0].neuron.escape_noise is None
     x = encode(digits, "rate", 6, seed=1)
     ref = reference.simulate(net, x[:8], steps=spec["run_steps"], seed=3, record=("spikes", "u", "v"))
     out = q(torch.from_numpy(x[:8]), steps=spec["run_steps"], seed=3, record=True)
@@ -82,7 +82,7 @@ def test_binary_lowering_uses_logistic_escape_with_the_model_scale(digits):
     err = np.abs(la.neuron.effective_bias(12) - 64 * rows[0]["scale"] * b_float)
     assert (err <= 2.0 ** np.asarray(la.neuron.bias_exp)).all()  # within one step of the bias grid
     # the worst case can never wrap u
-    assert la.worst_case_input() <= 2**23
+    assert net.worst_case_input(0) <= 2**23
     assert net.layers[1].neuron.kind == "readout" and net.layers[1].neuron.voltage_decay == 0
     assert spec["encoder"] == "rate"
 
@@ -97,7 +97,7 @@ def test_s2m_on_off_pairs_fire_with_the_exact_blank_out_probability():
         lay.beta.data[0] = 1.2  # a learned gain: a reliable fraction a = beta sqrt(2 p (1 - p)) - p
     q, rows, spec = lower(m, cfg, np.zeros((1, 64)))
     net = q.to_network("s")
-    syn = net.layers[0].synapse
+    syn = net.projections[0].synapse
     n = 12
     z = np.array([1, 1, -1])  # the ±1 input
     frame = np.zeros((1, 1, 128), np.uint8)

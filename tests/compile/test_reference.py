@@ -4,18 +4,15 @@ import numpy as np
 import pytest
 
 from quantal.compile import reference
-from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
+from quantal.compile.ir import DenseSynapse, Network, Neuron
 
 BIG = 131071  # largest threshold: v must exceed 131071 << 6 = 8388544 to spike
 
 
 def one_layer(weights, *, weight_exp=0, kind="lif", **neuron) -> Network:
     w = np.asarray(weights, dtype=np.int8).reshape(1, -1)
-    return Network(
-        name="g",
-        input_size=w.shape[1],
-        layers=(Layer(name="n", size=1, synapse=DenseSynapse(weight=w, weight_exp=weight_exp),
-                      neuron=Neuron(kind=kind, **neuron)),),  # fmt: skip
+    return Network.chain("g", w.shape[1], (("n", 1, DenseSynapse(weight=w, weight_exp=weight_exp),
+                      Neuron(kind=kind, **neuron)),),  # fmt: skip
     )
 
 
@@ -102,9 +99,9 @@ def test_one_step_delay_per_layer():
     # Input spike at step 0 -> layer 0 integrates it at t=1 (v = 64 > 0: spike) -> layer 1 at t=2.
     w = np.ones((1, 1), np.int8)
     neu = Neuron(current_decay=4096, voltage_decay=4096, threshold=0)
-    net = Network(name="d", input_size=1, layers=(
-        Layer(name="a", size=1, synapse=DenseSynapse(weight=w), neuron=neu),
-        Layer(name="b", size=1, synapse=DenseSynapse(weight=w), neuron=neu),
+    net = Network.chain("d", 1, (
+        ("a", 1, DenseSynapse(weight=w), neu),
+        ("b", 1, DenseSynapse(weight=w), neu),
     ))  # fmt: skip
     out = reference.simulate(net, np.ones((1, 1, 1), bool), steps=4)
     assert out["a.spikes"][0, :, 0].tolist() == [0, 1, 0, 0]
@@ -151,10 +148,10 @@ def test_reliable_release_equals_deterministic_weights():
     wf = rng.integers(-20, 21, (4, 6), dtype=np.int8)
     neu = Neuron(current_decay=2000, voltage_decay=300, threshold=40)
     full = np.full((4, 6), 255, np.uint8)
-    a = Network(name="a", input_size=6, layers=(
-        Layer(name="l", size=4, synapse=DenseSynapse(weight=w, release=full, weight_fixed=wf), neuron=neu),))
-    b = Network(name="b", input_size=6, layers=(
-        Layer(name="l", size=4, synapse=DenseSynapse(weight=(w + wf).astype(np.int8)), neuron=neu),))
+    a = Network.chain("a", 6, (
+        ("l", 4, DenseSynapse(weight=w, release=full, weight_fixed=wf), neu),))
+    b = Network.chain("b", 6, (
+        ("l", 4, DenseSynapse(weight=(w + wf).astype(np.int8)), neu),))
     x = rng.random((3, 8, 6)) < 0.5
     ra = reference.simulate(a, x, record=("u", "v", "spikes"))
     rb = reference.simulate(b, x, record=("u", "v", "spikes"))
@@ -170,8 +167,8 @@ def test_stochastic_release_uses_stream_1_bytes():
 
     w = np.array([[10], [20]], np.int8)
     rel = np.array([[127], [127]], np.uint8)
-    net = Network(name="s", input_size=1, layers=(Layer(name="l", size=2,
-        synapse=DenseSynapse(weight=w, release=rel), neuron=Neuron(kind="readout")),))  # fmt: skip
+    net = Network.chain("s", 1, (("l", 2,
+        DenseSynapse(weight=w, release=rel), Neuron(kind="readout")),))  # fmt: skip
     for seed in range(20):
         k = streams.key(seed, 1, 0, 0, 1, 0, 0)
         wd = int(streams.word(k, 0))

@@ -184,12 +184,11 @@ def test_cli_run_and_eval_take_a_device(tmp_path):
 
 def test_read_noise_per_read_has_the_model_variance():
     # one pcm synapse read 40,000 times (one read per sample); weight_exp 7 makes a = sum >> 9, a fine grid
-    from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
+    from quantal.compile.ir import DenseSynapse, Network, Neuron
     from quantal.hwsim import simulate
 
-    net = Network(name="one", input_size=1, layers=(Layer(
-        name="l", size=1, synapse=DenseSynapse(weight=np.array([[40]], np.int8), weight_exp=7),
-        neuron=Neuron(kind="readout", current_decay=4096, voltage_decay=4096, threshold=0)),))  # fmt: skip
+    net = Network.chain("one", 1, (("l", 1, DenseSynapse(weight=np.array([[40]], np.int8), weight_exp=7),
+        Neuron(kind="readout", current_decay=4096, voltage_decay=4096, threshold=0)),))  # fmt: skip
     spec = D.from_config("pcm", time=3600.0)
     x = np.zeros((N, 1, 1), np.uint8)
     x[:, 0, 0] = 1

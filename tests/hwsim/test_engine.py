@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quantal.compile import reference, streams
-from quantal.compile.ir import DenseSynapse, EscapeNoise, Layer, Network, Neuron
+from quantal.compile.ir import DenseSynapse, EscapeNoise, Network, Neuron
 from quantal.compile.runspec import RunError
 from quantal.compile.testing import edge_network, random_network, random_spikes
 from quantal.hwsim import Simulator, simulate
@@ -158,7 +158,7 @@ def test_escape_noise_firing_probability_matches_the_logistic():
     neuron = Neuron(current_decay=4096, voltage_decay=4096, threshold=threshold, bias_mant=mant, bias_exp=3,
                     escape_noise=EscapeNoise(scale=scale))
     synapse = DenseSynapse(weight=np.zeros((size, 1), np.int8))
-    net = Network(name="esc", input_size=1, layers=(Layer(name="e", size=size, synapse=synapse, neuron=neuron),))
+    net = Network.chain("esc", 1, (("e", size, synapse, neuron),))
     out = simulate(net, np.zeros((4, 1, 1), bool), steps=250, record=("counts",), seed=2024)
     counts = out["e.counts"].sum(axis=0).reshape(levels.size, 25).sum(axis=1)
     n = 4 * 250 * 25

@@ -22,7 +22,7 @@ def netx_network(rng, sizes):
         neu = dataclasses.replace(la.neuron, bias_mant=rng.integers(-8, 8, la.size).astype(np.int64), bias_exp=6,
                                   current_decay=max(la.neuron.current_decay, 1))  # fmt: skip
         layers.append(dataclasses.replace(la, neuron=neu))
-    return ir.Network(name=net.name, input_size=net.input_size, layers=tuple(layers))
+    return net.replace(layers=tuple(layers))
 
 
 def test_the_file_holds_the_netx_layout(tmp_path):
@@ -30,10 +30,10 @@ def test_the_file_holds_the_netx_layout(tmp_path):
     p = netx.export(net, tmp_path / "n.h5", steps=12)
     with h5py.File(p) as f:
         assert sorted(f["layer"]) == ["0", "1"] and int(f["simulation/tSample"][()]) == 12
-        for k, la in enumerate(net.layers):
+        for k, (la, pr) in enumerate(zip(net.layers, net.projections)):
             g = f[f"layer/{k}"]
             assert g["type"][()] == b"dense" and list(g["shape"][()]) == [la.size]
-            assert np.array_equal(g["weight"][()], la.synapse.weight.astype(int) << la.synapse.weight_exp)
+            assert np.array_equal(g["weight"][()], pr.synapse.weight.astype(int) << pr.synapse.weight_exp)
             assert np.array_equal(g["bias"][()] * 64, la.neuron.effective_bias(la.size))
             n = g["neuron"]
             assert n["type"][()] == b"CUBA" and int(n["iDecay"][()]) == la.neuron.current_decay
@@ -59,7 +59,7 @@ def test_biases_must_be_multiples_of_64(tmp_path):
     la = net.layers[0]
     odd = dataclasses.replace(la, neuron=dataclasses.replace(la.neuron, bias_mant=3, bias_exp=0))
     with pytest.raises(netx.NetXError, match="multiples of 64"):
-        netx.export(ir.Network(name="n", input_size=4, layers=(odd,)), tmp_path / "n.h5")
+        netx.export(net.replace(layers=(odd, *net.layers[1:])), tmp_path / "n.h5")
 
 
 @pytest.mark.lava

@@ -26,7 +26,7 @@ def test_quantal_networks_round_trip_exactly(tmp_path, case):
     net = random_network(rng, [int(s) for s in rng.integers(2, 12, 4)], release="random" if case % 2 else None,
                          weight_fixed=case % 3 == 0, escape=case < 4, readout=case % 2 == 0,
                          memoryless=case == 5)  # fmt: skip
-    net = ir.Network(name=net.name, input_size=net.input_size, layers=net.layers, metadata={"input": {"steps": 3}})
+    net = net.replace(metadata={"input": {"steps": 3}})
     msgs = export_quiet(net, tmp_path / "n.nir")
     assert any("fixed-point rounding" in m for m in msgs)
     assert any("release" in m for m in msgs) == (case % 2 == 1)

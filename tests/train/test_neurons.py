@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from quantal.compile import reference
-from quantal.compile.ir import DenseSynapse, Layer, Network, Neuron
+from quantal.compile.ir import DenseSynapse, Network, Neuron
 from quantal.train.neurons import LIFParams, LIFState, SpikingLayer, binary_step, lif_step
 
 
@@ -66,8 +66,8 @@ def test_float_layer_equals_the_reference_where_fixed_point_is_exact(memoryless)
     rng = np.random.default_rng(3)
     w = rng.integers(-20, 21, (6, 10), dtype=np.int8)
     vd = 4096 if memoryless else 0
-    net = Network(name="f", input_size=10, layers=(Layer(name="l", size=6, synapse=DenseSynapse(weight=w),
-        neuron=Neuron(current_decay=4096, voltage_decay=vd, threshold=15, bias_mant=-128, bias_exp=0)),))  # fmt: skip
+    net = Network.chain("f", 10, (("l", 6, DenseSynapse(weight=w),
+        Neuron(current_decay=4096, voltage_decay=vd, threshold=15, bias_mant=-128, bias_exp=0)),))  # fmt: skip
     x = rng.random((5, 12, 10)) < 0.4
     ref = reference.simulate(net, x, record=("spikes",))["l.spikes"]
     layer = SpikingLayer(nn.Linear(10, 6, bias=False), 6,
