@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from quantal.compile import reference
-from quantal.compile.ir import DenseSynapse, Network, Neuron
+from quantal.compile.ir import Conv2dSynapse, DenseSynapse, Network, Neuron
 
 BIG = 131071  # largest threshold: v must exceed 131071 << 6 = 8388544 to spike
 
@@ -175,3 +175,172 @@ def test_stochastic_release_uses_stream_1_bytes():
         xi = [int(((wd >> (8 * i)) & 0xFF) <= 127) for i in range(2)]
         out = reference.simulate(net, np.ones((1, 1, 1), bool), steps=2, seed=seed, record=("u",))
         assert out["l.u"][0, 1].tolist() == [10 * 64 * xi[0], 20 * 64 * xi[1]]
+
+
+# ------------------------------------------------------------------------------------------------ IR v2
+
+
+def graph(input_shape, layers, projections) -> Network:
+    from quantal.compile.ir import Layer, Projection
+
+    return Network(name="g", input_shape=input_shape,
+                   layers=tuple(Layer(name=n, shape=s, neuron=neu) for n, s, neu in layers),
+                   projections=tuple(Projection(name=n, source=a, target=b, synapse=syn, delay=d)
+                                     for n, a, b, syn, d in projections))  # fmt: skip
+
+
+# A neuron that passes its input straight to v: u = a << 6 each step (current_decay 4096 forgets u), v = u
+# (voltage_decay 4096 forgets v), never spikes. Recorded v at step t is 64 * a(t).
+PASS = Neuron(kind="readout", current_decay=4096, voltage_decay=4096, threshold=0)
+
+
+def test_conv2d_maps_kernel_taps_to_outputs_by_hand():
+    # Input 1x3x3 with a single spike at (y, x) = (0, 2), i.e. flat index 2. Kernel 1x1x2x2 [[1, 2], [3, 4]],
+    # stride 1, no padding: output (oy, ox) sums k[ky, kx] * in[oy + ky, ox + kx] over its 2x2 window. The spike at
+    # (0, 2) is seen by output (0, 1) through tap (0, 1) (weight 2) and by nothing else (outputs are 2x2: (0, 1) is
+    # the only one whose window [0..1] x [1..2] holds (0, 2)). So a = [0, 2, 0, 0] and v(1) = 64 * a.
+    k = np.array([[[[1, 2], [3, 4]]]], np.int8)
+    net = graph((1, 3, 3), [("c", (1, 2, 2), PASS)], [("c.in", "input", "c", Conv2dSynapse(weight=k), 0)])
+    x = np.zeros((1, 1, 9), bool)
+    x[0, 0, 2] = True
+    out = reference.simulate(net, x, steps=2, record=("v",))
+    assert out["c.v"][0, 1].tolist() == [0, 128, 0, 0]
+    # The same input as (n, T, C, H, W) gives the same result.
+    assert np.array_equal(reference.simulate(net, x.reshape(1, 1, 1, 3, 3), steps=2, record=("v",))["c.v"],
+                          out["c.v"])  # fmt: skip
+
+
+def test_conv2d_padding_stride_and_dilation_by_hand():
+    # Input 1x3x3, all nine channels spiking; kernel 1x1x3x3 of ones, padding 1, stride 2: output 2x2 at
+    # (oy, ox) in {0, 1}^2 covers input rows 2 oy - 1 .. 2 oy + 1 (clipped to 0..2), likewise columns.
+    #   (0, 0): rows 0..1 x cols 0..1 -> 4 inputs;  (0, 1): rows 0..1 x cols 1..2 -> 4;  (1, 1): 4;  (1, 0): 4
+    k = np.ones((1, 1, 3, 3), np.int8)
+    net = graph((1, 3, 3), [("c", (1, 2, 2), PASS)],
+                [("c.in", "input", "c", Conv2dSynapse(weight=k, stride=2, padding=1), 0)])  # fmt: skip
+    out = reference.simulate(net, np.ones((1, 1, 9), bool), steps=2, record=("v",))
+    assert out["c.v"][0, 1].tolist() == [4 * 64] * 4
+    # Dilation 2 with no padding on a 1x5x5 input: one output, taps at rows/cols {0, 2, 4}; with only input
+    # (2, 2) (flat 12) active, a = kernel[1, 1] = 5.
+    k = np.arange(9, dtype=np.int8).reshape(1, 1, 3, 3) + 1  # kernel[1, 1] = 5
+    net = graph((1, 5, 5), [("c", (1, 1, 1), PASS)], [("c.in", "input", "c", Conv2dSynapse(weight=k, dilation=2), 0)])
+    x = np.zeros((1, 1, 25), bool)
+    x[0, 0, 12] = True
+    assert reference.simulate(net, x, steps=2, record=("v",))["c.v"][0, 1].tolist() == [5 * 64]
+
+
+def test_conv2d_groups_connect_only_their_channels():
+    # Input 2x1x1 (two channels), groups 2, kernel (2, 1, 1, 1) = [[7]], [[-3]]: output channel 0 sees only input
+    # channel 0 and output channel 1 only input channel 1. Spike on input channel 1 only: a = [0, -3].
+    k = np.array([7, -3], np.int8).reshape(2, 1, 1, 1)
+    net = graph((2, 1, 1), [("c", (2, 1, 1), PASS)], [("c.in", "input", "c", Conv2dSynapse(weight=k, groups=2), 0)])
+    out = reference.simulate(net, np.array([[[0, 1]]], bool), steps=2, record=("v",))
+    assert out["c.v"][0, 1].tolist() == [0, -3 * 64]
+
+
+def test_conv2d_equals_torch_conv2d():
+    # The expanded matrix of a conv2d projection is torch's conv2d (cross-correlation), an independent oracle.
+    torch = pytest.importorskip("torch")
+    from quantal.compile.graph import expand
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        c_in, groups = int(rng.choice([2, 4])), int(rng.choice([1, 2]))
+        c_out = groups * int(rng.integers(1, 4))
+        k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        syn = Conv2dSynapse(weight=rng.integers(-128, 128, (c_out, c_in // groups, *k), dtype=np.int8),
+                            stride=(int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+                            padding=(int(rng.integers(0, 3)), int(rng.integers(0, 3))),
+                            dilation=(int(rng.integers(1, 3)), int(rng.integers(1, 3))), groups=groups)  # fmt: skip
+        h, w = int(rng.integers(5, 9)), int(rng.integers(5, 9))
+        ho, wo = syn.out_hw(h, w)
+        net = graph((c_in, h, w), [("c", (c_out, ho, wo), PASS)], [("c.in", "input", "c", syn, 0)])
+        x = rng.integers(0, 2, (c_in, h, w)).astype(np.float64)
+        want = torch.nn.functional.conv2d(torch.from_numpy(x)[None], torch.from_numpy(syn.weight.astype(np.float64)),
+                                          stride=syn.stride, padding=syn.padding, dilation=syn.dilation,
+                                          groups=groups)[0].numpy().ravel()  # fmt: skip
+        got = expand(net, net.projections[0], syn.weight).astype(np.float64) @ x.ravel()
+        assert np.array_equal(got, want)
+
+
+def test_delay_adds_steps_after_the_synaptic_delay():
+    # An input spike at step 0 reaches a projection of delay d at step 1 + d.
+    w = np.ones((1, 1), np.int8)
+    for d in (0, 1, 5):
+        net = graph((1,), [("n", (1,), PASS)], [("p", "input", "n", DenseSynapse(weight=w), d)])
+        out = reference.simulate(net, np.ones((1, 1, 1), bool), steps=8, record=("v",))
+        assert out["n.v"][0, :, 0].tolist() == [64 if t == 1 + d else 0 for t in range(8)]
+
+
+def test_projections_into_a_layer_add_and_recurrence_feeds_back():
+    # 'r' (threshold 0, reset zero, both decays 4096) gets the input through weight 1 and its own spikes through
+    # weight 2 (recurrent); 'o' gets the input through a skip (weight 3) and r through weight 1 (delay 1).
+    # Input spike at step 0 only:
+    #   t=1: r: a = 1 -> v = 64 > 0: spike;                o: a = 3 (skip)            -> v = 192
+    #   t=2: r: a = 2 (own spike of t=1) -> spike;          o: a = 0                   -> v = 0
+    #   t=3: r: a = 2 -> spike (and so on, self-sustained); o: a = 1 (r's t=1 spike, delay 1) -> v = 64
+    # and from t=3 on o receives r's spike of t-2 every step: v = 64.
+    one = lambda v: np.array([[v]], np.int8)  # noqa: E731
+    r = Neuron(current_decay=4096, voltage_decay=4096, threshold=0)
+    net = graph((1,), [("r", (1,), r), ("o", (1,), PASS)],
+                [("r.in", "input", "r", DenseSynapse(weight=one(1)), 0),
+                 ("r.rec", "r", "r", DenseSynapse(weight=one(2)), 0),
+                 ("o.skip", "input", "o", DenseSynapse(weight=one(3)), 0),
+                 ("o.in", "r", "o", DenseSynapse(weight=one(1)), 1)])  # fmt: skip
+    out = reference.simulate(net, np.ones((1, 1, 1), bool), steps=6, record=("spikes", "v"))
+    assert out["r.spikes"][0, :, 0].tolist() == [0, 1, 1, 1, 1, 1]
+    assert out["o.v"][0, :, 0].tolist() == [0, 192, 0, 64, 64, 64]
+
+
+def test_subtractive_reset_keeps_the_excess():
+    # threshold 1 (v > 64 spikes), no leak (voltage_decay 0), u forgotten; input a = 3 each step: u = 192.
+    #   t=1: v = 192 > 64 -> spike, v = 192 - 64 = 128;  t=2: v = 128 + 192 = 320 -> spike, v = 256
+    #   t=3: v = 448 -> spike, 384. With reset zero v would be 0 after every spike.
+    neu = Neuron(current_decay=4096, voltage_decay=0, threshold=1, reset="subtract")
+    net = graph((1,), [("n", (1,), neu)], [("p", "input", "n", DenseSynapse(weight=np.array([[3]], np.int8)), 0)])
+    out = reference.simulate(net, np.ones((1, 4, 1), bool), steps=4, record=("spikes", "v"))
+    assert out["n.spikes"][0, :, 0].tolist() == [0, 1, 1, 1]
+    assert out["n.v"][0, :, 0].tolist() == [0, 128, 256, 384]
+
+
+def test_per_neuron_decays_and_thresholds():
+    # Two neurons, same input a = 5 at step 0 only (u = 320 at t=1). Neuron 0: voltage_decay 4096 (v = u),
+    # threshold 4 (v > 256: spikes at t=1). Neuron 1: current_decay 2048 keeps half of u:
+    # t=2: u = rz(320 * 2048) = 160; voltage_decay 0 accumulates v = 320 + 160 = 480; threshold 10 (640): silent.
+    neu = Neuron(current_decay=np.array([4096, 2048], np.int16), voltage_decay=np.array([4096, 0], np.int16),
+                 threshold=np.array([4, 10], np.int32))  # fmt: skip
+    net = graph((1,), [("n", (2,), neu)], [("p", "input", "n", DenseSynapse(weight=np.array([[5], [5]], np.int8)), 0)])
+    out = reference.simulate(net, np.ones((1, 1, 1), bool), steps=3, record=("spikes", "u", "v"))
+    assert out["n.spikes"][0, :, 0].tolist() == [0, 1, 0] and out["n.spikes"][0, :, 1].tolist() == [0, 0, 0]
+    assert out["n.u"][0, :, 1].tolist() == [0, 320, 160] and out["n.v"][0, :, 1].tolist() == [0, 320, 480]
+
+
+def test_stream_1_is_keyed_by_the_projection_index():
+    # Two identical stochastic projections into one readout: projection p uses key(seed, 1, 0, 0, t, p, j), so
+    # their draws differ; recompute both bytes independently.
+    from quantal.compile import streams
+
+    w, rel = np.array([[1]], np.int8), np.array([[127]], np.uint8)
+    net = graph((1,), [("n", (1,), PASS)], [("a", "input", "n", DenseSynapse(weight=w, release=rel), 0),
+                                             ("b", "input", "n", DenseSynapse(weight=w * 2, release=rel), 0)])
+    for seed in range(20):
+        xi = [int((int(streams.word(streams.key(seed, 1, 0, 0, 1, p, 0), 0)) & 0xFF) <= 127) for p in (0, 1)]
+        out = reference.simulate(net, np.ones((1, 1, 1), bool), steps=2, seed=seed, record=("v",))
+        assert out["n.v"][0, 1, 0] == 64 * (xi[0] + 2 * xi[1])
+
+
+def test_a_v1_file_and_its_v2_form_give_identical_outputs(tmp_path):
+    from quantal.compile import ir
+    from quantal.compile.testing import random_network, random_spikes
+
+    from ..compile.test_ir import write_v1
+
+    rng = np.random.default_rng(12)
+    net = random_network(rng, [9, 7, 5, 3], release="random", weight_fixed=True, escape=True, readout=True)
+    write_v1(tmp_path / "v1.qnet", net)
+    v1 = ir.load(tmp_path / "v1.qnet")
+    v2 = ir.load(ir.save(v1, tmp_path / "v2.qnet"))
+    x = random_spikes(rng, 4, 8, 9)
+    a = reference.simulate(v1, x, steps=10, seed=3, trials=2, record=("spikes", "u", "v", "counts"))
+    b = reference.simulate(v2, x, steps=10, seed=3, trials=2, record=("spikes", "u", "v", "counts"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert sum(a[f"{n}.spikes"].sum() for n in ("l0", "l1")) > 0

@@ -125,9 +125,14 @@ rng = np.random.default_rng(8)
 net = random_network(rng, [40, 50, 30, 10], release="random", escape=True, readout=True)
 x = random_spikes(rng, 37, 10, 40)
 out = simulate(net, x, record=("spikes", "u", "v", "counts"), seed=123, trials=2)
+from quantal.compile.testing import random_graph
+g = random_graph(np.random.default_rng(9), release="random", weight_fixed=True, escape=True, max_delay=4)
+out2 = simulate(g, random_spikes(rng, 29, 9, g.input_size), steps=14, record=("spikes", "u", "v", "counts"), seed=7)
 h = hashlib.sha256()
 for k in sorted(out):
     h.update(k.encode()); h.update(out[k].tobytes())
+for k in sorted(out2):
+    h.update(k.encode()); h.update(out2[k].tobytes())
 print(json.dumps({"threads": numba.get_num_threads(), "sha": h.hexdigest()}))
 """
 
@@ -189,3 +194,77 @@ def test_bad_arguments_raise_run_error(kwargs, spikes, needle):
     x = np.zeros((2, 3, 5), bool) if spikes is None else spikes
     with pytest.raises(RunError, match=needle):
         simulate(net, x, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------ IR v2
+
+
+@st.composite
+def graph_cases(draw):
+    from quantal.compile.testing import random_graph
+
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    net = random_graph(
+        rng, conv=draw(st.booleans()), recurrent=draw(st.booleans()), skips=draw(st.booleans()),
+        max_delay=draw(st.sampled_from([0, 2, 7])), release=draw(st.sampled_from([None, "random", 0.5])),
+        weight_fixed=draw(st.booleans()), escape=draw(st.booleans()), per_neuron=draw(st.booleans()),
+        readout=draw(st.booleans()), input_density=draw(st.sampled_from([0.1, 0.5])),
+    )  # fmt: skip
+    x = random_spikes(rng, draw(st.integers(1, 3)), draw(st.integers(1, 8)), net.input_size,
+                      draw(st.sampled_from([0.1, 0.5])))  # fmt: skip
+    return net, x, draw(st.integers(0, 2**64 - 1))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=graph_cases())
+def test_random_graphs_equal_the_reference(case):
+    # conv2d (stride, padding, dilation, groups), recurrence, skips, delays, per-neuron arrays, both resets,
+    # escape noise and stochastic release on every projection kind
+    net, x, seed = case
+    steps = x.shape[1] + net.max_delay + 3
+    assert_same(simulate(net, x, steps=steps, seed=seed, record=ALL, trials=2, sample_offset=5),
+                reference.simulate(net, x, steps=steps, seed=seed, record=ALL, trials=2, sample_offset=5))
+
+
+def test_random_graphs_spike_in_every_kind_of_layer():
+    # the graph comparison covers spikes: over a few seeds every conv and dense layer fires
+    from quantal.compile.testing import random_graph
+
+    fired: dict[str, int] = {}
+    for s in range(8):
+        rng = np.random.default_rng(s)
+        net = random_graph(rng, release="random", escape=s % 2 == 0)
+        out = simulate(net, random_spikes(rng, 3, 8, net.input_size, 0.4), steps=12)
+        for la in net.layers:
+            kind = la.name[0]
+            fired[kind] = fired.get(kind, 0) + int(out[f"{la.name}.spikes"].sum())
+    assert fired["c"] > 0 and fired["d"] > 0
+
+
+def test_graph_batches_and_offsets_give_the_same_result():
+    from quantal.compile.testing import random_graph
+
+    rng = np.random.default_rng(31)
+    net = random_graph(rng, release="random", weight_fixed=True, escape=True, max_delay=3)
+    x = random_spikes(rng, 9, 7, net.input_size, 0.3)
+    sim = Simulator(net)
+    whole = sim.run(x, record=ALL, seed=2, steps=12)
+    parts = [sim.run(x[a:b], record=ALL, seed=2, steps=12, sample_offset=a) for a, b in [(0, 4), (4, 5), (5, 9)]]
+    for k in whole:
+        assert np.array_equal(whole[k], np.concatenate([p[k] for p in parts]))
+        assert np.array_equal(whole[k], sim.run(x, record=ALL, seed=2, steps=12, batch_size=2)[k])
+
+
+def test_graph_devices_equal_the_reference():
+    # one device per stored kernel element: the reference expands the realised kernel, hwsim scatters it
+    from quantal.compile.testing import random_graph
+    from quantal.hwsim import devices as D
+
+    for s, preset in enumerate(("pcm", "rram", "pcm")):
+        rng = np.random.default_rng(40 + s)
+        net = random_graph(rng, release="random" if s != 1 else None, weight_fixed=s == 2, max_delay=2)
+        x = random_spikes(rng, 2, 6, net.input_size, 0.4)
+        spec = D.from_config(preset, time=3600.0)
+        dev = lambda seed, r, net=net, spec=spec: D.layer_weights(spec, net, seed, r)  # noqa: E731
+        assert_same(simulate(net, x, steps=9, seed=4, trials=2, record=ALL, device=spec),
+                    reference.simulate(net, x, steps=9, seed=4, trials=2, record=ALL, device_weights=dev))

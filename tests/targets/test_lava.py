@@ -74,3 +74,38 @@ def test_stochastic_networks_match_hwsim_in_lava(case):
     x = random_spikes(rng, 3, 6, sizes[0], 0.4)
     hw = compare_hwsim(net, x, steps=9, seed=int(rng.integers(0, 2**63)), trial=case % 2)
     assert sum(hw[f"{la}.spikes"].sum() for la in net.layer_names) > 0
+
+
+# ------------------------------------------------------------------------------------------------ IR v2
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_random_graphs_match_hwsim_in_lava(case):
+    # conv2d (as its expanded matrix), recurrence, skips, delays (DelayDense or quantal's IRProjection),
+    # per-neuron arrays and subtractive reset (IRNeuron), escape noise and stochastic release
+    from quantal.compile.testing import random_graph
+
+    rng = np.random.default_rng(3000 + case)
+    stochastic = case % 2 == 1
+    net = random_graph(rng, conv=case % 4 != 3, max_delay=int(rng.integers(0, 4)),
+                       release="random" if stochastic else None, weight_fixed=case in (3, 5), escape=case in (1, 6),
+                       per_neuron=case % 3 != 0, subtract=None if case != 2 else True)  # fmt: skip
+    x = random_spikes(rng, 2, 6, net.input_size, 0.4)
+    hw = compare_hwsim(net, x, steps=6 + net.max_delay + 3, seed=int(rng.integers(0, 2**63)), trial=case % 2)
+    assert sum(hw[f"{la}.spikes"].sum() for la in net.layer_names) > 0
+
+
+def test_deterministic_graph_uses_stock_processes_only():
+    # scalar neurons with reset zero and reliable projections map to Lava's own Dense, DelayDense and LIF
+    from quantal.compile.testing import random_graph
+    from quantal.targets.lava.runner import unsupported
+
+    rng = np.random.default_rng(77)
+    net = random_graph(rng, per_neuron=False, subtract=False, readout=False, max_delay=3)
+    assert unsupported(net) == []
+    x = random_spikes(rng, 2, 6, net.input_size, 0.4)
+    lava = driver.run_in_lava(net, x, 10, stock_only=True)
+    ref = reference.simulate(net, x, steps=10, record=("spikes", "u", "v"))
+    for k in ref:
+        assert np.array_equal(lava[k], ref[k]), k
+    assert any(p.delay for p in net.projections) and any(net.is_recurrent(p) for p in net.projections)

@@ -141,3 +141,62 @@ def test_read_noise_in_the_device_forward_has_the_summed_variance():
     ((w, _, s2w, _),) = D.layer_weights(spec, net, 1, 0)
     var = float(s2w.sum()) + 2.0**-14 / 12
     assert abs(a.var(ddof=1) / var - 1) < 4.5 * np.sqrt(2 / 20000)
+
+
+# ------------------------------------------------------------------------------------------------ IR v2
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32), conv=st.booleans(), recurrent=st.booleans(), max_delay=st.sampled_from([0, 3]),
+       release=st.sampled_from([None, 0.5, "random"]), fixed=st.booleans(), escape=st.booleans(),
+       per_neuron=st.booleans(), stream_seed=st.integers(0, 2**64 - 1))  # fmt: skip
+def test_random_graphs_equal_the_reference(seed, conv, recurrent, max_delay, release, fixed, escape, per_neuron,
+                                           stream_seed):  # fmt: skip
+    from quantal.compile.testing import random_graph
+
+    rng = np.random.default_rng(seed)
+    net = random_graph(rng, conv=conv, recurrent=recurrent, max_delay=max_delay, release=release, weight_fixed=fixed,
+                       escape=escape, per_neuron=per_neuron)  # fmt: skip
+    x = random_spikes(rng, 3, 5, net.input_size)
+    ref = reference.simulate(net, x, steps=9, seed=stream_seed, trials=2, record=("spikes", "u", "v"),
+                             sample_offset=7)  # fmt: skip
+    q = QuantNet.from_network(net)
+    for trial in range(2):
+        out = q(torch.from_numpy(x.reshape(3, 5, *net.input_shape)), steps=9, seed=stream_seed, trial=trial,
+                samples=torch.arange(7, 10), record=True)  # fmt: skip
+        _assert_same(net, out, ref, trial)
+    assert q.to_network().projections == net.projections
+
+
+def test_graph_structure_rebuilds_and_gradients_reach_conv_and_recurrent_weights():
+    from quantal.compile.testing import random_graph
+
+    rng = np.random.default_rng(4)
+    net = random_graph(rng, release="random", escape=True, max_delay=2)
+    q = QuantNet.from_network(net)
+    q2 = QuantNet.from_structure(q.structure(), q.state_dict())
+    x = torch.from_numpy(random_spikes(rng, 6, 6, net.input_size, 0.5))
+    assert torch.equal(q(x, steps=10).final_v, q2(x, steps=10).final_v)
+    out = q(x, steps=10)
+    (out.logits.sum() + sum(s.sum() for s in out.spikes)).backward()
+    for name, p in q.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    conv = [pr for pr in q.projections if pr.spec.kind == "conv2d"]
+    assert conv and all(pr.weight.grad.abs().sum() > 0 for pr in conv)
+
+
+def test_a_graph_on_a_device_equals_hwsim():
+    from quantal.compile.testing import random_graph
+    from quantal.hwsim import devices as D
+    from quantal.train.fakequant import DeviceRun
+
+    rng = np.random.default_rng(5)
+    net = random_graph(rng, release="random", weight_fixed=True, max_delay=2)
+    x = random_spikes(rng, 4, 6, net.input_size, 0.4)
+    spec = D.from_config({"preset": "rram", "read_sigma_rel": 0.0}, time=3600.0)
+    hw = simulate(net, x, steps=9, seed=3, record=("spikes", "v"), device=spec)
+    out = QuantNet.from_network(net)(torch.from_numpy(x), steps=9, seed=3, record=True,
+                                     device=DeviceRun(spec, seed=3, trial=0))  # fmt: skip
+    for li, la in enumerate(net.layers):
+        assert np.array_equal(out.spikes[li].detach().numpy(), hw[f"{la.name}.spikes"])
+        assert np.array_equal(out.v[li].detach().numpy(), hw[f"{la.name}.v"])
