@@ -52,3 +52,51 @@ def expand(net: Network, p: Projection, stored: np.ndarray | None, fill: int | f
     out = np.full((int(np.prod(dst)), int(np.prod(src))), fill, dtype=np.asarray(stored).dtype)
     out[i, j] = np.asarray(stored).ravel()[k]
     return out
+
+
+def sum_pool_conv2d(syn: Conv2dSynapse, pool: int, src: tuple[int, int, int]) -> Conv2dSynapse:
+    """The conv2d projection that equals ``syn`` applied to a sum-pool (window and stride ``pool``) of a source of
+    shape ``src`` = [C, H, W]: one projection, the exact composition of the two linear maps.
+
+    With ``z = y s - pad + k d`` the pooled index of tap k and ``x = pool z + dz`` (dz < pool) the unpooled one,
+    ``x = y (pool s) - pool pad + (pool d k + dz)``: stride ``pool s``, padding ``pool pad``, and kernel tap k of
+    the result at ``pool d k + dz`` for every dz (zeros between the taps when d > 1). H and W must be multiples
+    of ``pool`` (a sum-pool drops the remainder, the composed convolution would not)."""
+    _, h, w = src
+    if pool < 1 or h % pool or w % pool:
+        raise ValueError(f"a sum-pool of {pool} needs a height and width divisible by it, got {h}x{w}")
+
+    def spread(a: np.ndarray | None) -> np.ndarray | None:
+        if a is None:
+            return None
+        c_out, c_in, kh, kw = a.shape
+        (dh, dw) = syn.dilation
+        out = np.zeros((c_out, c_in, pool * dh * (kh - 1) + pool, pool * dw * (kw - 1) + pool), a.dtype)
+        for ky in range(kh):
+            for kx in range(kw):
+                y0, x0 = pool * dh * ky, pool * dw * kx
+                out[:, :, y0:y0 + pool, x0:x0 + pool] = a[:, :, ky:ky + 1, kx:kx + 1]
+        return out
+
+    rel = syn.release
+    fill_rel = None if rel is None else spread(rel)
+    return Conv2dSynapse(weight=spread(syn.weight), stride=(pool * syn.stride[0], pool * syn.stride[1]),
+                         padding=(pool * syn.padding[0], pool * syn.padding[1]), groups=syn.groups,
+                         weight_exp=syn.weight_exp, release=fill_rel, weight_fixed=spread(syn.weight_fixed))
+
+
+def sum_pool_dense(syn: DenseSynapse, pool: int, src: tuple[int, int, int]) -> DenseSynapse:
+    """The dense projection that equals ``syn`` (columns over the pooled [C, H / pool, W / pool] map) applied to a
+    sum-pool of a [C, H, W] source: column (c, y, x) of the result is column (c, y // pool, x // pool)."""
+    c, h, w = src
+    if pool < 1 or h % pool or w % pool:
+        raise ValueError(f"a sum-pool of {pool} needs a height and width divisible by it, got {h}x{w}")
+
+    def spread(a: np.ndarray | None) -> np.ndarray | None:
+        if a is None:
+            return None
+        m = a.reshape(a.shape[0], c, h // pool, w // pool)
+        return np.repeat(np.repeat(m, pool, axis=2), pool, axis=3).reshape(a.shape[0], -1)
+
+    return DenseSynapse(weight=spread(syn.weight), weight_exp=syn.weight_exp, release=spread(syn.release),
+                        weight_fixed=spread(syn.weight_fixed))

@@ -15,7 +15,7 @@ def _value(neu: Any, name: str) -> int | str:
     a = getattr(neu, name)
     if not isinstance(a, np.ndarray):
         return int(a)
-    lo, hi = int(a.min(initial=0)), int(a.max(initial=0))
+    lo, hi = int(a.min()), int(a.max())  # a layer has at least one neuron
     return lo if lo == hi else f"{lo}..{hi}"
 
 
