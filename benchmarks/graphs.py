@@ -81,7 +81,7 @@ def w3_weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
             "f2": rng.integers(-128, 128, (10, 256), dtype=np.int8)}  # fmt: skip
 
 
-W3_THRESHOLDS = {"c1": 120, "c2": 1500, "c3": 2500, "f1": 800, "f2": 0}
+W3_THRESHOLDS = {"c1": 500, "c2": 8000, "c3": 16000, "f1": 20000, "f2": 0}  # about 5-7% firing per step
 
 
 def w3_network(wts: dict[str, np.ndarray], stochastic: bool) -> Network:
@@ -116,7 +116,7 @@ def w4_weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
             "out": rng.integers(-128, 128, (20, 256), dtype=np.int8)}  # fmt: skip
 
 
-W4_NEURON = {"current_decay": 410, "voltage_decay": 205, "threshold": 300}  # alpha = 0.9, beta = 0.95
+W4_NEURON = {"current_decay": 410, "voltage_decay": 205, "threshold": 6000}  # alpha 0.9, beta 0.95
 
 
 def w4_network(wts: dict[str, np.ndarray], stochastic: bool) -> Network:

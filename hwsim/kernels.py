@@ -148,37 +148,57 @@ def _tap(j, ky, kx, g):  # pragma: no cover - compiled
 
 @njit(cache=True, inline="always")
 def accumulate_conv(  # pragma: no cover - compiled
-    acc, cnt, idx, sz, g, w, w_off, has_rel, rel, rel_off, has_fix, wf, fix_off, hp
+    acc, scratch, cnt, idx, sz, g, w, w_off, has_rel, rel, rel_off, has_fix, wf, fix_off, hp
 ):
     # Conv2d: every active input j = (ci, y', x') scatters the taps of its group's kernels into the outputs it
-    # reaches; target i = (co H_out + oy) W_out + ox uses byte i % 8 of word(k_j, i // 8) of stream 1.
-    for i in range(sz):
-        acc[i] = 0
-    c_out, h_out, w_out, kh, kw, cin_g, cout_g = g[3], g[4], g[5], g[6], g[7], g[14], g[15]
+    # reaches; target i = (co H_out + oy) W_out + ox uses byte i % 8 of word(k_j, i // 8) of stream 1. The sums
+    # are gathered channel-last in ``scratch`` (index (oy W_out + ox) C_out + co, so the output channels of one
+    # tap are contiguous in both the kernel and the accumulator and the inner loop vectorises), then written
+    # channel-first (the flat neuron index) into ``acc``. Integer sums: the order does not change them.
+    h_in, w_in, c_out, h_out, w_out, kh, kw = g[1], g[2], g[3], g[4], g[5], g[6], g[7]
+    sh, sw, ph, pw, dh, dw, cin_g, cout_g = g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
     plane = h_out * w_out
+    for i in range(sz):
+        scratch[i] = 0
     for a in range(cnt):
         j = idx[a]
-        ci = j // (g[1] * g[2])
+        ci = j // (h_in * w_in)
+        iy = (j // w_in) % h_in
+        ix = j % w_in
         grp = ci // cin_g
         ci_g = ci - grp * cin_g
         co0 = grp * cout_g
         k = absorb(hp, j) if has_rel else np.uint64(0)  # key(seed, 1, trial, sample, t, p, j)
         for ky in range(kh):
+            # the output row oy that input row y' reaches through tap ky: y' = oy * stride - pad + ky * dil
+            ty = iy + ph - ky * dh
+            if ty < 0 or ty % sh != 0 or ty // sh >= h_out:
+                continue
+            oy = ty // sh
             for kx in range(kw):
-                oy, ox = _tap(j, ky, kx, g)
-                if oy < 0:
+                tx = ix + pw - kx * dw
+                if tx < 0 or tx % sw != 0 or tx // sw >= w_out:
                     continue
-                tap = ((ci_g * kh + ky) * kw + kx) * c_out  # kernel element (co, ci_g, ky, kx) at tap + co
-                for co in range(co0, co0 + cout_g):
-                    i = co * plane + oy * w_out + ox
-                    if has_rel:
+                ox = tx // sw
+                tap = w_off + ((ci_g * kh + ky) * kw + kx) * c_out  # kernel element (co, ci_g, ky, kx) at tap + co
+                i0 = oy * w_out + ox
+                base = i0 * c_out
+                if has_rel:
+                    rtap = tap - w_off + rel_off
+                    for co in range(co0, co0 + cout_g):
+                        i = co * plane + i0
                         byte = (mix(k + G * np.uint64(i // 8 + 1)) >> np.uint64(8 * (i % 8))) & np.uint64(0xFF)
-                        if byte <= rel[rel_off + tap + co]:
-                            acc[i] += w[w_off + tap + co]
-                    else:
-                        acc[i] += w[w_off + tap + co]
-                    if has_fix:
-                        acc[i] += wf[fix_off + tap + co]
+                        scratch[base + co] += w[tap + co] * (byte <= rel[rtap + co])
+                else:
+                    for co in range(co0, co0 + cout_g):
+                        scratch[base + co] += w[tap + co]
+                if has_fix:
+                    ftap = tap - w_off + fix_off
+                    for co in range(co0, co0 + cout_g):
+                        scratch[base + co] += wf[ftap + co]
+    for i0 in range(plane):  # channel-last -> channel-first
+        for co in range(c_out):
+            acc[co * plane + i0] = scratch[i0 * c_out + co]
 
 
 @njit(cache=True, inline="always")
@@ -309,6 +329,8 @@ def run_kernel(  # pragma: no cover - compiled
         acc = np.zeros(max_size, np.int32)
         acc16 = np.zeros(max_size, np.int16)
         acc64 = np.zeros(max_size, np.int64)
+        scr32 = np.zeros(max_size, np.int32)  # channel-last conv2d sums
+        scr64 = np.zeros(max_size, np.int64)
         sbuf = np.zeros(max_size, np.uint8)
         words = np.zeros(n_words, np.uint64)
         wbytes = words.view(np.uint8)  # byte i of the buffer = (words[i // 8] >> 8*(i % 8)) & 0xFF
@@ -360,8 +382,8 @@ def run_kernel(  # pragma: no cover - compiled
                                 accumulate(acc64, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
                                            wfx, fix_off[p], hp, words, wbytes)
                             else:
-                                accumulate_conv(acc64, cnt, idx, sz, g, w, w_off[p], has_rel[p], rel, rel_off[p],
-                                                has_fix[p], wfx, fix_off[p], hp)
+                                accumulate_conv(acc64, scr64, cnt, idx, sz, g, w, w_off[p], has_rel[p], rel,
+                                                rel_off[p], has_fix[p], wfx, fix_off[p], hp)
                             if noise[p]:  # stream 7: key(seed, 7, trial, sample, t, p, j)
                                 hp7 = layer_key(seed_u, 7, trial, sample, t, p)
                                 read_noise(acc64, cnt, idx, sz, pkind[p], g, w_off[p], has_rel[p], rel, rel_off[p],
@@ -374,22 +396,18 @@ def run_kernel(  # pragma: no cover - compiled
                                 a_tot[i] = wrap32f(a_tot[i] + np.float64(a_p))
                             continue
                         # |sum| <= cnt * wmax: below 2**15 the int16 accumulator is exact and twice as wide per
-                        # vector instruction
+                        # vector instruction (dense columns; a conv2d scatter gains nothing from it)
                         sc = scale_w[p]
-                        if cnt * wmax[p] < 32768:
-                            if pkind[p] == 0:
-                                accumulate(acc16, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
-                                           has_fix[p], wfx, fix_off[p], hp, words, wbytes)
-                            else:
-                                accumulate_conv(acc16, cnt, idx, sz, g, w, w_off[p], has_rel[p], rel, rel_off[p],
-                                                has_fix[p], wfx, fix_off[p], hp)
+                        if pkind[p] == 0 and cnt * wmax[p] < 32768:
+                            accumulate(acc16, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
+                                       has_fix[p], wfx, fix_off[p], hp, words, wbytes)
                             for i in range(sz):
                                 acc[i] = acc16[i]
                         elif pkind[p] == 0:
                             accumulate(acc, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
                                        wfx, fix_off[p], hp, words, wbytes)
                         else:
-                            accumulate_conv(acc, cnt, idx, sz, g, w, w_off[p], has_rel[p], rel, rel_off[p],
+                            accumulate_conv(acc, scr32, cnt, idx, sz, g, w, w_off[p], has_rel[p], rel, rel_off[p],
                                             has_fix[p], wfx, fix_off[p], hp)
                         if small[li]:  # no 32-bit value of the layer can wrap (engine: worst case <= 2**24)
                             for i in range(sz):
