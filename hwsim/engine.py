@@ -79,6 +79,7 @@ class Simulator:
                 c_out, h_out, w_out = net.layer(p.target).shape
                 self.geo[pi] = (c_in, h_in, w_in, c_out, h_out, w_out, *syn.kernel, *syn.stride, *syn.padding,
                                 *syn.dilation, c_in // syn.groups, c_out // syn.groups)  # fmt: skip
+        self.tab_off, self.t_ptr, self.t_out, self.t_tap = _tap_tables(net)
         self.wexp = np.array([p.synapse.weight_exp for p in net.projections], i64)
         self.scale_w = np.ldexp(1.0, self.wexp.astype(np.int32))  # 2**weight_exp, exact
         self.qshift = (16 - self.wexp).astype(i64)  # device path: a_p = sum_q16 >> (16 - weight_exp)
@@ -194,6 +195,7 @@ class Simulator:
                         self.size, self.nrn_off, self.dcf, self.dvf, self.thf, self.biasf, self.spiking,
                         self.subtract, self.esc, self.esc_tab, self.bias_zero, self.small & (not dev),
                         self.tp_ptr, self.tp_list, self.psrc, self.pdelay, self.pkind, self.geo,
+                        self.tab_off, self.t_ptr, self.t_out, self.t_tap,
                         self.w_off, w, self.wmax, self.has_rel, self.rel_off, self.rel, self.has_fix, self.fix_off,
                         wfx, self.scale_w, self.qshift, dev, noise, s2w, s2f, ntab,
                         offs["spikes"], offs["u"], offs["v"], offs["counts"],
@@ -207,6 +209,38 @@ class Simulator:
                             dst[b0:b1] = buf[q][..., offs[q][li] : offs[q][li] + la.size]
                     bar.update(b1 - b0)
         return out
+
+
+def _tap_tables(net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per conv2d projection, which output position each source position reaches through which kernel tap:
+    position q = y' W + x' reaches ``out[r]`` = oy W_out + ox through tap ``tap[r]`` = ky kw + kx for r in
+    ``ptr[off[p] + q] .. ptr[off[p] + q + 1]``, where y' = oy stride - pad + ky dil (likewise x). The kernels
+    read it instead of dividing by the stride for every tap of every spike; it holds the geometry only
+    (H W kh kw entries at most), not the (target, source) matrix."""
+    P = len(net.projections)
+    off = np.zeros(max(P, 1), np.int64)
+    ptrs, outs, taps, n_ptr, n_links = [], [], [], 0, 0
+    for pi, p in enumerate(net.projections):
+        off[pi] = n_ptr
+        if not isinstance(p.synapse, Conv2dSynapse):
+            continue
+        syn = p.synapse
+        _, h, w = net.source_shape(p)
+        _, ho, wo = net.layer(p.target).shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = syn.kernel, syn.stride, syn.padding, syn.dilation
+        oy, ox, ky, kx = np.meshgrid(np.arange(ho), np.arange(wo), np.arange(kh), np.arange(kw), indexing="ij")
+        iy, ix = oy * sh - ph + ky * dh, ox * sw - pw + kx * dw
+        ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        q, o, t = (iy * w + ix)[ok], (oy * wo + ox)[ok], (ky * kw + kx)[ok]
+        order = np.lexsort((t, o, q))
+        q, o, t = q[order], o[order], t[order]
+        ptrs.append(n_links + np.searchsorted(q, np.arange(h * w + 1)))
+        outs.append(o)
+        taps.append(t)
+        n_ptr += h * w + 1
+        n_links += len(o)
+    cat = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(1, np.int64)  # noqa: E731
+    return off, cat(ptrs), cat(outs), cat(taps)
 
 
 def _num_threads() -> int:
