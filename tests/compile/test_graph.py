@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from quantal.compile.graph import conv2d_links, sum_pool_conv2d, sum_pool_dense
@@ -33,6 +33,7 @@ def test_links_equal_torch_conv2d(seed, groups, k, stride, pad, dil):
     h, w = int(rng.integers(6, 10)), int(rng.integers(6, 10))
     syn = Conv2dSynapse(weight=rng.integers(-128, 128, (c_out, c_in // groups, *k), dtype=np.int8), stride=stride,
                         padding=pad, dilation=dil, groups=groups)  # fmt: skip
+    assume(min(syn.out_hw(h, w)) >= 1)
     x = rng.integers(0, 2, (c_in, h, w)).astype(np.float64)
     want = F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(syn.weight.astype(np.float64)), stride=stride,
                     padding=pad, dilation=dil, groups=groups)[0].numpy().ravel()  # fmt: skip
