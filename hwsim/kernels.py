@@ -16,8 +16,8 @@ arrays below and allocates the outputs. Layout (L layers, P projections, offsets
   of one kernel tap are contiguous) with the geometry in ``geo[p]`` (see :data:`GEO`) and a tap table per
   projection: input position q = y' W + x' reaches output position ``t_out[r]`` through kernel tap
   ``t_tap[r]`` (ky kw + kx) for r in ``t_ptr[tab_off[p] + q] .. t_ptr[tab_off[p] + q + 1]`` (geometry only,
-  built once);
-  ``rel`` (uint8) and ``wfx`` (reliable part) likewise at ``rel_off`` / ``fix_off`` when ``has_rel[p]`` / ``has_fix[p]``;
+  built once); ``rel`` (uint8) and ``wfx`` (reliable part) likewise at ``rel_off`` / ``fix_off`` when
+  ``has_rel[p]`` / ``has_fix[p]``;
 * spikes: a ring of ``R = max delay + 2`` steps of per-layer index lists (``hist_idx``, ``hist_cnt``), so a
   projection of delay d reads step ``t - 1 - d`` while step t is written; the input as per-step index lists.
 
