@@ -39,6 +39,50 @@ def conv2d_links(syn: Conv2dSynapse, src: tuple[int, ...], dst: tuple[int, ...])
     return i[order].astype(np.int64), j[order].astype(np.int64), k[order].astype(np.int64)
 
 
+def conv2d_taps(syn: Conv2dSynapse, src: tuple[int, ...], dst: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """The spatial part of a conv2d projection's links: every (source position q = y' W + x', target position
+    o = y W_out + x, kernel tap t = ky kw + kx) with ``y' = y stride - pad + ky dil`` (likewise x) inside the
+    source, int64 arrays sorted by (q, o, t). A link of the projection is such a triple with any channel pair
+    (ci, co) of one group; this table holds the geometry only (at most H_out W_out kh kw entries)."""
+    _, h, w = src
+    _, ho, wo = dst
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = syn.kernel, syn.stride, syn.padding, syn.dilation
+    oy, ox, ky, kx = np.meshgrid(np.arange(ho), np.arange(wo), np.arange(kh), np.arange(kw), indexing="ij")
+    iy, ix = oy * sh - ph + ky * dh, ox * sw - pw + kx * dw
+    ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+    q, o, t = (iy * w + ix)[ok], (oy * wo + ox)[ok], (ky * kw + kx)[ok]
+    order = np.lexsort((t, o, q))
+    return q[order].astype(np.int64), o[order].astype(np.int64), t[order].astype(np.int64)
+
+
+def conv2d_fans(syn: Conv2dSynapse, src: tuple[int, ...], dst: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per target neuron the number of source neurons it has links to (fan-in), and per source neuron the
+    number of target neurons it reaches (fan-out), from the tap table (no (target, source) matrix)."""
+    q, o, _ = conv2d_taps(syn, src, dst)
+    c_in, h, w = src
+    c_out, ho, wo = dst
+    cin_g, cout_g = c_in // syn.groups, c_out // syn.groups
+    fan_in = np.tile(np.bincount(o, minlength=ho * wo) * cin_g, c_out)  # flat index: channel-major
+    fan_out = np.tile(np.bincount(q, minlength=h * w) * cout_g, c_in)
+    return fan_in, fan_out
+
+
+def conv2d_nonzero_fan_out(syn: Conv2dSynapse, nonzero: np.ndarray, src: tuple[int, ...],
+                           dst: tuple[int, ...]) -> np.ndarray:  # fmt: skip
+    """Per source neuron the number of its links whose kernel element is nonzero in ``nonzero`` (a bool array of
+    the kernel's shape): the synapses a spike of that neuron touches."""
+    q, _, t = conv2d_taps(syn, src, dst)
+    c_in, h, w = src
+    c_out, cin_g, kh, kw = nonzero.shape
+    cout_g = c_out // syn.groups
+    # per input channel ci and tap: the nonzero kernel elements over the output channels of ci's group
+    per = nonzero.reshape(syn.groups, cout_g, cin_g, kh * kw).sum(axis=1).reshape(c_in, kh * kw)
+    out = np.zeros((c_in, h * w), np.int64)
+    for ci in range(c_in):
+        out[ci] = np.bincount(q, weights=per[ci, t], minlength=h * w).astype(np.int64)
+    return out.ravel()
+
+
 def expand(net: Network, p: Projection, stored: np.ndarray | None, fill: int | float = 0) -> np.ndarray | None:
     """The (target size, source size) matrix of a per-synapse array of projection ``p`` (``stored`` has the
     shape of its ``weight``): itself for a dense projection; for conv2d the kernel element of every link and

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from quantal.compile import streams
+from quantal.compile.graph import conv2d_taps
 from quantal.compile.ir import Conv2dSynapse, Network
 from quantal.compile.runspec import DTYPES, RunError, RunSpec, allocate, check_input, n_steps
 
@@ -212,11 +213,10 @@ class Simulator:
 
 
 def _tap_tables(net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per conv2d projection, which output position each source position reaches through which kernel tap:
-    position q = y' W + x' reaches ``out[r]`` = oy W_out + ox through tap ``tap[r]`` = ky kw + kx for r in
-    ``ptr[off[p] + q] .. ptr[off[p] + q + 1]``, where y' = oy stride - pad + ky dil (likewise x). The kernels
-    read it instead of dividing by the stride for every tap of every spike; it holds the geometry only
-    (H W kh kw entries at most), not the (target, source) matrix."""
+    """Per conv2d projection, which output position each source position reaches through which kernel tap
+    (:func:`quantal.compile.graph.conv2d_taps`): position q reaches ``out[r]`` through tap ``tap[r]`` for r in
+    ``ptr[off[p] + q] .. ptr[off[p] + q + 1]``. The kernels read it instead of dividing by the stride for every
+    tap of every spike; it holds the geometry only, not the (target, source) matrix."""
     P = len(net.projections)
     off = np.zeros(max(P, 1), np.int64)
     ptrs, outs, taps, n_ptr, n_links = [], [], [], 0, 0
@@ -224,16 +224,8 @@ def _tap_tables(net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
         off[pi] = n_ptr
         if not isinstance(p.synapse, Conv2dSynapse):
             continue
-        syn = p.synapse
         _, h, w = net.source_shape(p)
-        _, ho, wo = net.layer(p.target).shape
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = syn.kernel, syn.stride, syn.padding, syn.dilation
-        oy, ox, ky, kx = np.meshgrid(np.arange(ho), np.arange(wo), np.arange(kh), np.arange(kw), indexing="ij")
-        iy, ix = oy * sh - ph + ky * dh, ox * sw - pw + kx * dw
-        ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-        q, o, t = (iy * w + ix)[ok], (oy * wo + ox)[ok], (ky * kw + kx)[ok]
-        order = np.lexsort((t, o, q))
-        q, o, t = q[order], o[order], t[order]
+        q, o, t = conv2d_taps(p.synapse, net.source_shape(p), net.layer(p.target).shape)
         ptrs.append(n_links + np.searchsorted(q, np.arange(h * w + 1)))
         outs.append(o)
         taps.append(t)

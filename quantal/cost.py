@@ -55,14 +55,17 @@ def cores(net: Network) -> list[int]:
 def fan_out(net: Network, pi: int) -> np.ndarray:
     """Per source neuron j of projection pi, the number of synapses a spike on j touches (nonzero weight or
     reliable part; a conv2d projection counts its links)."""
-    from quantal.compile.graph import expand
+    from quantal.compile.graph import conv2d_nonzero_fan_out
+    from quantal.compile.ir import Conv2dSynapse
 
     p = net.projections[pi]
     syn = p.synapse
     nz = syn.weight != 0
     if syn.weight_fixed is not None:
         nz = nz | (syn.weight_fixed != 0)
-    return (expand(net, p, nz.astype(np.uint8)) != 0).sum(axis=0).astype(np.int64)
+    if isinstance(syn, Conv2dSynapse):
+        return conv2d_nonzero_fan_out(syn, nz, net.source_shape(p), net.layer(p.target).shape)
+    return nz.sum(axis=0).astype(np.int64)
 
 
 def activity(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0) -> dict[str, Any]:

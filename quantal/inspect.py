@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from quantal.compile.graph import conv2d_links
+from quantal.compile.graph import conv2d_fans
 from quantal.compile.ir import VERSION, Conv2dSynapse, Network, mantissa_bits
 
 
@@ -23,8 +23,8 @@ def _fan(net: Network, p: Any) -> tuple[int, int]:
     """(fan-in, fan-out): the most source neurons one target neuron has synapses from, and the most target
     neurons one source neuron reaches."""
     if isinstance(p.synapse, Conv2dSynapse):
-        i, j, _ = conv2d_links(p.synapse, net.source_shape(p), net.layer(p.target).shape)
-        return int(np.bincount(i).max(initial=0)), int(np.bincount(j).max(initial=0))
+        fan_in, fan_out = conv2d_fans(p.synapse, net.source_shape(p), net.layer(p.target).shape)
+        return int(fan_in.max(initial=0)), int(fan_out.max(initial=0))
     return p.synapse.shape[1], p.synapse.shape[0]
 
 
@@ -164,10 +164,11 @@ def format_report(rep: dict[str, Any]) -> str:
         rows.append([
             r["name"], r["kind"], "x".join(map(str, r["shape"])), str(r["size"]),
             f"{r['current_decay']}/{r['voltage_decay']}", str(r["threshold"]), r["reset"], esc,
-            str(r["stochastic_synapses"]), str(r["memory_bytes"]), str(r["cores"]),
+            str(r["stochastic_synapses"]), f"{r['worst_case_input']:,}" + (" !" if r["may_overflow_32bit"] else ""),
+            str(r["memory_bytes"]), str(r["cores"]),
         ])  # fmt: skip
     lines += _table(["layer", "kind", "shape", "size", "decay i/v", "vth", "reset", "escape", "stochastic",
-                     "memory B", "cores"], rows)  # fmt: skip
+                     "worst |a<<6|", "memory B", "cores"], rows)  # fmt: skip
     lines.append("")
     rows = []
     for r in rep["projections"]:

@@ -159,3 +159,72 @@ def test_console_script_is_installed():
     exe = os.path.join(os.path.dirname(sys.executable), "quantal")
     r = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("quantal ")
+
+
+# ------------------------------------------------------------------------------------------------ IR v2
+
+
+@pytest.fixture
+def graph_files(tmp_path):
+    from quantal.compile.testing import random_graph
+
+    rng = np.random.default_rng(21)
+    net = random_graph(rng, release="random", escape=True, max_delay=2, name="g")
+    netp = ir.save(net, tmp_path / "g.qnet")
+    x = random_spikes(rng, 3, 6, net.input_size).reshape(3, 6, *net.input_shape)
+    xp = tmp_path / "x.npy"
+    np.save(xp, x)
+    return net, netp, x, xp, tmp_path
+
+
+def test_run_takes_shaped_input_and_equals_the_reference(graph_files):
+    net, netp, x, xp, tmp = graph_files
+    assert len(net.input_shape) == 3 and x.ndim == 5  # (n, T, C, H, W)
+    out = tmp / "out.npz"
+    assert main(["run", str(netp), "--input", str(xp), "--out", str(out), "--steps", "10", "--seed", "3",
+                 "--record", "spikes,u,v,counts", "-q"]) == 0  # fmt: skip
+    got = dict(np.load(out))
+    want = reference.simulate(net, x.reshape(3, 6, -1), steps=10, seed=3, record=("spikes", "u", "v", "counts"))
+    assert sorted(got) == sorted(want) and all(np.array_equal(got[k], want[k]) for k in want)
+
+
+def test_inspect_shows_the_graph(graph_files):
+    net, netp, _, _, _ = graph_files
+    r = cli("inspect", str(netp))
+    assert r.returncode == 0, r.stderr
+    assert "(recurrent)" in r.stdout and "conv2d" in r.stdout and "IR v2" in r.stdout
+    rep = json.loads(cli("inspect", str(netp), "--json").stdout)
+    assert [(p["name"], p["source"], p["target"], p["kind"]) for p in rep["projections"]] == [
+        (p.name, p.source, p.target, p.kind) for p in net.projections]
+    assert [p["recurrent"] for p in rep["projections"]] == [net.is_recurrent(p) for p in net.projections]
+    assert [p["delay"] for p in rep["projections"]] == [p.delay for p in net.projections]
+    assert rep["layers"][0]["shape"] == list(net.layers[0].shape) and rep["input_shape"] == list(net.input_shape)
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda m: m["projections"][0].update(source="nowhere"), "unknown source"),
+    (lambda m: m["projections"][0].update(delay=99), "delay"),
+    (lambda m: m["layers"][0].update(shape=[1, 2]), "shape"),
+    (lambda m: m["projections"][0]["synapse"].update(stride=[0, 1]), "stride"),
+    (lambda m: m.update(version=3), "newer"),
+])  # fmt: skip
+def test_bad_graph_files_exit_2_with_one_line(graph_files, mutate, needle):
+    import zipfile
+
+    import yaml
+
+    net, netp, _, xp, tmp = graph_files
+    with zipfile.ZipFile(netp) as zf:
+        manifest = yaml.safe_load(zf.read("manifest.yaml"))
+        members = {n: zf.read(n) for n in zf.namelist() if n != "manifest.yaml"}
+    mutate(manifest)
+    bad = tmp / "bad.qnet"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("manifest.yaml", yaml.safe_dump(manifest))
+        for n, data in members.items():
+            zf.writestr(n, data)
+    for args in (["inspect", str(bad)], ["run", str(bad), "--input", str(xp), "--out", str(tmp / "o.npz")]):
+        r = cli(*args)
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp / "o.npz").exists()

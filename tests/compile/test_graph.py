@@ -70,3 +70,23 @@ def test_sum_pool_then_dense_is_one_dense():
     assert fused.release.shape == fused.weight.shape
     with pytest.raises(ValueError, match="divisible"):
         sum_pool_dense(syn, 2, (3, 5, 4))
+
+
+def test_fans_and_nonzero_fan_out_count_the_links():
+    from quantal.compile.graph import conv2d_fans, conv2d_nonzero_fan_out
+
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        groups = int(rng.choice([1, 2]))
+        w = rng.integers(-2, 3, (2 * groups, 2, 3, 2), dtype=np.int8)  # zeros included
+        syn = Conv2dSynapse(weight=w, stride=(int(rng.integers(1, 3)), 1), padding=(1, int(rng.integers(0, 2))),
+                            dilation=(1, int(rng.integers(1, 3))), groups=groups)  # fmt: skip
+        src = (2 * groups, 6, 7)
+        dst = (w.shape[0], *syn.out_hw(6, 7))
+        i, j, k = conv2d_links(syn, src, dst)
+        fan_in, fan_out = conv2d_fans(syn, src, dst)
+        assert np.array_equal(fan_in, np.bincount(i, minlength=int(np.prod(dst))))
+        assert np.array_equal(fan_out, np.bincount(j, minlength=int(np.prod(src))))
+        nz = w.ravel()[k] != 0
+        want = np.bincount(j[nz], minlength=int(np.prod(src)))
+        assert np.array_equal(conv2d_nonzero_fan_out(syn, w != 0, src, dst), want)
