@@ -54,6 +54,7 @@ demo: $(VENV)/.stamp lava-env
 
 bench: $(VENV)/.stamp
 	$(VENV)/bin/python benchmarks/run.py
+	$(VENV)/bin/python benchmarks/graphs.py
 
 clean:
 	rm -rf $(VENV) $(LAVA_VENV) runs .pytest_cache .hypothesis

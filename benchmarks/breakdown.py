@@ -13,7 +13,7 @@ import time
 import numpy as np
 from numba import njit
 
-from quantal.hwsim.kernels import G, accumulate, lif_update, lif_update_small, mix
+from quantal.hwsim.kernels import G, accumulate, lif_zero_small, lif_zero_wide, mix
 
 
 @njit(cache=True)
@@ -36,12 +36,12 @@ def _words(words, cnt, nw, reps):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _lif(small, acc, u, v, b, s, reps):  # pragma: no cover - compiled
+def _lif(small, a, u, v, dc, dv, th, b, s, reps):  # pragma: no cover - compiled
     for _ in range(reps):
         if small:
-            lif_update_small(acc, u, v, b, s, 1.0, 3686.0, 3891.0, 19200.0)
+            lif_zero_small(a, u, v, dc, dv, th, b, s)
         else:
-            lif_update(acc, u, v, b, s, 1.0, 3686.0, 3891.0, 19200.0)
+            lif_zero_wide(a, u, v, dc, dv, th, b, s)
 
 
 def timed(fn, *args) -> float:
@@ -70,9 +70,10 @@ def main() -> None:
     t = timed(_words, words, 157, nw, 20000) / 20000
     rows.append(("W1 layer 1: stream-1 words only (157 x 38)", t * 1e6, t / (157 * nw) * 1e9, "ns/word"))
     for small in (True, False):
-        acc = rng.integers(-400, 400, 256).astype(np.int32)
+        a = rng.integers(-400, 400, 256).astype(np.float64)
         u, v, b, s = np.zeros(256), np.zeros(256), np.zeros(256), np.zeros(256, np.uint8)
-        t = timed(_lif, small, acc, u, v, b, s, 200000) / 200000
+        dc, dv, th = np.full(256, 3686.0), np.full(256, 3891.0), np.full(256, 19200.0)
+        t = timed(_lif, small, a, u, v, dc, dv, th, b, s, 200000) / 200000
         name = "no-wrap path" if small else "with 32-bit wraps"
         rows.append((f"LIF update of 256 neurons ({name})", t * 1e6, t / 256 * 1e9, "ns/neuron"))
     w = max(len(r[0]) for r in rows)
