@@ -289,6 +289,20 @@ def main() -> int:
     rng = np.random.default_rng(0)
     rows, notes = [], []
 
+    def hwsim_rows(label: str, build, wts: dict, x: np.ndarray, steps: int, peers: dict) -> None:  # noqa: ANN001
+        """Time hwsim on the deterministic and the stochastic network; note the deterministic firing rates."""
+        for stochastic in (False, True):
+            net = build(wts, stochastic)
+            sim = Simulator(net)
+            out = net.layers[-1].name
+            rate = timed(lambda sim=sim, out=out: sim.run(x, record=("counts",), layers=(out,)), len(x), args.repeats)
+            if not stochastic:
+                c = sim.run(x[:8], record=("counts",))
+                notes.append(f"{label.split()[0]} firing (spikes per neuron per step): " + ", ".join(
+                    f"{la.name} {c[f'{la.name}.counts'].mean() / steps:.3f}" for la in net.layers if
+                    la.neuron.kind != "readout"))  # fmt: skip
+            rows.append((label + (", stochastic p=0.5" if stochastic else ""), rate, peers))
+
     # ---- W3
     w3 = w3_weights(rng)
     n3 = 16 if args.quick else 64
@@ -296,15 +310,7 @@ def main() -> int:
     pb = 16 if args.quick else 32  # peer batch
     peers3 = {"PyTorch loop": timed(torch_w3(w3, x3[:pb]), pb, args.repeats),
               "snnTorch": timed(snntorch_w3(w3, x3[:pb]), pb, args.repeats)}  # fmt: skip
-    for stochastic in (False, True):
-        net = w3_network(w3, stochastic)
-        sim = Simulator(net)
-        rate = timed(lambda sim=sim: sim.run(x3, record=("counts",), layers=("f2",)), n3, args.repeats)
-        if not stochastic:
-            c = sim.run(x3[:8], record=("counts",))
-            notes.append("W3 firing (spikes per neuron per step): " + ", ".join(
-                f"{la.name} {c[f'{la.name}.counts'].mean() / 300:.3f}" for la in net.layers[:-1]))  # fmt: skip
-        rows.append(("W3 spiking CNN" + (", stochastic p=0.5" if stochastic else ""), rate, peers3))
+    hwsim_rows("W3 spiking CNN", w3_network, w3, x3, 300, peers3)
 
     # ---- W4
     w4 = w4_weights(rng)
@@ -313,15 +319,7 @@ def main() -> int:
     pb4 = 64 if args.quick else 256
     peers4 = {"PyTorch loop": timed(torch_w4(w4, x4[:pb4]), pb4, args.repeats),
               "snnTorch RLeaky": timed(snntorch_w4(w4, x4[:pb4]), pb4, args.repeats)}  # fmt: skip
-    for stochastic in (False, True):
-        net = w4_network(w4, stochastic)
-        sim = Simulator(net)
-        rate = timed(lambda sim=sim: sim.run(x4, record=("counts",), layers=("out",)), n4, args.repeats)
-        if not stochastic:
-            c = sim.run(x4[:200], record=("counts",))
-            notes.append(f"W4 firing: hidden {c['hidden.counts'].mean() / 100:.3f}, out "
-                         f"{c['out.counts'].mean() / 100:.3f} spikes per neuron per step")  # fmt: skip
-        rows.append(("W4 recurrent LIF 700-256r-20" + (", stochastic p=0.5" if stochastic else ""), rate, peers4))
+    hwsim_rows("W4 recurrent LIF 700-256r-20", w4_network, w4, x4, 100, peers4)
 
     print(f"machine: {platform.processor() or platform.machine()}, {threads} cores, vector ISA {vector_isa()}, "
           f"numba {numba.__version__} ({numba.get_num_threads()} threads), torch {torch.__version__} "

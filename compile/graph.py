@@ -98,6 +98,12 @@ def expand(net: Network, p: Projection, stored: np.ndarray | None, fill: int | f
     return out
 
 
+def _check_pool(pool: int, src: tuple[int, int, int]) -> None:
+    _, h, w = src
+    if pool < 1 or h % pool or w % pool:
+        raise ValueError(f"a sum-pool of {pool} needs a height and width divisible by it, got {h}x{w}")
+
+
 def sum_pool_conv2d(syn: Conv2dSynapse, pool: int, src: tuple[int, int, int]) -> Conv2dSynapse:
     """The conv2d projection that equals ``syn`` applied to a sum-pool (window and stride ``pool``) of a source of
     shape ``src`` = [C, H, W]: one projection, the exact composition of the two linear maps.
@@ -106,9 +112,7 @@ def sum_pool_conv2d(syn: Conv2dSynapse, pool: int, src: tuple[int, int, int]) ->
     ``x = y (pool s) - pool pad + (pool d k + dz)``: stride ``pool s``, padding ``pool pad``, and kernel tap k of
     the result at ``pool d k + dz`` for every dz (zeros between the taps when d > 1). H and W must be multiples
     of ``pool`` (a sum-pool drops the remainder, the composed convolution would not)."""
-    _, h, w = src
-    if pool < 1 or h % pool or w % pool:
-        raise ValueError(f"a sum-pool of {pool} needs a height and width divisible by it, got {h}x{w}")
+    _check_pool(pool, src)
 
     def spread(a: np.ndarray | None) -> np.ndarray | None:
         if a is None:
@@ -132,9 +136,8 @@ def sum_pool_conv2d(syn: Conv2dSynapse, pool: int, src: tuple[int, int, int]) ->
 def sum_pool_dense(syn: DenseSynapse, pool: int, src: tuple[int, int, int]) -> DenseSynapse:
     """The dense projection that equals ``syn`` (columns over the pooled [C, H / pool, W / pool] map) applied to a
     sum-pool of a [C, H, W] source: column (c, y, x) of the result is column (c, y // pool, x // pool)."""
+    _check_pool(pool, src)
     c, h, w = src
-    if pool < 1 or h % pool or w % pool:
-        raise ValueError(f"a sum-pool of {pool} needs a height and width divisible by it, got {h}x{w}")
 
     def spread(a: np.ndarray | None) -> np.ndarray | None:
         if a is None:
