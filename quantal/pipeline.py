@@ -80,6 +80,9 @@ def float_model(run_dir: Path, cfg: dict, n_in: int, n_classes: int) -> Any:
 def quant_from_checkpoint(ck: dict) -> tuple[Any, list[dict], dict]:
     from quantal.train.fakequant import QuantNet
 
+    if "projections" not in ck["structure"]:  # a chain of v1 layers: weights and neurons in one module each
+        raise PipelineError("qat.pt was written by an older quantal (before IR v2 graphs); run the fake-quant "
+                            "epochs again (delete qat.pt and rerun quantal train)")  # fmt: skip
     return QuantNet.from_structure(ck["structure"], ck["quant"]), ck["report"], ck["spec"]
 
 
