@@ -115,35 +115,42 @@ def sum_pool_conv2d(syn: Conv2dSynapse, pool: int, src: tuple[int, int, int]) ->
     _check_pool(pool, src)
 
     def spread(a: np.ndarray | None) -> np.ndarray | None:
-        if a is None:
-            return None
-        c_out, c_in, kh, kw = a.shape
-        (dh, dw) = syn.dilation
-        out = np.zeros((c_out, c_in, pool * dh * (kh - 1) + pool, pool * dw * (kw - 1) + pool), a.dtype)
-        for ky in range(kh):
-            for kx in range(kw):
-                y0, x0 = pool * dh * ky, pool * dw * kx
-                out[:, :, y0:y0 + pool, x0:x0 + pool] = a[:, :, ky:ky + 1, kx:kx + 1]
-        return out
+        return None if a is None else spread_pooled_kernel(a, pool, syn.dilation)
 
-    rel = syn.release
-    fill_rel = None if rel is None else spread(rel)
     return Conv2dSynapse(weight=spread(syn.weight), stride=(pool * syn.stride[0], pool * syn.stride[1]),
                          padding=(pool * syn.padding[0], pool * syn.padding[1]), groups=syn.groups,
-                         weight_exp=syn.weight_exp, release=fill_rel, weight_fixed=spread(syn.weight_fixed))
+                         weight_exp=syn.weight_exp, release=spread(syn.release), weight_fixed=spread(syn.weight_fixed))
+
+
+def spread_pooled_kernel(a: np.ndarray, pool: int, dilation: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """A conv kernel (C_out, C_in/g, kh, kw) on a sum-pooled map as the kernel on the unpooled map: tap (ky, kx)
+    at rows pool·dil_h·ky .. + pool and columns pool·dil_w·kx .. + pool, zeros elsewhere (any dtype: integer
+    mantissas, release codes, float weights)."""
+    c_out, c_in, kh, kw = a.shape
+    dh, dw = dilation
+    out = np.zeros((c_out, c_in, pool * dh * (kh - 1) + pool, pool * dw * (kw - 1) + pool), a.dtype)
+    for ky in range(kh):
+        for kx in range(kw):
+            y0, x0 = pool * dh * ky, pool * dw * kx
+            out[:, :, y0:y0 + pool, x0:x0 + pool] = a[:, :, ky:ky + 1, kx:kx + 1]
+    return out
+
+
+def spread_pooled_columns(a: np.ndarray, src: tuple[int, int, int], pool: int) -> np.ndarray:
+    """Dense columns over a sum-pooled [C, H / pool, W / pool] map as columns over the unpooled [C, H, W] map:
+    column (c, y, x) is column (c, y // pool, x // pool)."""
+    c, h, w = src
+    m = a.reshape(a.shape[0], c, h // pool, w // pool)
+    return np.repeat(np.repeat(m, pool, axis=2), pool, axis=3).reshape(a.shape[0], -1)
 
 
 def sum_pool_dense(syn: DenseSynapse, pool: int, src: tuple[int, int, int]) -> DenseSynapse:
     """The dense projection that equals ``syn`` (columns over the pooled [C, H / pool, W / pool] map) applied to a
     sum-pool of a [C, H, W] source: column (c, y, x) of the result is column (c, y // pool, x // pool)."""
     _check_pool(pool, src)
-    c, h, w = src
 
     def spread(a: np.ndarray | None) -> np.ndarray | None:
-        if a is None:
-            return None
-        m = a.reshape(a.shape[0], c, h // pool, w // pool)
-        return np.repeat(np.repeat(m, pool, axis=2), pool, axis=3).reshape(a.shape[0], -1)
+        return None if a is None else spread_pooled_columns(a, src, pool)
 
     return DenseSynapse(weight=spread(syn.weight), weight_exp=syn.weight_exp, release=spread(syn.release),
                         weight_fixed=spread(syn.weight_fixed))

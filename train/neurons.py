@@ -6,7 +6,7 @@ by 64), so that a trained layer lowers to the IR directly:
     u[t] = alpha u[t-1] + a[t]                   alpha = 1 - current_decay / 4096
     v[t] = beta  v[t-1] + u[t] + b               beta  = 1 - voltage_decay / 4096,  b = (bias_mant << bias_exp) / 64
     s[t] = spike(v[t] - theta)                   deterministic [x > 0], or escape noise P = f(x)
-    v[t] = v[t] (1 - s[t])                       reset to 0; u is not reset
+    v[t] = v[t] (1 - s[t])                       reset to 0 (or v[t] - theta s[t], reset subtract); u is not reset
 
 Escape noise with steepness ``escape_beta`` corresponds to the IR's logistic scale S = 64 / escape_beta.
 ``detach_reset`` stops the gradient through the reset term (gygax-zenke discuss both choices).
@@ -40,6 +40,7 @@ class LIFParams(NamedTuple):
     scale_by_beta: bool = False
     detach_reset: bool = True
     readout: bool = False  # integrate, never spike
+    reset: str = "zero"  # zero: v = 0 after a spike; subtract: v -= threshold
 
 
 def lif_step(a: torch.Tensor, state: LIFState, p: LIFParams,
@@ -51,8 +52,10 @@ def lif_step(a: torch.Tensor, state: LIFState, p: LIFParams,
         return torch.zeros_like(v), LIFState(u, v)
     s = spike(v - p.threshold, surrogate_kind=p.surrogate, beta=p.escape_beta, escape=p.escape,
               uniforms=uniforms, scale_by_beta=p.scale_by_beta)  # fmt: skip
-    keep = 1.0 - (s.detach() if p.detach_reset else s)
-    return s, LIFState(u, v * keep)
+    r = s.detach() if p.detach_reset else s
+    if p.reset == "subtract":
+        return s, LIFState(u, v - r * p.threshold)
+    return s, LIFState(u, v * (1.0 - r))
 
 
 def binary_step(a: torch.Tensor, p: LIFParams, uniforms: torch.Tensor | None = None) -> torch.Tensor:
