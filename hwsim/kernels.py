@@ -501,3 +501,64 @@ def run_kernel(  # pragma: no cover - compiled
                 if not spiking[li] and rec_cnt[li] >= 0:
                     for i in range(size[li]):
                         out_cnt[n, rec_cnt[li] + i] = np.int32(v[nrn_off[li] + i])
+
+
+# ------------------------------------------------------------------------- stochastic dense for training
+# The fake-quant model's stochastic dense projection (train/fakequant.py), forward and backward, with the same
+# stream-1 draws as run_kernel: row r of ``src`` is sample ``samples[r]`` at step ``steps[r]``; input j active in
+# row r draws k = key(seed, 1, trial, samples[r], steps[r], p, j), and target i transmits iff byte i of its words
+# is <= release[i, j]. Values are integers held in float64 (exact sums).
+
+
+@njit(cache=True, inline="always")
+def _release_words(k, words, nw):  # pragma: no cover - compiled
+    for m in range(nw):
+        words[m] = mix(k + G * np.uint64(m + 1))  # word(k, m), wrapping
+
+
+@njit(cache=True, parallel=True)
+def release_dense_forward(src, samples, steps, wT, relT, seed, trial, proj, out):  # pragma: no cover - compiled
+    """out[r, i] = sum over active j of src[r, j] xi_rji w[i, j]; ``wT``/``relT`` are (n_in, size)."""
+    n_rows, n_in = src.shape
+    size = wT.shape[1]
+    nw = (size + 7) // 8
+    for r in prange(n_rows):
+        words = np.zeros(nw + 1, np.uint64)
+        wbytes = words.view(np.uint8)
+        hp = layer_key(np.uint64(seed), 1, trial, np.uint64(samples[r]), steps[r], proj)
+        for i in range(size):
+            out[r, i] = 0.0
+        for j in range(n_in):
+            x = src[r, j]
+            if x == 0.0:
+                continue
+            _release_words(absorb(hp, j), words, nw)
+            for i in range(size):
+                out[r, i] += x * wT[j, i] * (wbytes[i] <= relT[j, i])
+
+
+@njit(cache=True, parallel=True)
+def release_dense_backward(src, samples, steps, wT, relT, grad, seed, trial, proj, gwT, gsrc):  # pragma: no cover
+    """The gradients of :func:`release_dense_forward`: ``gwT[j, i] = sum_r grad[r, i] xi_rji src[r, j]`` (one
+    thread per input column j: no two threads write the same entry) and, for the active entries, ``gsrc[r, j] =
+    sum_i grad[r, i] xi_rji w[i, j]``."""
+    n_rows, n_in = src.shape
+    size = wT.shape[1]
+    nw = (size + 7) // 8
+    for j in prange(n_in):
+        words = np.zeros(nw + 1, np.uint64)
+        wbytes = words.view(np.uint8)
+        for i in range(size):
+            gwT[j, i] = 0.0
+        for r in range(n_rows):
+            x = src[r, j]
+            if x == 0.0:
+                continue
+            hp = layer_key(np.uint64(seed), 1, trial, np.uint64(samples[r]), steps[r], proj)
+            _release_words(absorb(hp, j), words, nw)
+            acc = 0.0
+            for i in range(size):
+                xi = 1.0 if wbytes[i] <= relT[j, i] else 0.0
+                gwT[j, i] += grad[r, i] * xi * x
+                acc += grad[r, i] * xi * wT[j, i]
+            gsrc[r, j] = acc

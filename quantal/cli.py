@@ -28,6 +28,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{sub}: {message}" if sub else message)
 
 
+def _dataset_arg(text: str) -> str:
+    """A dataset name or a .npz dataset file (its contents are checked when it is loaded)."""
+    if text in ("digits", "fashion-mnist") or text.endswith(".npz"):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown dataset {text!r} (digits, fashion-mnist, or FILE.npz)")
+
+
 def _load_net(path: str) -> Any:
     from quantal.compile.ir import load
 
@@ -330,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="validate a .qnet network and describe it")
     i.add_argument("net", metavar="NET.qnet")
     i.add_argument("--json", action="store_true", help="machine-readable output")
-    i.add_argument("--data", choices=("digits", "fashion-mnist"), default=None,
+    i.add_argument("--data", type=_dataset_arg, default=None,
                    help="measure synaptic operations and energy on this dataset's test split (hwsim)")  # fmt: skip
     i.add_argument("--limit", type=_int_arg("--limit", 1), default=200, help="samples for --data (default 200)")
     i.add_argument("--seed", type=_int_arg("--seed", 0, 2**64 - 1), default=0)
@@ -353,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="accuracy of a .qnet network on a dataset through hwsim")
     e.add_argument("net", metavar="NET.qnet")
-    e.add_argument("--data", required=True, choices=("digits", "fashion-mnist"))
+    e.add_argument("--data", required=True, type=_dataset_arg,
+                   help="digits, fashion-mnist, or FILE.npz (x_train, y_train, x_test, y_test; docs/guide.md)")
     e.add_argument("--split", default="test", choices=("train", "test"))
     e.add_argument("--trials", type=_int_arg("--trials", 1), default=None,
                    help="trials (default: 10 for stochastic networks, 1 otherwise)")  # fmt: skip
@@ -398,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("model", metavar="MODEL.nir")
     im.add_argument("-o", "--out", required=True, metavar="NET.qnet")
     im.add_argument("--dt", type=float, default=None, help="seconds per step (default: the graph's, else 1e-4)")
-    im.add_argument("--data", choices=("digits", "fashion-mnist"), default=None, help="calibrate on this data")
+    im.add_argument("--data", type=_dataset_arg, default=None, help="calibrate on this data (a name or FILE.npz)")
     im.add_argument("--encoder", choices=("rate", "latency", "static", "pairs"), default=None)
     im.add_argument("--steps", type=_int_arg("--steps", 1), default=None)
     im.add_argument("--calibration", type=_int_arg("--calibration", 1), default=512)

@@ -153,3 +153,20 @@ def test_the_trained_stochastic_network_verifies_in_lava(run):
     r = cli("verify", str(d / "net.qnet"), "--target", "lava", "--input", str(d / "xv.npy"), "--steps",
             str(net.metadata["input"]["run_steps"]), "--seed", "3")  # fmt: skip
     assert r.returncode == 0 and r.stdout.startswith("identical"), r.stdout + r.stderr
+
+
+def test_eval_takes_a_npz_dataset(run, tmp_path):
+    # the digits test split saved as a .npz dataset (images kept as 8x8) evaluates to the same accuracy
+    from quantal.train import data
+
+    d, _, net, _ = run
+    te = data.load("digits", "test")
+    tr = data.load("digits", "train")
+    np.savez(tmp_path / "digits.npz", x_train=tr.x.reshape(-1, 8, 8), y_train=tr.y, x_test=te.x.reshape(-1, 8, 8),
+             y_test=te.y)  # fmt: skip
+    a = evaluate(net, "digits", trials=1, limit=60)
+    b = evaluate(net, str(tmp_path / "digits.npz"), trials=1, limit=60, data_seed=0)
+    assert a["accuracy"] == b["accuracy"] and b["samples"] == 60
+    r = subprocess.run([sys.executable, "-m", "quantal", "eval", str(d / "net.qnet"), "--data", "mnist"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and "FILE.npz" in r.stderr and len(r.stderr.strip().splitlines()) == 1

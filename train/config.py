@@ -5,7 +5,7 @@ integers``). The schema (defaults in brackets)::
 
     seed: 0
     data:
-      name: digits              # digits | fashion-mnist
+      name: digits              # digits | fashion-mnist | PATH.npz (x_train, y_train, x_test, y_test)
       encoder: rate             # rate | latency | none (static input, for mlp and s2m)
       steps: 8                  # time steps of the spike encoding (lif)
       max_rate: 1.0
@@ -111,7 +111,10 @@ def validate(raw: Any) -> dict:
         raise ConfigError(f"model.estimator: {est!r} is not one of {', '.join((*per_layer, 'moment'))}")
     for key, choices in CHOICES.items():
         section, name = key.split(".")
-        if cfg[section][name] not in choices:
+        value = cfg[section][name]
+        if key == "data.name" and isinstance(value, str) and value.endswith(".npz"):
+            continue  # a dataset file (quantal.train.data.load_npz), checked when it is loaded
+        if value not in choices:
             raise ConfigError(f"{key}: {cfg[section][name]!r} is not one of {', '.join(map(str, choices))}")
     _num(cfg, "seed", 0, 2**32 - 1, integer=True)
     _num(cfg, "data.steps", 1, 10_000, integer=True)

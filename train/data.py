@@ -14,6 +14,7 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -130,7 +131,117 @@ def load(name: str, split: str = "train", root: str | os.PathLike[str] | None = 
         return Dataset(d.name, d.x[pick], d.y[pick], d.n_classes, d.shape)
     if name == "fashion-mnist":
         return load_fashion_mnist(split, root)
-    raise DataError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+    if str(name).endswith(".npz"):
+        return load_npz(name, split, test_fraction=test_fraction, seed=seed)
+    raise DataError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)}, or a FILE.npz)")
+
+
+MAX_NPZ_BYTES = 2**31  # the largest array a .npz dataset may declare (checked before it is read)
+
+
+def load_npz(path: str | os.PathLike[str], split: str = "train", *, test_fraction: float = 0.2,
+             seed: int = 0) -> Dataset:  # fmt: skip
+    """A dataset from a ``.npz`` file: ``x_train``, ``y_train``, ``x_test``, ``y_test``, or ``x`` and ``y`` (split
+    like ``digits``: a seeded ``test_fraction``). ``x`` holds images (n, *shape) (for example (n, 28, 28) or
+    (n, 2, 34, 34)) with values in [0, 1]; ``y`` integer labels 0..K-1. Arrays load without pickle, and their
+    declared sizes are checked before they are read."""
+    import zipfile
+
+    p = Path(path)
+    if split not in ("train", "test"):
+        raise DataError(f"split must be 'train' or 'test', got {split!r}")
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            keys = set(f.files)
+            xk, yk = (f"x_{split}", f"y_{split}") if {"x_train", "y_train", "x_test", "y_test"} <= keys else ("x", "y")
+            if not {xk, yk} <= keys:
+                raise DataError(f"{p}: expected arrays x_train, y_train, x_test, y_test (or x and y), found "
+                                f"{', '.join(sorted(keys)) or 'none'}")  # fmt: skip
+            for k in (xk, yk):
+                info = f.zip.getinfo(f"{k}.npy")
+                if info.file_size > MAX_NPZ_BYTES:
+                    raise DataError(f"{p}: array {k} is {info.file_size} bytes, more than {MAX_NPZ_BYTES}")
+            x, y = f[xk], f[yk]
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{p}: not a readable .npz dataset ({str(e).splitlines()[0]})") from None
+    if x.dtype.kind not in "biuf" or x.ndim < 2:
+        raise DataError(f"{p}: {xk} must be a numeric array (n, *image shape), got {x.dtype.name} {x.shape}")
+    if y.dtype.kind not in "iu" or y.shape != (x.shape[0],):
+        raise DataError(f"{p}: {yk} must be integer labels of shape ({x.shape[0]},), got {y.dtype.name} {y.shape}")
+    xf = x.reshape(x.shape[0], -1).astype(np.float32)
+    if xf.size and (not np.isfinite(xf).all() or xf.min() < 0 or xf.max() > 1):
+        raise DataError(f"{p}: {xk} values must lie in [0, 1] (scale images before saving)")
+    if y.size and y.min() < 0:
+        raise DataError(f"{p}: {yk} labels must be >= 0")
+    n_classes = int(y.max()) + 1 if y.size else 0
+    if xk == "x":  # one array: the seeded split of digits
+        order = np.random.default_rng(seed).permutation(len(y))
+        n_test = int(round(test_fraction * len(y)))
+        pick = order[:n_test] if split == "test" else order[n_test:]
+        xf, y = xf[pick], y[pick]
+    return Dataset(p.stem, xf, y.astype(np.int64), n_classes, tuple(int(d) for d in x.shape[1:]))
+
+
+def to_arrays(source: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` numpy arrays from arrays, a (x, y) pair, a torch ``Dataset`` of (x, y) items or a ``DataLoader``
+    of (x, y) batches (torch is imported only for those)."""
+    if isinstance(source, tuple) and len(source) == 2:
+        return np.asarray(source[0]), np.asarray(source[1])
+    if isinstance(source, Dataset):
+        return source.x.reshape(len(source), *source.shape), source.y
+    xs, ys = [], []
+    try:
+        from torch.utils.data import DataLoader
+    except ImportError:  # pragma: no cover - torch is installed with quantal
+        DataLoader = ()  # noqa: N806
+    batched = isinstance(source, DataLoader)
+    for item in source:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise DataError(f"expected (x, y) items, got {type(item).__name__}")
+        x, y = (np.asarray(v.detach().cpu() if hasattr(v, "detach") else v) for v in item)
+        xs.append(x if batched else x[None])
+        ys.append(np.asarray(y).reshape(-1))
+    if not xs:
+        raise DataError("the data source is empty")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def events_to_frames(events: np.ndarray, sensor_size: tuple[int, int, int], *, n_time_bins: int | None = None,
+                     time_window: float | None = None, binary: bool = True) -> np.ndarray:  # fmt: skip
+    """Bin an event recording in tonic's format (a structured array with fields ``x``, ``y``, ``t``, ``p``;
+    ``sensor_size = (W, H, P)`` as tonic gives it) into frames (T, P, H, W): ``n_time_bins`` equal bins over the
+    recording, or bins of ``time_window`` (units of ``t``) from its first event. ``binary`` (the default) gives
+    spikes (uint8 0/1: at least one event in the bin), else event counts (int32)."""
+    for fld in ("x", "y", "t", "p"):
+        if events.dtype.names is None or fld not in events.dtype.names:
+            raise DataError(f"events must be a structured array with fields x, y, t, p (tonic's format), got "
+                            f"{events.dtype}")  # fmt: skip
+    if (n_time_bins is None) == (time_window is None):
+        raise DataError("give exactly one of n_time_bins and time_window")
+    w, h, n_pol = (int(v) for v in sensor_size)
+    x, y, p = (events[f].astype(np.int64) for f in ("x", "y", "p"))
+    t = events["t"].astype(np.float64)
+    if len(events) and (x.min() < 0 or x.max() >= w or y.min() < 0 or y.max() >= h or p.min() < 0
+                        or p.max() >= n_pol):  # fmt: skip
+        raise DataError(f"events fall outside the sensor {sensor_size} (x < W, y < H, p < P)")
+    t0 = float(t.min()) if len(events) else 0.0
+    if n_time_bins is not None:
+        if n_time_bins < 1:
+            raise DataError(f"n_time_bins must be >= 1, got {n_time_bins}")
+        span = (float(t.max()) - t0) if len(events) else 0.0
+        b = np.minimum(((t - t0) / span * n_time_bins).astype(np.int64), n_time_bins - 1) if span > 0 else (
+            np.zeros(len(t), np.int64))
+        n_bins = n_time_bins
+    else:
+        if not time_window > 0:
+            raise DataError(f"time_window must be > 0, got {time_window}")
+        b = ((t - t0) // time_window).astype(np.int64)
+        n_bins = int(b.max()) + 1 if len(events) else 1
+    frames = np.zeros((n_bins, n_pol, h, w), np.int32)
+    np.add.at(frames, (b, p, y, x), 1)
+    return (frames > 0).astype(np.uint8) if binary else frames
 
 
 # ---------------------------------------------------------------------------------------------- encoders

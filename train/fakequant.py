@@ -51,6 +51,11 @@ def ste(exact: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
     return exact.detach() + (surrogate - surrogate.detach())
 
 
+def _wrap32(x: torch.Tensor) -> torch.Tensor:
+    """Two's-complement wrap to 32 bits of float64 integers, no gradient (2**32 is a power of two: exact)."""
+    return torch.remainder(x + 2**31, 2**32) - 2**31
+
+
 def wrap32(x: torch.Tensor) -> torch.Tensor:
     """Two's-complement wrap to 32 bits (exact on float64 integers: 2**32 is a power of two)."""
     return ste(torch.remainder(x.detach() + 2**31, 2**32) - 2**31, x)
@@ -143,6 +148,16 @@ class QuantLayer(nn.Module):
         theta = None if spec.escape_scale is None else torch.from_numpy(streams.escape_thresholds(spec.escape_scale))
         self.register_buffer("theta", None if theta is None else theta.to(DTYPE), persistent=False)
 
+    def _constants(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``4096 - current_decay``, ``4096 - voltage_decay`` and ``threshold << 6`` as float64 (cached: the
+        integer buffers do not change during training)."""
+        key = (self.current_decay.data_ptr(), self.voltage_decay.data_ptr(), self.threshold.data_ptr())
+        if getattr(self, "_const_key", None) != key:
+            self._const = ((4096 - self.current_decay).to(DTYPE), (4096 - self.voltage_decay).to(DTYPE),
+                           self.threshold.to(DTYPE) * 64)  # fmt: skip
+            self._const_key = key
+        return self._const
+
     def bias_mant(self) -> torch.Tensor:
         """``clip(round(64 c b / 2**bias_exp), -4096, 4095)``; the bias in v units is ``bias_mant << bias_exp``."""
         return quantize(self.bias * (64 * self.spec.scale) / 2.0 ** self.bias_exp.to(DTYPE), -4096, 4095)
@@ -150,19 +165,32 @@ class QuantLayer(nn.Module):
     def bias_v(self) -> torch.Tensor:
         return self.bias_mant() * 2.0 ** self.bias_exp.to(DTYPE)  # << bias_exp: exact power-of-two product
 
-    def step(self, a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
-             uniforms: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-        """``(a, (u, v)) -> (spikes, (u, v))``: one step of the fixed-point neuron (docs/ir.md §2)."""
+    def step(self, a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, uniforms: torch.Tensor | None,
+             wide: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """``(a, (u, v)) -> (spikes, (u, v))``: one step of the fixed-point neuron (docs/ir.md §3).
+
+        ``wide=False`` leaves out the 32-bit wraps, for a layer whose worst-case ``|a << 6|`` is at most 2**24:
+        then ``|u| <= 2**23`` at every step and no 32-bit value can wrap (the same argument as hwsim's)."""
         sp = self.spec
-        act = wrap32(a * 64)  # a << 6 in 32-bit arithmetic
-        d = wrap32(rz(u * (4096 - self.current_decay).to(DTYPE)) + act)  # the int32 sum of step 2
-        u = wrap_current(d)
-        v = rz(v * (4096 - self.voltage_decay).to(DTYPE)) + u + bias
-        v = ste(torch.clamp(v.detach(), -V_MAX, V_MAX), v)  # 24-bit saturation
+        cdf, vdf, th = self._constants()
+        # The exact integers, on detached values (every rounding, wrap and clip of docs/ir.md §3) ...
+        with torch.no_grad():
+            ae, ue, ve = a.detach(), u.detach(), v.detach()
+            if wide:  # a << 6 and the current's sum in 32-bit arithmetic
+                d = _wrap32(torch.trunc(ue * cdf / 4096) + _wrap32(ae * 64))  # trunc of an exact quotient: rz
+            else:
+                d = torch.trunc(ue * cdf / 4096) + ae * 64
+            d = torch.where(d > U_WRAP, d - 2 * U_WRAP, torch.where(d <= -U_WRAP, d + 2 * U_WRAP, d))  # one wrap
+            vn = torch.clamp(torch.trunc(ve * vdf / 4096) + d + bias.detach(), -V_MAX, V_MAX)  # 24-bit saturation
+        # ... with the gradient of the same equations without rounding (straight through every integer op): one
+        # ste per state variable gives exactly the gradient of an ste at every operation, in fewer tensor ops.
+        u_lin = u * cdf / 4096 + a * 64
+        u = d + (u_lin - u_lin.detach())
+        v_lin = v * vdf / 4096 + u + bias
+        v = vn + (v_lin - v_lin.detach())
         if sp.kind == "readout":
             return torch.zeros_like(v), u, v
-        th = self.threshold.to(DTYPE) * 64  # threshold << 6, in v units
-        x = v - th  # distance to threshold
+        x = v - th  # distance to threshold << 6, in v units
         unit = 64 * sp.scale  # v units per float unit
         if self.theta is None:
             exact = (x.detach() > 0).to(DTYPE)  # strict threshold
@@ -176,6 +204,36 @@ class QuantLayer(nn.Module):
         else:
             v = v * (1 - s.detach())  # v = 0 where s (u is not reset); no gradient through the reset
         return s, u, v
+
+
+class _ReleaseDense(torch.autograd.Function):
+    """A stochastic dense projection's sum on Numba kernels (hwsim/kernels.py), the same draws as hwsim; the
+    backward recomputes the draws (nothing per synapse is stored)."""
+
+    @staticmethod
+    def forward(ctx, src, m, release_t, seed, trial, samples, steps, index):  # type: ignore[override]
+        from quantal.hwsim import kernels
+
+        s = src.detach().contiguous().numpy()
+        wT = np.ascontiguousarray(m.detach().numpy().T)
+        out = np.empty((s.shape[0], wT.shape[1]), np.float64)
+        kernels.release_dense_forward(s, samples, steps, wT, release_t, np.uint64(seed), trial, index, out)
+        ctx.save_for_backward(src)
+        ctx.args = (wT, release_t, seed, trial, samples, steps, index)
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        from quantal.hwsim import kernels
+
+        (src,) = ctx.saved_tensors
+        wT, release_t, seed, trial, samples, steps, index = ctx.args
+        s = src.detach().contiguous().numpy()
+        gwT = np.empty_like(wT)
+        gsrc = np.zeros_like(s)
+        kernels.release_dense_backward(s, samples, steps, wT, release_t, np.ascontiguousarray(grad.numpy()),
+                                       np.uint64(seed), trial, index, gwT, gsrc)  # fmt: skip
+        return torch.from_numpy(gsrc), torch.from_numpy(np.ascontiguousarray(gwT.T)), None, None, None, None, None, None
 
 
 class QuantProjection(nn.Module):
@@ -202,6 +260,7 @@ class QuantProjection(nn.Module):
             ptr = np.searchsorted(j, np.arange(int(np.prod(spec.src_shape)) + 1))
             links = (torch.from_numpy(i), torch.from_numpy(k), torch.from_numpy(ptr.astype(np.int64)))
         self.links = links
+        self._release_t: np.ndarray | None = None  # release codes transposed for the Numba kernels
 
     # -- integer parameters (values exact, gradients straight-through) --------------------------------
     def mantissa(self) -> torch.Tensor:
@@ -222,11 +281,13 @@ class QuantProjection(nn.Module):
                        dilation=sp.dilation, groups=sp.groups)  # fmt: skip
         return out.reshape(src.shape[0], -1)
 
-    def _events(self, src: torch.Tensor, seed: int, trial: int, samples: torch.Tensor, step: int, index: int
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-        """The synapses that active inputs reach: (batch row, target, weight element, xi) per synapse."""
+    def _events(self, src: torch.Tensor, seed: int, trial: int, samples: torch.Tensor, step: int | torch.Tensor,
+                index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """The synapses that active inputs reach: (batch row, target, weight element, xi) per synapse. ``step``
+        is the step of every row, or one tensor of steps per row (several steps in one call)."""
         size = int(np.prod(self.spec.dst_shape))
         rows, cols = torch.nonzero(src.detach(), as_tuple=True)
+        step = step[rows] if isinstance(step, torch.Tensor) else step
         if self.links is None:  # dense: every target; bytes of whole words
             draws = torch_streams.event_bytes(seed, trial, samples[rows], step, index, cols, size)  # (E, size)
             tgt = torch.arange(size).repeat(len(rows))
@@ -245,7 +306,8 @@ class QuantProjection(nn.Module):
         xi = (byte <= self.release.reshape(-1)[elem]).to(DTYPE)  # transmit iff byte <= release
         return rows[ev], tgt, elem, xi * src[rows[ev], cols[ev]]
 
-    def synaptic_input(self, src: torch.Tensor, seed: int, trial: int, samples: torch.Tensor, step: int, index: int,
+    def synaptic_input(self, src: torch.Tensor, seed: int, trial: int, samples: torch.Tensor,
+                       step: int | torch.Tensor, index: int,
                        device: LayerDevice | None = None) -> torch.Tensor:  # fmt: skip
         """``a_p = wrap32(floor(sum_j src_j (weight_fixed + xi * weight) 2**weight_exp))`` for source spikes
         ``src`` (batch, source size) of the projection's step; ``index`` (the projection's) keys stream 1.
@@ -267,6 +329,12 @@ class QuantProjection(nn.Module):
         events = None
         if self.release is None:
             total = self._linear(src, m)
+        elif self.links is None and device is None and src.device.type == "cpu":  # dense: Numba kernels
+            rows = torch.as_tensor(step).expand(src.shape[0]) if not isinstance(step, torch.Tensor) else step
+            if self._release_t is None:
+                self._release_t = np.ascontiguousarray(self.release.numpy().T.astype(np.uint8))
+            total = _ReleaseDense.apply(src, m, self._release_t, int(seed) & (2**64 - 1), int(trial),
+                                        samples.numpy().astype(np.uint64), rows.numpy().astype(np.int64), int(index))
         else:
             events = self._events(src, seed, trial, samples, step, index)
             rows, tgt, elem, xs = events
@@ -289,9 +357,12 @@ class QuantProjection(nn.Module):
             total = total + torch.round(torch.sqrt(var) * unit * z)
         e = self.spec.weight_exp
         scaled = total * (2.0**e / unit)  # exact: multiplying by a power of two
-        if e < 0 or device is not None:
-            scaled = ste(torch.floor(scaled.detach()), scaled)  # the arithmetic right shift floors the sum
-        return wrap32(scaled)  # a_p is a 32-bit value
+        with torch.no_grad():
+            exact = scaled.detach()
+            if e < 0 or device is not None:
+                exact = torch.floor(exact)  # the arithmetic right shift floors the sum
+            exact = _wrap32(exact)  # a_p is a 32-bit value
+        return exact + (scaled - scaled.detach())  # straight through the floor and the wrap
 
 
 @dataclass
@@ -393,19 +464,39 @@ class QuantNet(nn.Module):
                 return x[:, step] if step < t_in else None
             return rec["spikes"][src][step]
 
+        # Projections from the input: every step at once (rows (t, b), each with its own step in the streams).
+        pre: dict[int, torch.Tensor] = {}
+        for pi, pr in enumerate(projs):
+            if self._src[pi] < 0:
+                d = pr.spec.delay
+                src = torch.zeros(steps, batch, n_in, dtype=DTYPE)
+                lo, hi = 1 + d, min(steps, t_in + 1 + d)  # step t delivers the input of step t - 1 - d
+                if hi > lo:
+                    src[lo:hi] = x[:, lo - 1 - d: hi - 1 - d].transpose(0, 1)
+                rows_t = torch.arange(steps).repeat_interleave(batch)
+                a_p = pr.synaptic_input(src.reshape(steps * batch, n_in), seed, trial, samples.repeat(steps), rows_t,
+                                        pi, devs[pi])  # fmt: skip
+                pre[pi] = a_p.reshape(steps, batch, -1)
+        wide = [self._wide(li) for li in range(len(layers))]
         for t in range(steps):
             for li, la in enumerate(layers):
-                a = torch.zeros(batch, la.spec.size, dtype=DTYPE)
+                a = None
                 for pi in self._into[li]:
-                    pr = projs[pi]
-                    src = spikes_of(self._src[pi], t - 1 - pr.spec.delay)
-                    if src is None:
-                        continue
-                    a = wrap32(a + pr.synaptic_input(src, seed, trial, samples, t, pi, devs[pi]))  # a = sum_p a_p
+                    if pi in pre:
+                        a_p = pre[pi][t]
+                    else:
+                        pr = projs[pi]
+                        src = spikes_of(self._src[pi], t - 1 - pr.spec.delay)
+                        if src is None:
+                            continue
+                        a_p = pr.synaptic_input(src, seed, trial, samples, t, pi, devs[pi])
+                    a = a_p if a is None else wrap32(a + a_p)  # a = sum_p a_p (32-bit)
+                if a is None:  # no projection delivered anything this step
+                    a = torch.zeros(batch, la.spec.size, dtype=DTYPE)
                 esc = None
                 if la.theta is not None:
                     esc = torch_streams.escape_uniforms(seed, trial, samples, t, li, la.spec.size)
-                s, u[li], v[li] = la.step(a, u[li], v[li], biases[li], esc)
+                s, u[li], v[li] = la.step(a, u[li], v[li], biases[li], esc, wide[li] or device is not None)
                 rec["spikes"][li].append(s)
                 if record:
                     rec["u"][li].append(u[li])
@@ -414,6 +505,24 @@ class QuantNet(nn.Module):
         last = layers[-1]
         logits = v[-1] / (64 * last.spec.scale)
         return QuantOutput(out["spikes"], out["u"], out["v"], v[-1], logits)
+
+    def _wide(self, li: int) -> bool:
+        """Whether layer ``li`` can reach the 32-bit wraps: its worst-case |a << 6| over all inputs and release
+        draws, from the current mantissas (``Network.worst_case_input``), exceeds 2**24."""
+        total = None
+        with torch.no_grad():
+            for pi in self._into[li]:
+                pr = self.projections[pi]
+                m = pr.mantissa().abs()
+                mf = pr.mantissa_fixed()
+                m = m if mf is None else m + mf.abs()
+                if pr.spec.kind == "dense":
+                    rows = m.sum(1)
+                else:  # every output of channel co sees at most the whole kernel of co
+                    rows = m.sum((1, 2, 3)).repeat_interleave(int(np.prod(pr.spec.dst_shape[1:])))
+                rows = torch.ceil(rows * 2.0**pr.spec.weight_exp)  # a negative exponent floors away from zero
+                total = rows if total is None else total + rows
+        return total is not None and float(total.max()) * 64 > 2**24
 
     def _realize(self, pi: int, run: DeviceRun) -> LayerDevice:
         """Projection ``pi``'s device weights for ``run`` from the current mantissas (hwsim/devices.py: one source

@@ -108,3 +108,62 @@ def test_real_fashion_mnist_from_debian(monkeypatch):
     assert test.x.shape == (10000, 784) and test.n_classes == 10
     assert test.y[:5].tolist() == [9, 2, 1, 1, 6]  # the published start of the test labels
     assert np.bincount(test.y).tolist() == [1000] * 10
+
+
+# ------------------------------------------------------------------------------------- data from anywhere
+
+
+def test_npz_datasets_keep_their_image_shape(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((30, 2, 5, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 30)
+    np.savez(tmp_path / "mine.npz", x_train=x[:20], y_train=y[:20], x_test=x[20:], y_test=y[20:])
+    tr, te = data.load(str(tmp_path / "mine.npz"), "train"), data.load(str(tmp_path / "mine.npz"), "test")
+    assert tr.shape == (2, 5, 5) and len(tr) == 20 and len(te) == 10
+    assert np.array_equal(tr.x.reshape(20, 2, 5, 5), x[:20]) and np.array_equal(te.y, y[20:])
+    np.savez(tmp_path / "one.npz", x=x, y=y)  # one array pair: a seeded split
+    a, b = data.load(str(tmp_path / "one.npz"), "train"), data.load(str(tmp_path / "one.npz"), "test")
+    assert len(a) + len(b) == 30 and not set(map(tuple, a.x)) & set(map(tuple, b.x))
+
+
+@pytest.mark.parametrize("arrays,needle", [
+    ({"x": np.zeros((3, 4)), "y": np.zeros(2, np.int64)}, "labels of shape (3,)"),
+    ({"x": np.full((3, 4), 2.0), "y": np.zeros(3, np.int64)}, "[0, 1]"),
+    ({"x": np.zeros((3, 4)), "y": np.zeros(3)}, "integer labels"),
+    ({"images": np.zeros((3, 4))}, "expected arrays"),
+    ({"x": np.array(["a", "b"]), "y": np.zeros(2, np.int64)}, "numeric"),
+])  # fmt: skip
+def test_bad_npz_datasets_are_refused_with_one_line(tmp_path, arrays, needle):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(data.DataError) as e:
+        data.load(str(tmp_path / "bad.npz"))
+    assert needle in str(e.value) and "\n" not in str(e.value)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(data.DataError, match="not a readable"):
+        data.load(str(tmp_path / "junk.npz"))
+
+
+def test_to_arrays_takes_arrays_datasets_and_loaders():
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = torch.rand(10, 1, 3, 3), torch.arange(10) % 2
+    ds = TensorDataset(x, y)
+    for source in ((x.numpy(), y.numpy()), ds, DataLoader(ds, batch_size=4)):
+        xa, ya = data.to_arrays(source)
+        assert np.array_equal(xa, x.numpy()) and np.array_equal(ya, y.numpy())
+
+
+def test_events_are_binned_into_frames():
+    ev = np.zeros(5, dtype=[("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
+    ev["x"], ev["y"], ev["t"], ev["p"] = [0, 1, 1, 2, 2], [0, 0, 0, 1, 1], [0, 10, 12, 50, 99], [0, 1, 1, 0, 0]
+    # 2 bins over [0, 99]: bin = floor(t / 99 * 2) capped at 1 -> events 0-2 in bin 0, 3-4 in bin 1
+    counts = data.events_to_frames(ev, (3, 2, 2), n_time_bins=2, binary=False)
+    assert counts.shape == (2, 2, 2, 3)  # (T, P, H, W)
+    assert counts[0, 1, 0, 1] == 2 and counts[0, 0, 0, 0] == 1 and counts[1, 0, 1, 2] == 2 and counts.sum() == 5
+    frames = data.events_to_frames(ev, (3, 2, 2), time_window=25)  # bins of 25: t // 25 = 0, 0, 0, 2, 3
+    assert frames.shape == (4, 2, 2, 3) and frames.dtype == np.uint8 and frames.max() == 1 and frames[1].sum() == 0
+    with pytest.raises(data.DataError, match="outside the sensor"):
+        data.events_to_frames(ev, (2, 2, 2), n_time_bins=2)
+    with pytest.raises(data.DataError, match="tonic"):
+        data.events_to_frames(np.zeros(3), (2, 2, 2), n_time_bins=2)
