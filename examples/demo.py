@@ -147,6 +147,11 @@ def main() -> int:
         "nir": {"file": str(out / "demo.nir"), "round_trip_exact": nir_ok},
         "netx": {"exit_status": rn.returncode, "result": netx_result},
     }  # fmt: skip
+    # your own model: a stochastic spiking CNN of quantal.nn layers, from_torch, fixed point, PCM chips, Lava
+    print("\n== your own model (examples/own_model.py): a stochastic spiking CNN")
+    from own_model import run as own_model
+
+    summary["own_model_cnn"] = own_model(out_dir=out / "own_model", log=lambda m: print(f"  {m}"))
     summary["seconds"] = time.perf_counter() - t0
     atomic_write(out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
     sh(quantal, "report", str(out))
@@ -166,10 +171,15 @@ def main() -> int:
     print(f"  1 year after programming (mean, 95% CI over {drift_trials} chips):")
     for (netname, dev), r in sorted(year.items()):
         print(f"    {netname:15s} {dev:18s} {r['accuracy']:.1%} [{r['ci_lo']:.1%}, {r['ci_hi']:.1%}]")
+    cnn = summary["own_model_cnn"]
+    print(f"  your own CNN (quantal.nn, from_torch): float {cnn['float_accuracy']:.1%}, "
+          f"hwsim {cnn['hwsim_accuracy']:.1%} (fake-quant identical: {cnn['fake_quant_equals_hwsim']}), "
+          f"PCM 1 day {cnn['pcm_1day_mean']:.1%} +- {cnn['pcm_1day_sd']:.1%} over 20 chips, Lava {cnn['lava']}")
     print(f"\nwritten to {out}/:")
     for f in [run_dir / "metrics.csv", Path(summary["checkpoint"]), netp, hwa_net, out / "demo.nir",
               out / "summary.json", *figs,
-              out / "sweep" / "results.csv", out / "sweep" / "sweep_time.png", out / "report.html"]:
+              out / "sweep" / "results.csv", out / "sweep" / "sweep_time.png", out / "report.html",
+              Path(summary["own_model_cnn"]["network"])]:
         print(f"  {f}")
     print(f"({time.perf_counter() - t0:.0f} s)")
     return 0

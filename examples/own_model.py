@@ -50,12 +50,10 @@ def spikes(images: np.ndarray, seed: int) -> torch.Tensor:
     return torch.from_numpy(data.rate_encode(images, STEPS, seed=seed)).float().reshape(-1, STEPS, 1, 8, 8)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--out", default="runs/own_model")
-    args = p.parse_args()
+def run(epochs: int = 6, out_dir: str | Path = "runs/own_model", log=print) -> dict:  # noqa: ANN001
+    """The whole path; returns the numbers it printed (``make demo`` stores them in its summary)."""
     torch.manual_seed(0)
+    res: dict = {}
     train, test = data.load("digits", "train"), data.load("digits", "test")
     y_train, y_test = torch.from_numpy(train.y), test.y
     x_test = spikes(test.x, seed=1)
@@ -65,7 +63,7 @@ def main() -> int:
     # 1. train in float, in your own loop
     model = DigitCNN()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for epoch in range(args.epochs):
+    for epoch in range(epochs):
         t0, x_train = time.perf_counter(), pad(spikes(train.x, seed=100 + epoch))
         for idx in torch.randperm(len(y_train)).split(64):
             loss = nn.functional.cross_entropy(qnn.logits(model(x_train[idx])), y_train[idx])
@@ -74,8 +72,9 @@ def main() -> int:
             opt.step()
         with torch.no_grad():
             acc = (qnn.logits(model(pad(x_test))).argmax(1).numpy() == y_test).mean()
-        print(f"float epoch {epoch + 1}: loss {loss.item():.3f}, test accuracy {acc:.1%} "
-              f"({time.perf_counter() - t0:.1f} s)")
+        log(f"float epoch {epoch + 1}: loss {loss.item():.3f}, test accuracy {acc:.1%} "
+            f"({time.perf_counter() - t0:.1f} s)")
+        res["float_accuracy"] = float(acc)
     model.conv.mode = "sampled"  # what the hardware does: every link draws its release
 
     # 2. lower to the IR (calibrated on training spikes) and fine-tune in exact fixed point
@@ -89,27 +88,41 @@ def main() -> int:
         loss.backward()
         qopt.step()
     net = qnet.to_network("digit_cnn", metadata={"input": {"encoder": "rate", "steps": STEPS, "run_steps": run_steps}})
-    path = save(net, Path(args.out) / "digit_cnn.qnet")
-    print(f"wrote {path}: " + ", ".join(f"{r['name']} scale {r['scale']:g}" for r in report))
+    path = save(net, Path(out_dir) / "digit_cnn.qnet")
+    res["network"] = str(path)
+    log(f"wrote {path}: " + ", ".join(f"{r['name']} scale {r['scale']:g}" for r in report))
 
     # 3. evaluate: fake-quant = hwsim bit for bit; then on 20 PCM chips one day after programming
     x = pad(x_test).numpy().astype(bool)
     hw = simulate(net, x, seed=0, record=("counts",), layers=("readout",))["readout.counts"]
     fq = qnet(pad(x_test), seed=0).final_v.detach().numpy()
-    print(f"hwsim test accuracy {(hw.argmax(1) == y_test).mean():.1%}; fake-quant identical: {np.array_equal(hw, fq)}")
+    res["hwsim_accuracy"], res["fake_quant_equals_hwsim"] = float((hw.argmax(1) == y_test).mean()), bool(
+        np.array_equal(hw, fq))
+    log(f"hwsim test accuracy {res['hwsim_accuracy']:.1%}; fake-quant identical: {res['fake_quant_equals_hwsim']}")
     pcm = devices.from_config("pcm", time=86400.0)
     chips = simulate(net, x, seed=0, trials=20, record=("counts",), layers=("readout",), device=pcm)
     accs = (chips["readout.counts"].argmax(2) == y_test).mean(1)
-    print(f"on PCM after 1 day, 20 chips: {accs.mean():.1%} +- {accs.std(ddof=1):.1%} (mean +- sd)")
+    res["pcm_1day_mean"], res["pcm_1day_sd"] = float(accs.mean()), float(accs.std(ddof=1))
+    log(f"on PCM after 1 day, 20 chips: {accs.mean():.1%} +- {accs.std(ddof=1):.1%} (mean +- sd)")
 
     # 4. verify in Lava (when its venv exists): spikes, u and v identical to hwsim
     try:
         from quantal.targets.verify import verify_lava
 
         div, _ = verify_lava(net, x[:4])
-        print("Lava: identical to hwsim" if div is None else f"Lava differs: {div}")
+        res["lava"] = "identical to hwsim" if div is None else f"differs: {div}"
     except Exception as e:  # noqa: BLE001 - Lava is optional here
-        print(f"Lava not checked: {e}")
+        res["lava"] = f"not checked: {e}"
+    log(f"Lava: {res['lava']}")
+    return res
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--out", default="runs/own_model")
+    args = p.parse_args()
+    run(args.epochs, args.out)
     return 0
 
 
