@@ -396,9 +396,10 @@ def from_torch(model: nn.Module, example_input: torch.Tensor, *, calibration: to
     calibration = example_input if calibration is None else calibration
     for _, m in named:
         m.stats = {"u": 0.0, "v": 0.0}
+    param = next(model.parameters(), None)
     try:
         with torch.no_grad():
-            model(calibration.to(torch.float32))
+            model(calibration.to(dtype=torch.float32, device=None if param is None else param.device))
     except Exception as e:  # noqa: BLE001 - the user's forward can fail in any way on the calibration data
         raise LoweringError(f"{type(model).__name__}: the float model fails on the calibration input "
                             f"({str(e).splitlines()[0]})") from None  # fmt: skip
