@@ -281,6 +281,7 @@ def main() -> int:
 
     import numba
     import torch
+    from run import print_table  # benchmarks/run.py, beside this script
 
     from quantal.hwsim import Simulator
 
@@ -338,11 +339,7 @@ def main() -> int:
                           f"{ratio:,.1f}x", ("yes" if met else "no") if k == 0 else ""))  # fmt: skip
             results.append({"workload": name, "hwsim": rate, "peer": peer, "peer_rate": pr, "ratio": ratio,
                             "met": met})  # fmt: skip
-    widths = [max(len(str(r[c])) for r in table) for c in range(len(head))]
-    for k, r in enumerate(table):
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
-        if k == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print_table(table)
     for n in notes:
         print(n)
     if args.json:

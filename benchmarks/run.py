@@ -26,6 +26,15 @@ import numpy as np
 from quantal.compile.ir import DenseSynapse, Network, Neuron
 
 
+def print_table(table: list[tuple]) -> None:
+    """Print rows (the first is the header) as a Markdown table with aligned columns."""
+    widths = [max(len(str(r[c])) for r in table) for c in range(len(table[0]))]
+    for k, r in enumerate(table):
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+        if k == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
 def best_rate(fn, n_items: int, repeats: int = 3, min_time: float = 0.5) -> float:
     """Items per second: the best of ``repeats`` timings, each at least ``min_time`` seconds of calls."""
     best = 0.0
@@ -198,11 +207,7 @@ def main() -> int:
         results.append({"workload": name, "hwsim": r_hw, "peer": peer, "peer_rate": r_pt, "ratio": ratio,
                         "goal_samples_per_s": goal_abs, "goal_ratio": goal_ratio, "met": met,
                         "notes": note})  # fmt: skip
-    widths = [max(len(str(r[c])) for r in table) for c in range(len(head))]
-    for k, r in enumerate(table):
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
-        if k == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print_table(table)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"compile_s": cold, "rows": results}, f, indent=2)
