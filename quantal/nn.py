@@ -18,9 +18,10 @@ from quantal.train.layers import (
     Linear,
     Readout,
     RecurrentLIF,
+    S2MLinear,
     SumPool2d,
     logits,
 )
 
 __all__ = ["AvgPool2d", "Binary", "BlankOutConv2d", "BlankOutLinear", "Conv2d", "Flatten", "LIF", "Linear",
-           "Readout", "RecurrentLIF", "SumPool2d", "logits"]  # fmt: skip
+           "Readout", "RecurrentLIF", "S2MLinear", "SumPool2d", "logits"]  # fmt: skip

@@ -4,6 +4,7 @@ Every module takes and returns tensors with time as the second axis, ``(batch, T
 an ``nn.Sequential`` or in your own ``forward`` the way snnTorch and Norse layers do, and
 :func:`quantal.compile.from_torch` lowers a model built from them to the fixed-point IR (docs/guide.md).
 
+* :class:`S2MLinear`: the Synaptic Sampling Machine's stochastic sign units (see its docstring).
 * Synapses map spikes to synaptic input step by step: :class:`Linear` (``nn.Linear`` works as well),
   :class:`Conv2d`, :class:`BlankOutLinear` and :class:`BlankOutConv2d` (stochastic release: every synapse
   transmits with probability p, in ``sampled`` mode exactly per synapse, in ``moment`` mode by the Gaussian with
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .neurons import LIFParams, LIFState, lif_step
+from .synapses import S2MLinear as _S2MLinear
 
 RESETS = ("zero", "subtract")
 BLANK_OUT_MODES = ("sampled", "moment", "mean")
@@ -210,6 +212,17 @@ class BlankOutConv2d(_BlankOut):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._forward(x, self._lin)
+
+
+class S2MLinear(_S2MLinear):
+    """The Synaptic Sampling Machine layer (train/synapses.py: sign units z in {-1, +1} with the weight-normalised
+    erf activation of blank-out synapses of probability p) at every step of (batch, T, in). It is a layer of
+    sign units, not a synapse: its networks lower through ``quantal train`` (on/off channel pairs,
+    docs/compile.md §3), not through ``from_torch``."""
+
+    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        step = super().forward
+        return _fold(z, lambda x: step(x, generator)) if z.dim() == 3 else step(z, generator)
 
 
 # ------------------------------------------------------------------------------------------------- neurons
