@@ -16,6 +16,9 @@ import numpy as np
 from quantal.compile.ir import Network, save
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The largest total of weight-matrix entries a Lava graph may hold: every projection is one (target size x n,
+#: source size x n) block-diagonal matrix for n samples (a conv2d projection expanded), int32 in Lava.
+MAX_MATRIX_CELLS = 2**28
 
 
 class LavaUnavailable(RuntimeError):
@@ -50,6 +53,11 @@ def run_in_lava(net: Network, spikes: np.ndarray, steps: int | None = None, time
     need quantal's own Lava processes; ``timing``, if given, receives ``seconds``: the Lava run's wall time
     (graph compilation included), and ``steady_seconds``: steps 2..T only, as the runner measured them.
     ``spikes_only`` runs steps 2..T in one call without reading u and v (they come back as zeros)."""
+    n = int(spikes.shape[0])
+    cells = sum(n * net.layer(p.target).size * n * int(np.prod(net.source_shape(p))) for p in net.projections)
+    if cells > MAX_MATRIX_CELLS:  # block-diagonal matrices of n samples: checked before Lava allocates them
+        raise LavaRunError(f"the Lava graph of {n} samples needs {cells:,} weight-matrix entries (at most "
+                           f"{MAX_MATRIX_CELLS:,}); verify fewer samples at a time")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="quantal-lava-") as tmp:
         netp = Path(tmp, "net.qnet")
         save(net, netp)

@@ -109,3 +109,13 @@ def test_deterministic_graph_uses_stock_processes_only():
     for k in ref:
         assert np.array_equal(lava[k], ref[k]), k
     assert any(p.delay for p in net.projections) and any(net.is_recurrent(p) for p in net.projections)
+
+
+def test_a_lava_graph_too_large_is_refused_before_it_is_built():
+    from quantal.compile.ir import Conv2dSynapse, Layer, Network, Neuron, Projection
+
+    syn = Conv2dSynapse(weight=np.ones((16, 2, 5, 5), np.int8), stride=2, padding=1)
+    net = Network(name="big", input_shape=(2, 34, 34), layers=(Layer(name="c", shape=(16, 16, 16), neuron=Neuron()),),
+                  projections=(Projection(name="c.in", source="input", target="c", synapse=syn),))  # fmt: skip
+    with pytest.raises(driver.LavaRunError, match="verify fewer samples"):
+        driver.run_in_lava(net, np.zeros((20, 3, 2, 34, 34), bool))
