@@ -147,7 +147,8 @@ def main() -> int:
     xb = x_test.numpy().astype(bool)
     res.update(evaluate(net, xb, te.y, xb[: args.chips_test], te.y[: args.chips_test]))
     res["seconds"] = time.perf_counter() - t0
-    log(f"{name}: hwsim (fixed point, = fake-quant) {res['hwsim']:.2%}; PCM after 1 year, 20 chips on "
+    log(f"{name}: hwsim (fixed point; the fake-quant model computes the same bits) {res['hwsim']:.2%}; PCM after "
+        f"1 year, 20 chips on "
         f"{res['chip_samples']} test samples: {res['pcm_1y_mean']:.2%} +- {res['pcm_1y_sd']:.2%} (mean +- sd)")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / f"{name}.json").write_text(json.dumps(res, indent=2))
