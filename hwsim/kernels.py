@@ -516,16 +516,26 @@ def _release_words(k, words, nw):  # pragma: no cover - compiled
         words[m] = mix(k + G * np.uint64(m + 1))  # word(k, m), wrapping
 
 
+@njit(cache=True)
+def release_row_keys(samples, steps, seed, trial, proj):  # pragma: no cover - compiled
+    """Per row r the stream-1 prefix key(seed, 1, trial, samples[r], steps[r], p) (j is absorbed per input)."""
+    out = np.empty(samples.shape[0], np.uint64)
+    for r in range(samples.shape[0]):
+        out[r] = layer_key(np.uint64(seed), 1, trial, np.uint64(samples[r]), steps[r], proj)
+    return out
+
+
 @njit(cache=True, parallel=True)
-def release_dense_forward(src, samples, steps, wT, relT, seed, trial, proj, out):  # pragma: no cover - compiled
-    """out[r, i] = sum over active j of src[r, j] xi_rji w[i, j]; ``wT``/``relT`` are (n_in, size)."""
+def release_dense_forward(src, keys, wT, relT, out):  # pragma: no cover - compiled
+    """out[r, i] = sum over active j of src[r, j] xi_rji w[i, j]; ``wT``/``relT`` are (n_in, size), ``keys`` the
+    rows' prefixes (:func:`release_row_keys`)."""
     n_rows, n_in = src.shape
     size = wT.shape[1]
     nw = (size + 7) // 8
     for r in prange(n_rows):
         words = np.zeros(nw + 1, np.uint64)
         wbytes = words.view(np.uint8)
-        hp = layer_key(np.uint64(seed), 1, trial, np.uint64(samples[r]), steps[r], proj)
+        hp = keys[r]
         for i in range(size):
             out[r, i] = 0.0
         for j in range(n_in):
@@ -538,7 +548,7 @@ def release_dense_forward(src, samples, steps, wT, relT, seed, trial, proj, out)
 
 
 @njit(cache=True, parallel=True)
-def release_dense_backward(src, samples, steps, wT, relT, grad, seed, trial, proj, gwT, gsrc):  # pragma: no cover
+def release_dense_backward(src, keys, wT, relT, grad, gwT, gsrc):  # pragma: no cover - compiled
     """The gradients of :func:`release_dense_forward`: ``gwT[j, i] = sum_r grad[r, i] xi_rji src[r, j]`` (one
     thread per input column j: no two threads write the same entry) and, for the active entries, ``gsrc[r, j] =
     sum_i grad[r, i] xi_rji w[i, j]``."""
@@ -554,8 +564,7 @@ def release_dense_backward(src, samples, steps, wT, relT, grad, seed, trial, pro
             x = src[r, j]
             if x == 0.0:
                 continue
-            hp = layer_key(np.uint64(seed), 1, trial, np.uint64(samples[r]), steps[r], proj)
-            _release_words(absorb(hp, j), words, nw)
+            _release_words(absorb(keys[r], j), words, nw)
             acc = 0.0
             for i in range(size):
                 xi = 1.0 if wbytes[i] <= relT[j, i] else 0.0

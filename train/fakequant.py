@@ -52,8 +52,16 @@ def ste(exact: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
 
 
 def _wrap32(x: torch.Tensor) -> torch.Tensor:
-    """Two's-complement wrap to 32 bits of float64 integers, no gradient (2**32 is a power of two: exact)."""
-    return torch.remainder(x + 2**31, 2**32) - 2**31
+    """Two's-complement wrap to 32 bits of float64 integers (|x| < 2**52), no gradient:
+    ``x - 2**32 floor((x + 2**31) / 2**32)``; every operation is exact (powers of two), and cheaper than
+    ``torch.remainder`` on float64."""
+    return x - 2.0**32 * torch.floor((x + 2.0**31) * 2.0**-32)
+
+
+def _step01(x: torch.Tensor) -> torch.Tensor:
+    """``[x > 0]`` as 0.0/1.0 for float64 *integers* x: ``clamp(x, 0, 1)`` (x >= 1 or x <= 0). Float ops only:
+    comparisons and ``torch.where`` on float64 cost several times more on the CPU."""
+    return torch.clamp(x, 0.0, 1.0)
 
 
 def wrap32(x: torch.Tensor) -> torch.Tensor:
@@ -149,11 +157,11 @@ class QuantLayer(nn.Module):
         self.register_buffer("theta", None if theta is None else theta.to(DTYPE), persistent=False)
 
     def _constants(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``4096 - current_decay``, ``4096 - voltage_decay`` and ``threshold << 6`` as float64 (cached: the
-        integer buffers do not change during training)."""
+        """``(4096 - current_decay) / 4096``, ``(4096 - voltage_decay) / 4096`` (exact in float64) and ``threshold
+        << 6`` as float64 (cached: the integer buffers do not change during training)."""
         key = (self.current_decay.data_ptr(), self.voltage_decay.data_ptr(), self.threshold.data_ptr())
         if getattr(self, "_const_key", None) != key:
-            self._const = ((4096 - self.current_decay).to(DTYPE), (4096 - self.voltage_decay).to(DTYPE),
+            self._const = ((4096 - self.current_decay).to(DTYPE) / 4096, (4096 - self.voltage_decay).to(DTYPE) / 4096,
                            self.threshold.to(DTYPE) * 64)  # fmt: skip
             self._const_key = key
         return self._const
@@ -172,32 +180,33 @@ class QuantLayer(nn.Module):
         ``wide=False`` leaves out the 32-bit wraps, for a layer whose worst-case ``|a << 6|`` is at most 2**24:
         then ``|u| <= 2**23`` at every step and no 32-bit value can wrap (the same argument as hwsim's)."""
         sp = self.spec
-        cdf, vdf, th = self._constants()
+        cdf, vdf, th = self._constants()  # (4096 - decay) / 4096 (exact: an integer over a power of two)
         # The exact integers, on detached values (every rounding, wrap and clip of docs/ir.md §3) ...
         with torch.no_grad():
             ae, ue, ve = a.detach(), u.detach(), v.detach()
             if wide:  # a << 6 and the current's sum in 32-bit arithmetic
-                d = _wrap32(torch.trunc(ue * cdf / 4096) + _wrap32(ae * 64))  # trunc of an exact quotient: rz
+                d = _wrap32(torch.trunc(ue * cdf) + _wrap32(ae * 64))  # trunc of an exact quotient by 4096: rz
             else:
-                d = torch.trunc(ue * cdf / 4096) + ae * 64
-            d = torch.where(d > U_WRAP, d - 2 * U_WRAP, torch.where(d <= -U_WRAP, d + 2 * U_WRAP, d))  # one wrap
-            vn = torch.clamp(torch.trunc(ve * vdf / 4096) + d + bias.detach(), -V_MAX, V_MAX)  # 24-bit saturation
+                d = torch.trunc(ue * cdf) + ae * 64
+            # one wrap into (-2**23, 2**23]: -2**24 where d > 2**23, +2**24 where d <= -2**23 (d integer)
+            d = d - 2 * U_WRAP * _step01(d - U_WRAP) + 2 * U_WRAP * _step01(1 - U_WRAP - d)
+            vn = torch.clamp(torch.trunc(ve * vdf) + d + bias.detach(), -V_MAX, V_MAX)  # 24-bit saturation
         # ... with the gradient of the same equations without rounding (straight through every integer op): one
         # ste per state variable gives exactly the gradient of an ste at every operation, in fewer tensor ops.
-        u_lin = u * cdf / 4096 + a * 64
+        u_lin = u * cdf + a * 64
         u = d + (u_lin - u_lin.detach())
-        v_lin = v * vdf / 4096 + u + bias
+        v_lin = v * vdf + u + bias
         v = vn + (v_lin - v_lin.detach())
         if sp.kind == "readout":
             return torch.zeros_like(v), u, v
         x = v - th  # distance to threshold << 6, in v units
         unit = 64 * sp.scale  # v units per float unit
         if self.theta is None:
-            exact = (x.detach() > 0).to(DTYPE)  # strict threshold
+            exact = _step01(x.detach())  # strict threshold: x > 0 (integers)
             z = x / unit
             s = ste(exact, z / (1 + sp.surrogate_beta * z.abs()))  # SuperSpike: d/dz = 1 / (1 + beta |z|)^2
         else:
-            exact = (x.detach() > self.theta[uniforms]).to(DTYPE)  # escape noise: x > theta[U]
+            exact = _step01(x.detach() - self.theta[uniforms])  # escape noise: x > theta[U] (integers)
             s = ste(exact, torch.sigmoid(x / sp.escape_scale))  # the escape probability's own derivative
         if sp.reset == "subtract":
             v = v - s.detach() * th  # v -= threshold << 6 where s (no gradient through the reset)
@@ -217,9 +226,10 @@ class _ReleaseDense(torch.autograd.Function):
         s = src.detach().contiguous().numpy()
         wT = np.ascontiguousarray(m.detach().numpy().T)
         out = np.empty((s.shape[0], wT.shape[1]), np.float64)
-        kernels.release_dense_forward(s, samples, steps, wT, release_t, np.uint64(seed), trial, index, out)
+        keys = kernels.release_row_keys(samples, steps, np.uint64(seed), trial, index)
+        kernels.release_dense_forward(s, keys, wT, release_t, out)
         ctx.save_for_backward(src)
-        ctx.args = (wT, release_t, seed, trial, samples, steps, index)
+        ctx.args = (wT, release_t, keys)
         return torch.from_numpy(out)
 
     @staticmethod
@@ -227,12 +237,11 @@ class _ReleaseDense(torch.autograd.Function):
         from quantal.hwsim import kernels
 
         (src,) = ctx.saved_tensors
-        wT, release_t, seed, trial, samples, steps, index = ctx.args
+        wT, release_t, keys = ctx.args
         s = src.detach().contiguous().numpy()
         gwT = np.empty_like(wT)
         gsrc = np.zeros_like(s)
-        kernels.release_dense_backward(s, samples, steps, wT, release_t, np.ascontiguousarray(grad.numpy()),
-                                       np.uint64(seed), trial, index, gwT, gsrc)  # fmt: skip
+        kernels.release_dense_backward(s, keys, wT, release_t, np.ascontiguousarray(grad.numpy()), gwT, gsrc)
         return torch.from_numpy(gsrc), torch.from_numpy(np.ascontiguousarray(gwT.T)), None, None, None, None, None, None
 
 
