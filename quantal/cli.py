@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -449,6 +450,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors as e:
         print(f"quantal: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader of the output went away (`quantal inspect --json | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 141  # 128 + SIGPIPE, as Unix tools exit
     except OSError as e:
         print(f"quantal: error: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": "), file=sys.stderr)
         return EXIT_USAGE

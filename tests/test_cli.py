@@ -228,3 +228,14 @@ def test_bad_graph_files_exit_2_with_one_line(graph_files, mutate, needle):
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp / "o.npz").exists()
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    from quantal.compile.ir import DenseSynapse, Network, Neuron
+
+    # 300 layers: the JSON report is far larger than a pipe's buffer, so `head` closes the pipe mid-write
+    chain = [(f"l{k}", 2, DenseSynapse(weight=np.ones((2, 2), np.int8)), Neuron()) for k in range(300)]
+    netp = ir.save(Network.chain("long", 2, chain), tmp_path / "long.qnet")
+    r = subprocess.run(f"{sys.executable} -m quantal inspect --json {netp} | head -c 10", shell=True,
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.stdout.startswith("{") and r.stderr == ""
