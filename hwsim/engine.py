@@ -119,15 +119,13 @@ class Simulator:
         their per-read noise variances (float64), in the layout of ``w`` (and ``wfx``), and which projections
         have read noise."""
         arrays = layer_weights(self.device, self.net, seed, trial)  # type: ignore[arg-type]
-        parts = [[a[k] for a in arrays] for k in range(4)]
-        _, _, wq = self._flat(None, np.int64, parts[0])
-        _, _, wfq = self._flat(None, np.int64, [a if a is not None else None for a in parts[1]])
-        # variances in the same layout; a projection without read noise gets zeros (and is skipped)
-        noise = np.array([a[2] is not None for a in arrays] or [False], np.bool_)
-        s2w = self._flat(None, np.float64, [v if v is not None else np.zeros(a[0].shape) for v, a in
-                                            zip(parts[2], arrays)])[2]  # fmt: skip
-        s2f = self._flat(None, np.float64, [None if a[1] is None else (np.zeros(a[1].shape) if a[3] is None else a[3])
-                                            for a in arrays])[2]  # fmt: skip
+        wq = self._flat(None, np.int64, [w for w, _, _, _ in arrays])[2]
+        wfq = self._flat(None, np.int64, [f for _, f, _, _ in arrays])[2]
+        # variances in the same layouts; a projection without read noise gets zeros (and is skipped)
+        noise = np.array([vw is not None for _, _, vw, _ in arrays] or [False], np.bool_)
+        s2w = self._flat(None, np.float64, [np.zeros(w.shape) if vw is None else vw for w, _, vw, _ in arrays])[2]
+        s2f = self._flat(None, np.float64, [None if f is None else (np.zeros(f.shape) if vf is None else vf)
+                                            for _, f, _, vf in arrays])[2]  # fmt: skip
         return wq, wfq, s2w, s2f, noise
 
     def run(
