@@ -18,23 +18,18 @@ def conv2d_links(syn: Conv2dSynapse, src: tuple[int, ...], dst: tuple[int, ...])
 
     Target (co, y, x) has flat index ``(co H_out + y) W_out + x``; source (ci, y', x') likewise; kernel element
     (co, ci_g, ky, kx) is ``weight.ravel()`` index ``((co C_in/g + ci_g) kh + ky) kw + kx``. The link exists
-    when ``ci = group(co) C_in/g + ci_g``, ``y' = y s_h - p_h + ky d_h`` and ``x' = x s_w - p_w + kx d_w`` lie
-    inside the source (zero padding adds no links).
+    when ``ci = group(co) C_in/g + ci_g`` and the positions are linked by tap (ky, kx) (:func:`conv2d_taps`:
+    ``y' = y s_h - p_h + ky d_h``, likewise x, inside the source; zero padding adds no links).
     """
+    q, o, t = conv2d_taps(syn, src, dst)  # the geometry; every channel pair of a group shares it
     c_out, cin_g, kh, kw = syn.weight.shape
-    _, h_in, w_in = src
-    _, h_out, w_out = dst
-    (sh, sw), (ph, pw), (dh, dw) = syn.stride, syn.padding, syn.dilation
-    co, ci_g, ky, kx, y, x = np.meshgrid(np.arange(c_out), np.arange(cin_g), np.arange(kh), np.arange(kw),
-                                         np.arange(h_out), np.arange(w_out), indexing="ij", sparse=True)  # fmt: skip
-    iy = y * sh - ph + ky * dh
-    ix = x * sw - pw + kx * dw
+    co = np.arange(c_out).reshape(-1, 1, 1)
+    ci_g = np.arange(cin_g).reshape(1, -1, 1)
     ci = (co // (c_out // syn.groups)) * cin_g + ci_g
-    shape = np.broadcast_shapes(co.shape, ci_g.shape, ky.shape, kx.shape, y.shape, x.shape)
-    ok = np.broadcast_to((iy >= 0) & (iy < h_in) & (ix >= 0) & (ix < w_in), shape)
-    i = np.broadcast_to((co * h_out + y) * w_out + x, shape)[ok]
-    j = np.broadcast_to((ci * h_in + iy) * w_in + ix, shape)[ok]
-    k = np.broadcast_to(((co * cin_g + ci_g) * kh + ky) * kw + kx, shape)[ok]
+    shape = (c_out, cin_g, len(q))
+    i = np.broadcast_to(co * (dst[1] * dst[2]) + o, shape).ravel()
+    j = np.broadcast_to(ci * (src[1] * src[2]) + q, shape).ravel()
+    k = np.broadcast_to((co * cin_g + ci_g) * (kh * kw) + t, shape).ravel()
     order = np.lexsort((i, j))
     return i[order].astype(np.int64), j[order].astype(np.int64), k[order].astype(np.int64)
 
