@@ -112,9 +112,15 @@ def sum_pool_conv2d(syn: Conv2dSynapse, pool: int, src: tuple[int, int, int]) ->
     def spread(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else spread_pooled_kernel(a, pool, syn.dilation)
 
-    return Conv2dSynapse(weight=spread(syn.weight), stride=(pool * syn.stride[0], pool * syn.stride[1]),
-                         padding=(pool * syn.padding[0], pool * syn.padding[1]), groups=syn.groups,
+    stride, padding = pooled_geometry(syn.stride, syn.padding, pool)
+    return Conv2dSynapse(weight=spread(syn.weight), stride=stride, padding=padding, groups=syn.groups,
                          weight_exp=syn.weight_exp, release=spread(syn.release), weight_fixed=spread(syn.weight_fixed))
+
+
+def pooled_geometry(stride: tuple[int, int], padding: tuple[int, int], pool: int) -> tuple[tuple[int, int], ...]:
+    """(stride, padding) of a conv after a sum-pool of ``pool``, as one conv on the unpooled map (dilation 1,
+    kernel from :func:`spread_pooled_kernel`): both scale by ``pool``."""
+    return (pool * stride[0], pool * stride[1]), (pool * padding[0], pool * padding[1])
 
 
 def spread_pooled_kernel(a: np.ndarray, pool: int, dilation: tuple[int, int] = (1, 1)) -> np.ndarray:

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from quantal.compile.graph import spread_pooled_columns, spread_pooled_kernel
+from quantal.compile.graph import pooled_geometry, spread_pooled_columns, spread_pooled_kernel
 from quantal.compile.ir import INPUT, conv_out
 from quantal.compile.lower import (
     BIAS_MAX,
@@ -304,8 +304,8 @@ def _float_projection(name: str, sp: _Spikes, syn: nn.Module, target: str, tshap
         for k, scale, _ in reversed(pools):  # innermost pool last: fuse from the conv outwards
             w = spread_pooled_kernel(w, k, geo["dilation"]) * scale
             p = None if p is None else spread_pooled_kernel(p, k, geo["dilation"])
-            geo = {**geo, "stride": (k * geo["stride"][0], k * geo["stride"][1]),
-                   "padding": (k * geo["padding"][0], k * geo["padding"][1]), "dilation": (1, 1)}  # fmt: skip
+            stride, padding = pooled_geometry(geo["stride"], geo["padding"], k)
+            geo = {**geo, "stride": stride, "padding": padding, "dilation": (1, 1)}
         return FloatProjection(name, sp.source, target, w, "conv2d", p, geo)
     if len(shape) != 1 or w.shape[1] != shape[0]:
         raise LoweringError(f"{where}: takes {w.shape[1]} inputs but gets spikes of shape {list(shape)} (flatten "
