@@ -465,14 +465,6 @@ class QuantNet(nn.Module):
         biases = [la.bias_v() for la in layers]
         devs = [None] * len(projs) if device is None else [self._realize(pi, device) for pi in range(len(projs))]
 
-        def spikes_of(src: int, step: int) -> torch.Tensor | None:
-            """The spikes of layer ``src`` (-1: the input) at ``step``; None when there are none."""
-            if step < 0:
-                return None
-            if src < 0:
-                return x[:, step] if step < t_in else None
-            return rec["spikes"][src][step]
-
         # Projections from the input: every step at once (rows (t, b), each with its own step in the streams).
         pre: dict[int, torch.Tensor] = {}
         for pi, pr in enumerate(projs):
@@ -495,10 +487,11 @@ class QuantNet(nn.Module):
                         a_p = pre[pi][t]
                     else:
                         pr = projs[pi]
-                        src = spikes_of(self._src[pi], t - 1 - pr.spec.delay)
-                        if src is None:
+                        step = t - 1 - pr.spec.delay  # the source layer's spikes of this step (none before 0)
+                        if step < 0:
                             continue
-                        a_p = pr.synaptic_input(src, seed, trial, samples, t, pi, devs[pi])
+                        a_p = pr.synaptic_input(rec["spikes"][self._src[pi]][step], seed, trial, samples, t, pi,
+                                                devs[pi])  # fmt: skip
                     a = a_p if a is None else wrap32(a + a_p)  # a = sum_p a_p (32-bit)
                 if a is None:  # no projection delivered anything this step
                     a = torch.zeros(batch, la.spec.size, dtype=DTYPE)
