@@ -75,12 +75,6 @@ def rz(x: torch.Tensor) -> torch.Tensor:
     return ste(torch.trunc(y.detach()), y)
 
 
-def wrap_current(d: torch.Tensor) -> torch.Tensor:
-    """One wrap into (-2**23, 2**23]: ``d - 2**24`` if ``d > 2**23``, ``d + 2**24`` if ``d <= -2**23``."""
-    e = d.detach()
-    return ste(torch.where(e > U_WRAP, e - 2 * U_WRAP, torch.where(e <= -U_WRAP, e + 2 * U_WRAP, e)), d)
-
-
 def quantize(x: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
     """``clip(round(x), lo, hi)`` (round half to even); clipped straight-through gradient."""
     return ste(torch.clamp(torch.round(x.detach()), lo, hi), torch.clamp(x, lo, hi))
