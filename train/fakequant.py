@@ -65,8 +65,8 @@ def _step01(x: torch.Tensor) -> torch.Tensor:
 
 
 def wrap32(x: torch.Tensor) -> torch.Tensor:
-    """Two's-complement wrap to 32 bits (exact on float64 integers: 2**32 is a power of two)."""
-    return ste(torch.remainder(x.detach() + 2**31, 2**32) - 2**31, x)
+    """Two's-complement wrap to 32 bits (exact on float64 integers), straight-through gradient."""
+    return ste(_wrap32(x.detach()), x)
 
 
 def rz(x: torch.Tensor) -> torch.Tensor:
