@@ -102,14 +102,6 @@ class Flatten(nn.Flatten):
         super().__init__(start_dim=2)
 
 
-def _release(p: float, shape: tuple[int, ...], learn_p: bool) -> tuple[nn.Parameter | None, torch.Tensor]:
-    if not 0 < p <= 1:
-        raise ValueError(f"release probability p must be in (0, 1], got {p}")
-    q = min(float(p), 1 - 1e-4)
-    logit = torch.full(shape, math.log(q / (1 - q)))
-    return (nn.Parameter(logit) if learn_p else None), logit
-
-
 class _BlankOut(nn.Module):
     """Shared parts of the blank-out synapses: release probability p per synapse (fixed or learnable through a
     logit), the mode, and the three forward rules over a linear map ``lin(x, w)``."""
@@ -119,10 +111,12 @@ class _BlankOut(nn.Module):
     def _init_release(self, p: float, learn_p: bool, mode: str) -> None:
         if mode not in BLANK_OUT_MODES:
             raise ValueError(f"unknown mode {mode!r} (known: {', '.join(BLANK_OUT_MODES)})")
+        if not 0 < p <= 1:
+            raise ValueError(f"release probability p must be in (0, 1], got {p}")
         self.mode = mode
-        param, logit = _release(p, tuple(self.weight.shape), learn_p)
-        if param is not None:
-            self.p_logit = param
+        if learn_p:  # per synapse, through a logit (p = 1 starts just below 1)
+            q = min(float(p), 1 - 1e-4)
+            self.p_logit = nn.Parameter(torch.full(tuple(self.weight.shape), math.log(q / (1 - q))))
         else:
             self.register_buffer("p_fixed", torch.tensor(float(p)))
 
