@@ -131,6 +131,24 @@ def accumulate(  # pragma: no cover - compiled
                 acc[i] += fcol[i]
 
 
+@njit(cache=True, inline="always")
+def _target_byte(k, i):  # pragma: no cover - compiled
+    # Stream 1 for one target: byte i % 8 of word(k, i // 8).
+    return (mix(k + G * np.uint64(i // 8 + 1)) >> np.uint64(8 * (i % 8))) & np.uint64(0xFF)
+
+
+@njit(cache=True, inline="always")
+def _noisy_read(k, k7, i, e, has_rel, rel, rel_off, has_fix, s2w, w_off, s2f, fix_off, ntab):  # pragma: no cover
+    # One read of synapse (target i, stored element e): rint(sqrt(xi s2w + s2f) 2**16 z), with xi the stream-1 draw
+    # of key k and z the normal deviate of lane i % 4 of word(k7, i // 4) (stream 7).
+    xi = 1.0
+    if has_rel:
+        xi = 1.0 if _target_byte(k, i) <= rel[rel_off + e] else 0.0
+    var = xi * s2w[w_off + e] + (s2f[fix_off + e] if has_fix else 0.0)
+    lane = (mix(k7 + G * np.uint64(i // 4 + 1)) >> np.uint64(16 * (i % 4))) & np.uint64(0xFFFF)
+    return np.int64(np.rint(np.sqrt(var) * 65536.0 * ntab[lane]))
+
+
 @njit(cache=True)
 def accumulate_conv(  # pragma: no cover - compiled
     acc, scratch, cnt, idx, sz, g, taps, w, w_off, has_rel, rel, rel_off, has_fix, wf, fix_off, hp
@@ -161,8 +179,7 @@ def accumulate_conv(  # pragma: no cover - compiled
             base = i0 * c_out
             if has_rel:
                 for co in range(co0, co0 + cout_g):
-                    i = co * plane + i0
-                    byte = (mix(k + G * np.uint64(i // 8 + 1)) >> np.uint64(8 * (i % 8))) & np.uint64(0xFF)
+                    byte = _target_byte(k, co * plane + i0)
                     scratch[base + co] += w[w_off + e + co] * (byte <= rel[rel_off + e + co])
             else:
                 for co in range(co0, co0 + cout_g):
@@ -188,14 +205,8 @@ def read_noise(  # pragma: no cover - compiled
         k7 = absorb(hp7, j)
         if kind == 0:
             for i in range(sz):
-                e = j * sz + i
-                xi = 1.0
-                if has_rel:
-                    byte = (mix(k + G * np.uint64(i // 8 + 1)) >> np.uint64(8 * (i % 8))) & np.uint64(0xFF)
-                    xi = 1.0 if byte <= rel[rel_off + e] else 0.0
-                var = xi * s2w[w_off + e] + (s2f[fix_off + e] if has_fix else 0.0)
-                lane = (mix(k7 + G * np.uint64(i // 4 + 1)) >> np.uint64(16 * (i % 4))) & np.uint64(0xFFFF)
-                acc[i] += np.int64(np.rint(np.sqrt(var) * 65536.0 * ntab[lane]))
+                acc[i] += _noisy_read(k, k7, i, j * sz + i, has_rel, rel, rel_off, has_fix, s2w, w_off, s2f, fix_off,
+                                      ntab)  # fmt: skip
         else:
             t_ptr, t_out, t_tap = taps
             hw_in, c_out, kk, cin_g, cout_g, plane = g[1] * g[2], g[3], g[6] * g[7], g[14], g[15], g[4] * g[5]
@@ -207,14 +218,8 @@ def read_noise(  # pragma: no cover - compiled
                 tap = (ci_g * kk + t_tap[r]) * c_out
                 for co in range(grp * cout_g, (grp + 1) * cout_g):
                     i = co * plane + t_out[r]
-                    e = tap + co
-                    xi = 1.0
-                    if has_rel:
-                        byte = (mix(k + G * np.uint64(i // 8 + 1)) >> np.uint64(8 * (i % 8))) & np.uint64(0xFF)
-                        xi = 1.0 if byte <= rel[rel_off + e] else 0.0
-                    var = xi * s2w[w_off + e] + (s2f[fix_off + e] if has_fix else 0.0)
-                    lane = (mix(k7 + G * np.uint64(i // 4 + 1)) >> np.uint64(16 * (i % 4))) & np.uint64(0xFFFF)
-                    acc[i] += np.int64(np.rint(np.sqrt(var) * 65536.0 * ntab[lane]))
+                    acc[i] += _noisy_read(k, k7, i, tap + co, has_rel, rel, rel_off, has_fix, s2w, w_off, s2f,
+                                          fix_off, ntab)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- neuron update
