@@ -15,12 +15,12 @@ Three stages, each its own piece:
    pool and a flatten before a dense synapse become repeated columns. A sum of synapse outputs (``a + b``) is a
    skip connection: two projections into one layer. :class:`~quantal.nn.RecurrentLIF` adds its recurrent
    projection.
-3. **Calibration** (:func:`quantize`): one scale c per layer (IR units per float unit), a power of two, as large
-   as the weights (mantissa 127 at ``weight_exp`` 7), thresholds (131071), biases (4095 << 7) and the 24-bit u
-   and v allow, the last from the largest |u| and |v| the float model reaches on calibration data (times
-   ``margin``; the example input when no data is given; :func:`quantize` on a bare float graph uses the worst
-   case of binary inputs instead); then per projection the ``weight_exp`` that minimises the weights' squared
-   error. The result is a :class:`~quantal.train.fakequant.QuantNet`.
+3. **Calibration** (:func:`quantal.compile.quantize.quantize`, shared by every route into the IR): one scale c
+   per layer (IR units per float unit), a power of two, as large as the weights (mantissa 127 at ``weight_exp``
+   7), thresholds (131071), biases (4095 << 7) and the 24-bit u and v allow, the last from the largest |u| and
+   |v| the float model reaches on calibration data (times ``margin``; the example input when no data is given);
+   then per projection the ``weight_exp`` that minimises the weights' squared error. The result is a
+   :class:`~quantal.train.fakequant.QuantNet`.
 
 The float model and the IR agree wherever the IR's arithmetic has no rounding: with integer weights and
 thresholds, ``alpha`` in {0, 1} and ``beta`` in {0, 1} (integrate-and-fire) they give the same spikes, which a
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,62 +40,9 @@ from torch import nn
 
 from quantal.compile.graph import pooled_geometry, spread_pooled_columns, spread_pooled_kernel
 from quantal.compile.ir import INPUT, conv_out
-from quantal.compile.lower import (
-    BIAS_MAX,
-    MANT_MAX,
-    MAX_THRESHOLD,
-    LoweringError,
-    bias_exps,
-    choose_weight_exp,
-    release_codes,
-)
+from quantal.compile.quantize import FloatGraph, FloatLayer, FloatProjection, LoweringError, quantize
 from quantal.train import layers as L
-from quantal.train.fakequant import U_WRAP, V_MAX, LayerSpec, ProjectionSpec, QuantLayer, QuantNet, QuantProjection
-
-# ------------------------------------------------------------------------------------------- float graph
-
-
-@dataclass
-class FloatLayer:
-    """A neuron layer in float units (see quantal.nn): per-neuron arrays of shape (size,)."""
-
-    name: str
-    shape: tuple[int, ...]
-    kind: str  # lif | readout
-    alpha: np.ndarray
-    beta: np.ndarray
-    threshold: np.ndarray
-    bias: np.ndarray
-    reset: str = "zero"
-    escape_beta: float | None = None  # sigmoid escape noise of this steepness, or None (deterministic)
-    surrogate_beta: float = 5.0
-    stats: dict[str, float] | None = None  # largest |u| and |v| on calibration data
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-
-@dataclass
-class FloatProjection:
-    """A projection in float units: a dense (target size, source size) matrix or a conv kernel with its
-    geometry, and the release probability per stored weight (None: reliable)."""
-
-    name: str
-    source: str
-    target: str
-    weight: np.ndarray
-    kind: str = "dense"
-    p: np.ndarray | None = None
-    geometry: dict[str, Any] = field(default_factory=dict)  # stride, padding, dilation, groups (conv2d)
-
-
-@dataclass
-class FloatGraph:
-    input_shape: tuple[int, ...]
-    layers: list[FloatLayer]
-    projections: list[FloatProjection]
-
+from quantal.train.fakequant import QuantNet
 
 # ---------------------------------------------------------------------------------------------- tracing
 
@@ -316,72 +263,6 @@ def _float_projection(name: str, sp: _Spikes, syn: nn.Module, target: str, tshap
         w = spread_pooled_columns(w, pshape, k) * scale
         p = None if p is None else spread_pooled_columns(p, pshape, k)
     return FloatProjection(name, sp.source, target, w, "dense", p)
-
-
-# ------------------------------------------------------------------------------------------ calibration
-
-
-def _worst_input(graph: FloatGraph, la: FloatLayer) -> float:
-    """The largest |a| of one step over binary inputs: sum over the projections of max_i sum_j |w_ij|."""
-    total = 0.0
-    for pr in graph.projections:
-        if pr.target == la.name:
-            total += float(np.abs(pr.weight).reshape(pr.weight.shape[0], -1).sum(1).max(initial=0))
-    return total
-
-
-def quantize(graph: FloatGraph, *, margin: float = 2.0, name: str = "net") -> tuple[QuantNet, list[dict]]:
-    """The calibrated fake-quant network of a float graph and its per-layer report (see the module docstring)."""
-    layers, projections, rows, scales = [], [], [], {}
-    for la in graph.layers:
-        lim: dict[str, float] = {}
-        w_max = max((float(np.abs(pr.weight).max(initial=0)) for pr in graph.projections if pr.target == la.name),
-                    default=0.0)  # fmt: skip
-        if w_max > 0:
-            lim["weights"] = MANT_MAX * 2.0**7 / w_max
-        if la.kind == "lif" and la.threshold.max() > 0:
-            lim["threshold"] = MAX_THRESHOLD / float(la.threshold.max())
-        if np.abs(la.bias).max(initial=0) > 0:
-            lim["bias"] = BIAS_MAX * 2.0**7 / (64 * float(np.abs(la.bias).max()))
-        if la.stats is not None and la.stats["v"] > 0:
-            lim["voltage"] = V_MAX / (64 * margin * la.stats["v"])
-            if la.stats["u"] > 0:
-                lim["current"] = (U_WRAP - 1) / (64 * margin * la.stats["u"])
-        else:  # the worst case of binary inputs, accumulated over 1 / (1 - alpha) and 1 / (1 - beta) steps
-            acc = 1 / max(1 - float(la.alpha.max()), 1e-3) / max(1 - float(la.beta.max()), 1e-3)
-            worst = (_worst_input(graph, la) + float(np.abs(la.bias).max(initial=0))) * acc
-            if worst > 0:
-                lim["voltage"] = V_MAX / (64 * worst)
-        if not lim:
-            lim["unit"] = 1.0
-        why = min(lim, key=lambda k: lim[k])
-        c = 2.0 ** math.floor(math.log2(lim[why]))  # a power of two: integer-valued float weights stay exact
-        scales[la.name] = c
-        b_v = 64 * c * la.bias
-        bexp = bias_exps(b_v)
-        thr = np.rint(c * la.threshold).astype(np.int64) if la.kind == "lif" else np.zeros(la.size, np.int64)
-        cd = np.rint(4096 * (1 - la.alpha)).astype(np.int64)
-        vd = np.rint(4096 * (1 - la.beta)).astype(np.int64)
-        spec = LayerSpec(name=la.name, shape=la.shape, kind=la.kind, scale=c, reset=la.reset,
-                         escape_scale=None if la.escape_beta is None else 64 * c / la.escape_beta,
-                         surrogate_beta=la.surrogate_beta)  # fmt: skip
-        layers.append(QuantLayer(spec, threshold=thr, current_decay=cd, voltage_decay=vd,
-                                 bias=torch.from_numpy(b_v / (64 * c)), bias_exp=bexp))  # fmt: skip
-        rows.append({"name": la.name, "kind": la.kind, "scale": c, "scale_limited_by": why,
-                     "threshold": [int(thr.min()), int(thr.max())]})  # fmt: skip
-    shapes = {INPUT: graph.input_shape, **{la.name: la.shape for la in graph.layers}}
-    for pr in graph.projections:
-        c = scales[pr.target]
-        e, sat = choose_weight_exp(c * pr.weight)
-        geo = pr.geometry if pr.kind == "conv2d" else {}
-        spec = ProjectionSpec(name=pr.name, source=pr.source, target=pr.target, src_shape=shapes[pr.source],
-                              dst_shape=shapes[pr.target], scale=c, kind=pr.kind, weight_exp=e, **geo)  # fmt: skip
-        rel = None if pr.p is None else release_codes(pr.p, pr.weight.shape)
-        projections.append(QuantProjection(spec, torch.from_numpy(pr.weight.astype(np.float64)), release=rel))
-        row = next(r for r in rows if r["name"] == pr.target)
-        row.setdefault("projections", []).append({"name": pr.name, "weight_exp": e, "weights": int(pr.weight.size),
-                                                  "saturated_weights": sat})  # fmt: skip
-    return QuantNet(name, graph.input_shape, layers, projections), rows
 
 
 def from_torch(model: nn.Module, example_input: torch.Tensor, *, calibration: torch.Tensor | None = None,

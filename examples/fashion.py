@@ -2,10 +2,12 @@
 image row by row (28 steps), with and without its recurrence. Not part of the tests; the numbers in
 docs/train.md come from these commands.
 
-    python examples/fashion.py cnn [--epochs 4] [--train N] [--chips-test N] [--out runs/fashion]
+    python examples/fashion.py cnn [--epochs 5] [--mode moment|sampled] [--train N] [--chips-test N] [--out DIR]
     python examples/fashion.py rows [--epochs 6] [--recurrent | --no-recurrent] [--out runs/fashion]
 
-Both train in float in a plain loop, lower with from_torch (calibrated on 512 training samples), and measure
+Both train in float in a plain loop (the CNN's stochastic convolutions in ``moment`` mode by default: the
+Gaussian with the release sum's mean and variance, about 20x faster than drawing every synapse), lower with
+from_torch (calibrated on 512 training samples), and measure
 the fixed-point network in hwsim (= fake-quant bit for bit) on the test split, then on 20 simulated PCM chips one
 year after programming. They print one line per result and write ``<out>/<task>.json``.
 """
@@ -31,12 +33,12 @@ class CNN(nn.Module):
     """conv 1->16 3x3 (stochastic release p = 0.75) -> escape-noise LIF -> sum-pool 2 -> conv 16->16 3x3 (p = 0.75)
     -> LIF -> sum-pool 2 -> dense 784->128 -> LIF -> dense 128->10 -> readout."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str = "moment") -> None:
         super().__init__()
-        self.c1 = qnn.BlankOutConv2d(1, 16, 3, padding=1, p=0.75)
+        self.c1 = qnn.BlankOutConv2d(1, 16, 3, padding=1, p=0.75, mode=mode)
         self.l1 = qnn.LIF((16, 28, 28), beta=0.5, threshold=0.5, escape="sigmoid", escape_beta=8.0)
         self.p1 = qnn.SumPool2d(2)
-        self.c2 = qnn.BlankOutConv2d(16, 16, 3, padding=1, p=0.75)
+        self.c2 = qnn.BlankOutConv2d(16, 16, 3, padding=1, p=0.75, mode=mode)
         self.l2 = qnn.LIF((16, 14, 14), beta=0.5, threshold=0.5)
         self.p2 = qnn.SumPool2d(2)
         self.flat = qnn.Flatten()
@@ -116,6 +118,8 @@ def main() -> int:
     p.add_argument("--test", type=int, default=10000, help="test samples")
     p.add_argument("--chips-test", type=int, default=1000, help="test samples for the 20-chip PCM study")
     p.add_argument("--recurrent", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--mode", choices=("moment", "sampled"), default="moment",
+                   help="float training of the CNN's stochastic convolutions")
     p.add_argument("--out", default="runs/fashion")
     args = p.parse_args()
     torch.manual_seed(0)
@@ -125,8 +129,8 @@ def main() -> int:
     log = lambda m: print(m, flush=True)  # noqa: E731
     t0 = time.perf_counter()
     if args.task == "cnn":
-        steps, extra, epochs = 6, 4, args.epochs or 4
-        model = CNN()
+        steps, extra, epochs = 6, 4, args.epochs or 5
+        model = CNN(args.mode)
         train_float(model, lambda e: pad(cnn_inputs(tr_x, steps, 100 + e), extra), tr_y, epochs, 128, log)
         x_test = pad(cnn_inputs(te.x, steps, 1), extra)
         calib = pad(cnn_inputs(tr_x[:512], steps, 7), extra)
@@ -138,7 +142,8 @@ def main() -> int:
         x_test = pad(row_inputs(te.x), extra)
         calib = pad(row_inputs(tr_x[:512]), extra)
         name = "rows_recurrent" if args.recurrent else "rows_feedforward"
-    res = {"task": name, "epochs": epochs, "train_samples": int(len(tr_y)), "test_samples": int(len(te.y)),
+    res = {"task": name, "epochs": epochs, "mode": args.mode if args.task == "cnn" else None,
+           "train_samples": int(len(tr_y)), "test_samples": int(len(te.y)),
            "float": float_accuracy(model, x_test, te.y)}  # fmt: skip
     log(f"{name}: float test accuracy {res['float']:.2%}")
     qnet, report = from_torch(model, x_test[:8].float(), calibration=calib.float())

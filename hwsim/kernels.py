@@ -508,8 +508,8 @@ def run_kernel(  # pragma: no cover - compiled
                         out_cnt[n, rec_cnt[li] + i] = np.int32(v[nrn_off[li] + i])
 
 
-# ------------------------------------------------------------------------- stochastic dense for training
-# The fake-quant model's stochastic dense projection (train/fakequant.py), forward and backward, with the same
+# --------------------------------------------------------------- stochastic dense and conv2d for training
+# The fake-quant model's stochastic projections (train/fakequant.py), forward and backward, with the same
 # stream-1 draws as run_kernel: row r of ``src`` is sample ``samples[r]`` at step ``steps[r]``; input j active in
 # row r draws k = key(seed, 1, trial, samples[r], steps[r], p, j), and target i transmits iff byte i of its words
 # is <= release[i, j]. Values are integers held in float64 (exact sums).
@@ -553,10 +553,10 @@ def release_dense_forward(src, keys, wT, relT, out):  # pragma: no cover - compi
 
 
 @njit(cache=True, parallel=True)
-def release_dense_backward(src, keys, wT, relT, grad, gwT, gsrc):  # pragma: no cover - compiled
+def release_dense_backward(src, keys, wT, relT, grad, gwT, gsrc, need_src):  # pragma: no cover - compiled
     """The gradients of :func:`release_dense_forward`: ``gwT[j, i] = sum_r grad[r, i] xi_rji src[r, j]`` (one
-    thread per input column j: no two threads write the same entry) and, for the active entries, ``gsrc[r, j] =
-    sum_i grad[r, i] xi_rji w[i, j]``."""
+    thread per input column j: no two threads write the same entry) and, when ``need_src``, for the active
+    entries ``gsrc[r, j] = sum_i grad[r, i] xi_rji w[i, j]``."""
     n_rows, n_in = src.shape
     size = wT.shape[1]
     nw = (size + 7) // 8
@@ -570,9 +570,129 @@ def release_dense_backward(src, keys, wT, relT, grad, gwT, gsrc):  # pragma: no 
             if x == 0.0:
                 continue
             _release_words(absorb(keys[r], j), words, nw)
-            acc = 0.0
+            if need_src:
+                acc = 0.0
+                for i in range(size):
+                    xi = 1.0 if wbytes[i] <= relT[j, i] else 0.0
+                    gwT[j, i] += grad[r, i] * xi * x
+                    acc += grad[r, i] * xi * wT[j, i]
+                gsrc[r, j] = acc
+            else:
+                for i in range(size):
+                    if wbytes[i] <= relT[j, i]:
+                        gwT[j, i] += grad[r, i] * x
+
+
+@njit(cache=True, parallel=True)
+def release_links_forward(src, keys, ptr, li, lk, m, rel, out):  # pragma: no cover - compiled
+    """A stochastic conv2d projection's sum over its links (target li[l], kernel element lk[l] for the links
+    ptr[j]:ptr[j + 1] of input j): ``out[r, i] = sum over active j and their links of src[r, j] m[k] [byte <=
+    rel[k]]``, byte i % 8 of word(key(..., j), i // 8) as in :func:`accumulate_conv`."""
+    n_rows, n_src = src.shape
+    size = out.shape[1]
+    for r in prange(n_rows):
+        for i in range(size):
+            out[r, i] = 0.0
+        for j in range(n_src):
+            x = src[r, j]
+            if x == 0.0:
+                continue
+            kj = absorb(keys[r], j)
+            for lnk in range(ptr[j], ptr[j + 1]):
+                i = li[lnk]
+                e = lk[lnk]
+                if _target_byte(kj, i) <= rel[e]:
+                    out[r, i] += x * m[e]
+
+
+@njit(cache=True, parallel=True)
+def release_links_backward(src, keys, ptr, li, lk, m, rel, grad, gm_parts, gsrc, need_src):  # pragma: no cover
+    """The gradients of :func:`release_links_forward`: ``gm_parts[c]`` holds chunk c's part of ``gm[k] = sum
+    grad[r, i] xi src[r, j]`` (rows split into ``len(gm_parts)`` chunks, one per thread: no two threads write
+    the same entry; the caller sums the parts) and, when ``need_src``, for the active entries ``gsrc[r, j] =
+    sum over j's links of grad[r, i] xi m[k]``."""
+    n_rows, n_src = src.shape
+    n_chunks = gm_parts.shape[0]
+    for c in prange(n_chunks):
+        gm = gm_parts[c]
+        for e in range(gm.shape[0]):
+            gm[e] = 0.0
+        for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
+            for j in range(n_src):
+                x = src[r, j]
+                if x == 0.0:
+                    continue
+                kj = absorb(keys[r], j)
+                acc = 0.0
+                for lnk in range(ptr[j], ptr[j + 1]):
+                    i = li[lnk]
+                    e = lk[lnk]
+                    if _target_byte(kj, i) <= rel[e]:
+                        gm[e] += grad[r, i] * x
+                        acc += grad[r, i] * m[e]
+                if need_src:
+                    gsrc[r, j] = acc
+
+
+@njit(cache=True, parallel=True)
+def neuron_train_forward(a, u, v, dcf, dvf, thf, bias, th_add, has_escape, wide, subtract, spiking, escape_scale,
+                         unit, beta, s_out, u_out, v_out, sd_out):  # fmt: skip  # pragma: no cover - compiled
+    """One step of a fake-quant neuron layer for rows of a batch: the integers of :func:`_neuron` (the same
+    formulas, written out because the training step also needs v before the reset), and per neuron
+    ``sd_out = ds/dx``, the surrogate derivative at the distance to threshold x = v - (threshold << 6):
+    SuperSpike ``1 / (unit (1 + beta |x / unit|)**2)`` for deterministic neurons, the logistic escape
+    function's own ``sigmoid'(x / S) / S`` for noisy ones (``unit`` = v units per float unit, S the escape
+    scale). ``th_add[r, i]`` is the escape offset theta[U] when ``has_escape``."""
+    n_rows, size = a.shape
+    for r in prange(n_rows):
+        for i in range(size):
+            if wide:  # 32-bit wraps of a << 6 and of the sum; rz(u (4096 - decay)) = trunc of an exact quotient
+                d = wrap32f(np.trunc(u[r, i] * dcf[i] * INV4096) + wrap32f(a[r, i] * 64.0))
+            else:
+                d = np.trunc(u[r, i] * dcf[i] * INV4096) + a[r, i] * 64.0
+            d = _wrap24(d)  # one wrap into (-2**23, 2**23]
+            # v = clip(rz(v (4096 - voltage_decay)) + u + bias, -(2**23 - 1), 2**23 - 1)
+            vv = min(max(np.trunc(v[r, i] * dvf[i] * INV4096) + d + bias[i], -F_VMAX), F_VMAX)
+            u_out[r, i] = d  # u is not reset
+            if not spiking:
+                s_out[r, i] = 0.0
+                v_out[r, i] = vv
+                sd_out[r, i] = 0.0
+                continue
+            x = vv - thf[i]
+            off = th_add[r, i] if has_escape else 0.0
+            fire = x > off  # strict threshold (integers)
+            s_out[r, i] = 1.0 if fire else 0.0
+            if fire:
+                v_out[r, i] = vv - thf[i] if subtract else 0.0  # v -= threshold << 6, or v = 0
+            else:
+                v_out[r, i] = vv
+            if has_escape:
+                sig = 1.0 / (1.0 + np.exp(-x / escape_scale))
+                sd_out[r, i] = sig * (1.0 - sig) / escape_scale
+            else:
+                z = 1.0 + beta * abs(x / unit)
+                sd_out[r, i] = 1.0 / (unit * z * z)
+
+
+@njit(cache=True, parallel=True)
+def neuron_train_backward(gs, gu, gv, s, sd, cdf, vdf, subtract, ga, gu_prev, gv_prev, gbias_parts):  # pragma: no cover
+    """The straight-through gradient of :func:`neuron_train_forward` (the same equations without rounding):
+    v1 = v vdf + u' + bias, u' = u cdf + 64 a, s = surrogate(v1 - th), v' = v1 - s th | v1 (1 - s) (no
+    gradient through the reset's s). ``cdf``/``vdf`` are (4096 - decay) / 4096; ``gbias_parts[c]`` holds
+    chunk c's part of the bias gradient (rows split into chunks; the caller sums them)."""
+    n_rows, size = gs.shape
+    n_chunks = gbias_parts.shape[0]
+    for c in prange(n_chunks):
+        gb = gbias_parts[c]
+        for i in range(size):
+            gb[i] = 0.0
+        for r in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
             for i in range(size):
-                xi = 1.0 if wbytes[i] <= relT[j, i] else 0.0
-                gwT[j, i] += grad[r, i] * xi * x
-                acc += grad[r, i] * xi * wT[j, i]
-            gsrc[r, j] = acc
+                g1 = gv[r, i] if subtract else gv[r, i] * (1.0 - s[r, i])
+                g1 += gs[r, i] * sd[r, i]
+                gb[i] += g1
+                gv_prev[r, i] = g1 * vdf[i]
+                g_u = gu[r, i] + g1
+                gu_prev[r, i] = g_u * cdf[i]
+                ga[r, i] = 64.0 * g_u

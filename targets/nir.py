@@ -273,7 +273,7 @@ def from_nir(graph: Any, *, calib: np.ndarray | None = None, dt: float | None = 
     decays ``round(4096 (1 - alpha))``, and the scale calibrated on ``calib`` spikes (n, T, input) when given,
     else from the worst case of binary inputs.
     """
-    from quantal.compile.lower import MAX_THRESHOLD, make_layer
+    from quantal.compile.quantize import FloatGraph, FloatLayer, FloatProjection, quantize
 
     order = _chain(graph)
     gmeta = dict(getattr(graph, "metadata", {}) or {})
@@ -291,31 +291,21 @@ def from_nir(graph: Any, *, calib: np.ndarray | None = None, dt: float | None = 
     if not fl:
         raise NIRError("graph: no layers between Input and Output")
     stats = _float_stats(fl, calib) if calib is not None else None
-    layers, rows = [], []
+    chain = []
     for k, la in enumerate(fl):
-        limits: dict[str, float] = {}
-        if stats is not None:
-            umax, vmax = stats[k]
-            if vmax > 0:
-                limits["voltage"] = (2**23 - 1) / (64 * margin * vmax)
-            if umax > 0:
-                limits["current"] = (2**23 - 1) / (64 * margin * umax)
-        else:  # worst case of binary inputs, accumulated over 1 / (1 - alpha) and 1 / (1 - beta) steps
-            acc = 1 / max(1 - la["alpha"], 1e-3) / max(1 - la["beta"], 1e-3)
-            worst = float((np.abs(la["w"]).sum(1) + np.abs(la["bias"])).max()) * acc
-            limits["voltage"] = (2**23 - 1) / (64 * max(worst, 1e-300))
-        if la["threshold"] > 0:
-            limits["threshold"] = MAX_THRESHOLD / la["threshold"]
-        ql, row = make_layer(la["name"], w=la["w"], bias=la["bias"], limits=limits,
-                             kind="lif" if la["spiking"] else "readout", threshold=la["threshold"],
-                             current_decay=int(round(4096 * (1 - la["alpha"]))),
-                             voltage_decay=int(round(4096 * (1 - la["beta"]))))  # fmt: skip
-        layers.append(ql)
-        rows.append(row)
-    from quantal.train.fakequant import QuantNet
-
+        size = la["w"].shape[0]
+        full = lambda x, size=size: np.full(size, float(x))  # noqa: E731
+        # decays round to the IR's 1/4096 grid; quantize turns alpha, beta into round(4096 (1 - r))
+        alpha = 1 - round(4096 * (1 - la["alpha"])) / 4096
+        beta = 1 - round(4096 * (1 - la["beta"])) / 4096
+        fla = FloatLayer(name=la["name"], shape=(size,), kind="lif" if la["spiking"] else "readout",
+                         alpha=full(alpha), beta=full(beta), threshold=full(la["threshold"]),
+                         bias=np.asarray(la["bias"], np.float64),
+                         stats=None if stats is None else {"u": stats[k][0], "v": stats[k][1]})  # fmt: skip
+        chain.append((fla, FloatProjection(la["name"], "", "", la["w"])))
     n_in = fl[0]["w"].shape[1]
-    return QuantNet.chain(name, n_in, layers).to_network(name, {"source": "nir", "dt": dt, "quantization": rows}), rows
+    qnet, rows = quantize(FloatGraph.chain(n_in, chain), margin=margin, name=name, power_of_two=False)
+    return qnet.to_network(name, {"source": "nir", "dt": dt, "quantization": rows}), rows
 
 
 def import_file(path: str | Path, **kwargs: Any) -> tuple[Network, list[dict[str, Any]]]:

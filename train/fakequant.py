@@ -157,6 +157,7 @@ class QuantLayer(nn.Module):
         if getattr(self, "_const_key", None) != key:
             self._const = ((4096 - self.current_decay).to(DTYPE) / 4096, (4096 - self.voltage_decay).to(DTYPE) / 4096,
                            self.threshold.to(DTYPE) * 64)  # fmt: skip
+            self._const_np = tuple(np.ascontiguousarray(c.numpy()) for c in self._const)
             self._const_key = key
         return self._const
 
@@ -173,6 +174,13 @@ class QuantLayer(nn.Module):
 
         ``wide=False`` leaves out the 32-bit wraps, for a layer whose worst-case ``|a << 6|`` is at most 2**24:
         then ``|u| <= 2**23`` at every step and no 32-bit value can wrap (the same argument as hwsim's)."""
+        if a.device.type == "cpu":  # one Numba kernel each way instead of ~25 tensor operations
+            return _NeuronStep.apply(a, u, v, bias, None if self.theta is None else self.theta[uniforms], self, wide)
+        return self.step_tensors(a, u, v, bias, uniforms, wide)
+
+    def step_tensors(self, a: torch.Tensor, u: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+                     uniforms: torch.Tensor | None, wide: bool = True) -> tuple[torch.Tensor, ...]:
+        """:meth:`step` in tensor operations (any torch device; the CPU runs the same on Numba kernels)."""
         sp = self.spec
         cdf, vdf, th = self._constants()  # (4096 - decay) / 4096 (exact: an integer over a power of two)
         # The exact integers, on detached values (every rounding, wrap and clip of docs/ir.md §3) ...
@@ -209,6 +217,45 @@ class QuantLayer(nn.Module):
         return s, u, v
 
 
+class _NeuronStep(torch.autograd.Function):
+    """:meth:`QuantLayer.step` on Numba kernels (hwsim/kernels.py ``neuron_train_forward`` / ``_backward``): the
+    same integers and the same straight-through gradients as the tensor version, in one pass each way."""
+
+    @staticmethod
+    def forward(ctx, a, u, v, bias, th_add, layer, wide):  # type: ignore[override]
+        from quantal.hwsim import kernels
+
+        sp = layer.spec
+        layer._constants()
+        cdf, vdf, th = layer._const_np
+        an, un, vn = (np.ascontiguousarray(t.detach().numpy()) for t in (a, u, v))
+        out = [np.empty_like(an) for _ in range(4)]  # s, u, v, ds/dx
+        esc = th_add is not None
+        b = np.ascontiguousarray(bias.detach().numpy())
+        kernels.neuron_train_forward(an, un, vn, 4096 * cdf, 4096 * vdf, th, b,
+                                     th_add.numpy() if esc else np.zeros((1, 1)), esc, bool(wide),
+                                     sp.reset == "subtract", sp.kind != "readout",
+                                     float(sp.escape_scale) if esc else 1.0, 64 * sp.scale, float(sp.surrogate_beta),
+                                     *out)  # fmt: skip
+        s_, u_, v_, sd = out
+        ctx.args = (s_, sd, cdf, vdf, sp.reset == "subtract")
+        return torch.from_numpy(s_), torch.from_numpy(u_), torch.from_numpy(v_)
+
+    @staticmethod
+    def backward(ctx, gs, gu, gv):  # type: ignore[override]
+        import numba
+
+        from quantal.hwsim import kernels
+
+        s_, sd, cdf, vdf, subtract = ctx.args
+        gs, gu, gv = (np.ascontiguousarray(g.numpy()) for g in (gs, gu, gv))
+        ga, gu_prev, gv_prev = (np.empty_like(gs) for _ in range(3))
+        parts = np.empty((max(1, min(numba.get_num_threads(), gs.shape[0])), gs.shape[1]))
+        kernels.neuron_train_backward(gs, gu, gv, s_, sd, cdf, vdf, subtract, ga, gu_prev, gv_prev, parts)
+        return (torch.from_numpy(ga), torch.from_numpy(gu_prev), torch.from_numpy(gv_prev),
+                torch.from_numpy(parts.sum(0)), None, None, None)  # fmt: skip
+
+
 class _ReleaseDense(torch.autograd.Function):
     """A stochastic dense projection's sum on Numba kernels (hwsim/kernels.py), the same draws as hwsim; the
     backward recomputes the draws (nothing per synapse is stored)."""
@@ -234,9 +281,45 @@ class _ReleaseDense(torch.autograd.Function):
         wT, release_t, keys = ctx.args
         s = src.detach().contiguous().numpy()
         gwT = np.empty_like(wT)
-        gsrc = np.zeros_like(s)
-        kernels.release_dense_backward(s, keys, wT, release_t, np.ascontiguousarray(grad.numpy()), gwT, gsrc)
-        return torch.from_numpy(gsrc), torch.from_numpy(np.ascontiguousarray(gwT.T)), None, None, None, None, None, None
+        need_src = bool(ctx.needs_input_grad[0])  # the network's input needs none
+        gsrc = np.zeros_like(s) if need_src else np.zeros((1, 1), s.dtype)
+        kernels.release_dense_backward(s, keys, wT, release_t, np.ascontiguousarray(grad.numpy()), gwT, gsrc, need_src)
+        return (torch.from_numpy(gsrc) if need_src else None, torch.from_numpy(np.ascontiguousarray(gwT.T)), None, None,
+                None, None, None, None)  # fmt: skip
+
+
+class _ReleaseLinks(torch.autograd.Function):
+    """A stochastic conv2d projection's sum over its links on Numba kernels (the same draws as hwsim); the
+    backward recomputes the draws."""
+
+    @staticmethod
+    def forward(ctx, src, m, links, release, keys, size):  # type: ignore[override]
+        from quantal.hwsim import kernels
+
+        s = src.detach().contiguous().numpy()
+        mf = np.ascontiguousarray(m.detach().numpy().reshape(-1))
+        out = np.empty((s.shape[0], size), np.float64)
+        kernels.release_links_forward(s, keys, *links, mf, release, out)
+        ctx.save_for_backward(src)
+        ctx.args = (mf, links, release, keys, m.shape)
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        import numba
+
+        from quantal.hwsim import kernels
+
+        (src,) = ctx.saved_tensors
+        mf, links, release, keys, shape = ctx.args
+        s = src.detach().contiguous().numpy()
+        need_src = bool(ctx.needs_input_grad[0])
+        gsrc = np.zeros_like(s) if need_src else np.zeros((1, 1), s.dtype)
+        parts = np.empty((max(1, min(numba.get_num_threads(), s.shape[0])), mf.size), np.float64)
+        kernels.release_links_backward(s, keys, *links, mf, release, np.ascontiguousarray(grad.numpy()), parts, gsrc,
+                                       need_src)  # fmt: skip
+        gm = torch.from_numpy(parts.sum(0).reshape(shape))
+        return torch.from_numpy(gsrc) if need_src else None, gm, None, None, None, None
 
 
 class QuantProjection(nn.Module):
@@ -264,6 +347,8 @@ class QuantProjection(nn.Module):
             links = (torch.from_numpy(i), torch.from_numpy(k), torch.from_numpy(ptr.astype(np.int64)))
         self.links = links
         self._release_t: np.ndarray | None = None  # release codes transposed for the Numba kernels
+        self._links_np: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (ptr, li, lk) for the kernels
+        self._release_flat: np.ndarray | None = None
 
     # -- integer parameters (values exact, gradients straight-through) --------------------------------
     def mantissa(self) -> torch.Tensor:
@@ -275,14 +360,41 @@ class QuantProjection(nn.Module):
             return None
         return quantize(self.weight_fixed * (self.spec.scale / 2.0**self.spec.weight_exp), -128, 127)
 
-    def _linear(self, src: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """``src @ W.T`` for the projection's matrix W (a conv2d as torch's conv2d on exact integers)."""
+    def _linear(self, src: torch.Tensor, w: torch.Tensor, exact32: bool = False) -> torch.Tensor:
+        """``src @ W.T`` for the projection's matrix W (a conv2d as torch's conv2d on exact integers), in float64.
+
+        ``exact32``: compute in float32, which is exact when every |partial sum| is an integer below 2**24 (the
+        caller checks ``max_target sum_j |w_ij| * max |src| < 2**24``: products of integers, then integer sums
+        of any order, all representable); float32 kernels run about twice as fast and read half the bytes."""
         sp = self.spec
+        if exact32:
+            src, w = src.float(), w.float()
+        else:
+            src = src.to(DTYPE)
         if sp.kind == "dense":
-            return src @ w.T
-        out = F.conv2d(src.reshape(src.shape[0], *sp.src_shape), w, stride=sp.stride, padding=sp.padding,
-                       dilation=sp.dilation, groups=sp.groups)  # fmt: skip
-        return out.reshape(src.shape[0], -1)
+            out = src @ w.T
+        else:
+            out = F.conv2d(src.reshape(src.shape[0], *sp.src_shape), w, stride=sp.stride, padding=sp.padding,
+                           dilation=sp.dilation, groups=sp.groups).reshape(src.shape[0], -1)  # fmt: skip
+        return out.to(DTYPE)
+
+    def weights(self, device: LayerDevice | None = None) -> ProjectionWeights:
+        """The projection's integer weights for one forward pass (computed once, used at every step)."""
+        m = self.mantissa()
+        mf = self.mantissa_fixed()
+        unit = 1.0
+        if device is not None:
+            unit = 2.0**16
+            m = ste(device.wq, m * unit)  # value: realised Q.16 weights; gradient: to the mantissa
+            mf = None if mf is None else ste(device.wfq, mf * unit)
+
+        def row_sum(w: torch.Tensor | None) -> float:  # max over targets of sum_j |w_ij|
+            if w is None:
+                return 0.0
+            w = w.detach().abs()
+            return float(w.sum(1).max() if w.dim() == 2 else w.sum((1, 2, 3)).max())
+
+        return ProjectionWeights(m, mf, unit, row_sum(m), row_sum(mf))
 
     def _events(self, src: torch.Tensor, seed: int, trial: int, samples: torch.Tensor, step: int | torch.Tensor,
                 index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
@@ -307,11 +419,11 @@ class QuantProjection(nn.Module):
             tgt, elem = li[link], lk[link]
             byte = torch_streams.target_bytes(seed, trial, samples[rows], step, index, cols, ev, tgt)
         xi = (byte <= self.release.reshape(-1)[elem]).to(DTYPE)  # transmit iff byte <= release
-        return rows[ev], tgt, elem, xi * src[rows[ev], cols[ev]]
+        return rows[ev], tgt, elem, xi * src[rows[ev], cols[ev]].to(DTYPE)
 
     def synaptic_input(self, src: torch.Tensor, seed: int, trial: int, samples: torch.Tensor,
-                       step: int | torch.Tensor, index: int,
-                       device: LayerDevice | None = None) -> torch.Tensor:  # fmt: skip
+                       step: int | torch.Tensor, index: int, device: LayerDevice | None = None,
+                       weights: ProjectionWeights | None = None, src_max: float = 1.0) -> torch.Tensor:  # fmt: skip
         """``a_p = wrap32(floor(sum_j src_j (weight_fixed + xi * weight) 2**weight_exp))`` for source spikes
         ``src`` (batch, source size) of the projection's step; ``index`` (the projection's) keys stream 1.
 
@@ -319,25 +431,35 @@ class QuantProjection(nn.Module):
         exact in units of 2**-16 and ``a_p = floor(sum * 2**weight_exp / 2**16)``, as in hwsim; the gradient
         goes straight through to the mantissas. Read noise, if the device has it, is added as one Gaussian per
         neuron with the summed variance of the reads (the same distribution, drawn with torch's generator:
-        equal in law to hwsim, not bit for bit).
+        equal in law to hwsim, not bit for bit). ``weights`` (from :meth:`weights`, with the same ``device``)
+        saves recomputing them every step; ``src_max`` bounds |src| (1 for spikes).
         """
-        m = self.mantissa()
-        mf = self.mantissa_fixed()
-        unit = 1.0
-        if device is not None:
-            unit = 2.0**16
-            m = ste(device.wq, m * unit)  # value: realised Q.16 weights; gradient: to the mantissa
-            mf = None if mf is None else ste(device.wfq, mf * unit)
+        w = self.weights(device) if weights is None else weights
+        m, mf, unit = w.m, w.mf, w.unit
+        f32 = torch.get_float32_matmul_precision() == "highest"  # no reduced-precision float32 kernels
+        f32_m = f32 and w.row_sum * src_max < 2**24
+        f32_mf = f32 and w.row_sum_fixed * src_max < 2**24
         size = int(np.prod(self.spec.dst_shape))
         events = None
         if self.release is None:
-            total = self._linear(src, m)
+            total = self._linear(src, m, f32_m)
         elif self.links is None and device is None and src.device.type == "cpu":  # dense: Numba kernels
             rows = torch.as_tensor(step).expand(src.shape[0]) if not isinstance(step, torch.Tensor) else step
             if self._release_t is None:
                 self._release_t = np.ascontiguousarray(self.release.numpy().T.astype(np.uint8))
             total = _ReleaseDense.apply(src, m, self._release_t, int(seed) & (2**64 - 1), int(trial),
                                         samples.numpy().astype(np.uint64), rows.numpy().astype(np.int64), int(index))
+        elif device is None and src.device.type == "cpu":  # conv2d: Numba kernels over the links
+            rows = torch.as_tensor(step).expand(src.shape[0]) if not isinstance(step, torch.Tensor) else step
+            if self._links_np is None:
+                li, lk, ptr = (t.numpy() for t in self.links)  # type: ignore[union-attr]
+                self._links_np = (ptr, li, lk)
+                self._release_flat = np.ascontiguousarray(self.release.numpy().reshape(-1).astype(np.uint8))
+            from quantal.hwsim import kernels
+
+            keys = kernels.release_row_keys(samples.numpy().astype(np.uint64), rows.numpy().astype(np.int64),
+                                            np.uint64(int(seed) & (2**64 - 1)), int(trial), int(index))  # fmt: skip
+            total = _ReleaseLinks.apply(src, m, self._links_np, self._release_flat, keys, size)
         else:
             events = self._events(src, seed, trial, samples, step, index)
             rows, tgt, elem, xs = events
@@ -345,9 +467,9 @@ class QuantProjection(nn.Module):
             total = torch.zeros(src.shape[0] * size, dtype=DTYPE).index_add(0, rows * size + tgt, contrib)
             total = total.view(src.shape[0], size)
         if mf is not None:
-            total = total + self._linear(src, mf)
+            total = total + self._linear(src, mf, f32_mf)
         if device is not None and device.s2w is not None:
-            s = src.detach()
+            s = src.detach().to(DTYPE)
             if events is None:
                 var = self._linear(s, device.s2w)
             else:
@@ -366,6 +488,19 @@ class QuantProjection(nn.Module):
                 exact = torch.floor(exact)  # the arithmetic right shift floors the sum
             exact = _wrap32(exact)  # a_p is a 32-bit value
         return exact + (scaled - scaled.detach())  # straight through the floor and the wrap
+
+
+@dataclass
+class ProjectionWeights:
+    """A projection's weights for one forward pass: mantissas (or realised device weights in units of
+    ``1 / unit``), with gradients, and the largest row sums of their magnitudes (for :meth:`QuantProjection._linear`'s
+    exactness check)."""
+
+    m: torch.Tensor
+    mf: torch.Tensor | None
+    unit: float
+    row_sum: float
+    row_sum_fixed: float
 
 
 @dataclass
@@ -443,7 +578,9 @@ class QuantNet(nn.Module):
         are kept (values after the reset, as hwsim records them); otherwise only spikes are. ``device``
         replaces the weights by a device's realisation (hardware-aware training, docs/devices.md).
         """
-        x = torch.as_tensor(spikes).to(DTYPE)
+        x = torch.as_tensor(spikes)
+        if not x.is_floating_point():
+            x = x.to(torch.float32)  # 0/1 spikes (or small counts): exact in float32
         if tuple(x.shape[2:]) not in ((self.input_size,), self.input_shape):
             raise ValueError(f"input has shape {tuple(x.shape)} but the network expects (batch, T, "
                              f"{', '.join(map(str, self.input_shape))})")  # fmt: skip
@@ -458,20 +595,25 @@ class QuantNet(nn.Module):
         rec: dict[str, list[list[torch.Tensor]]] = {q: [[] for _ in layers] for q in ("spikes", "u", "v")}
         biases = [la.bias_v() for la in layers]
         devs = [None] * len(projs) if device is None else [self._realize(pi, device) for pi in range(len(projs))]
+        weights = [pr.weights(devs[pi]) for pi, pr in enumerate(projs)]  # once per pass, used at every step
 
-        # Projections from the input: every step at once (rows (t, b), each with its own step in the streams).
-        pre: dict[int, torch.Tensor] = {}
+        # Projections from the input: every step at once. Input step k (rows (b, k), each with its own step in
+        # the streams) is delivered at step k + 1 + delay; pre[pi][t] is None where nothing arrives.
+        pre: dict[int, list[torch.Tensor | None]] = {}
+        lo_hi = torch.aminmax(x) if x.numel() else (torch.zeros(()), torch.zeros(()))  # no temporary copy of x
+        x_max = max(-float(lo_hi[0]), float(lo_hi[1]))
         for pi, pr in enumerate(projs):
             if self._src[pi] < 0:
                 d = pr.spec.delay
-                src = torch.zeros(steps, batch, n_in, dtype=DTYPE)
-                lo, hi = 1 + d, min(steps, t_in + 1 + d)  # step t delivers the input of step t - 1 - d
-                if hi > lo:
-                    src[lo:hi] = x[:, lo - 1 - d: hi - 1 - d].transpose(0, 1)
-                rows_t = torch.arange(steps).repeat_interleave(batch)
-                a_p = pr.synaptic_input(src.reshape(steps * batch, n_in), seed, trial, samples.repeat(steps), rows_t,
-                                        pi, devs[pi])  # fmt: skip
-                pre[pi] = a_p.reshape(steps, batch, -1)
+                used = min(t_in, max(0, steps - 1 - d))  # input steps that arrive within the run
+                pre[pi] = [None] * steps
+                if used == 0:
+                    continue
+                src = x[:, :used].reshape(batch * used, n_in)
+                rows_t = (torch.arange(used) + 1 + d).repeat(batch)
+                a_p = pr.synaptic_input(src, seed, trial, samples.repeat_interleave(used), rows_t, pi, devs[pi],
+                                        weights[pi], x_max)  # fmt: skip
+                pre[pi][1 + d: 1 + d + used] = a_p.reshape(batch, used, -1).unbind(1)  # one backward node
         wide = [self._wide(li) for li in range(len(layers))]
         for t in range(steps):
             for li, la in enumerate(layers):
@@ -479,13 +621,15 @@ class QuantNet(nn.Module):
                 for pi in self._into[li]:
                     if pi in pre:
                         a_p = pre[pi][t]
+                        if a_p is None:
+                            continue
                     else:
                         pr = projs[pi]
                         step = t - 1 - pr.spec.delay  # the source layer's spikes of this step (none before 0)
                         if step < 0:
                             continue
                         a_p = pr.synaptic_input(rec["spikes"][self._src[pi]][step], seed, trial, samples, t, pi,
-                                                devs[pi])  # fmt: skip
+                                                devs[pi], weights[pi])  # fmt: skip
                     a = a_p if a is None else wrap32(a + a_p)  # a = sum_p a_p (32-bit)
                 if a is None:  # no projection delivered anything this step
                     a = torch.zeros(batch, la.spec.size, dtype=DTYPE)

@@ -200,3 +200,67 @@ def test_a_graph_on_a_device_equals_hwsim():
     for li, la in enumerate(net.layers):
         assert np.array_equal(out.spikes[li].detach().numpy(), hw[f"{la.name}.spikes"])
         assert np.array_equal(out.v[li].detach().numpy(), hw[f"{la.name}.v"])
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv2d"])
+@pytest.mark.parametrize("src_dtype", [torch.float32, torch.float64])
+def test_stochastic_kernels_give_autograds_gradients(kind, src_dtype):
+    """The Numba forward and backward of a stochastic projection equal plain torch autograd on the same draws
+    (the event list of :meth:`QuantProjection._events`, summed with ``index_add``)."""
+    from quantal.compile.testing import random_graph
+
+    rng = np.random.default_rng(11)
+    net = random_graph(rng, conv=kind == "conv2d", release="random")
+    q = QuantNet.from_network(net)
+    pi = next(i for i, p in enumerate(q.projections) if p.spec.kind == kind and p.release is not None)
+    pr = q.projections[pi]
+    n_src = int(np.prod(pr.spec.src_shape))
+    size = int(np.prod(pr.spec.dst_shape))
+    src = torch.from_numpy((rng.random((6, n_src)) < 0.5) * rng.integers(1, 3, (6, n_src))).to(src_dtype)
+    src.requires_grad_(True)
+    samples, steps = torch.arange(3, 9), torch.arange(6) % 3 + 1
+    g = torch.from_numpy(rng.normal(size=(6, size)))
+    got = pr.synaptic_input(src, 5, 1, samples, steps, pi)
+    (got * g).sum().backward()
+    gw, gs = pr.weight.grad.clone(), src.grad.clone()
+    pr.weight.grad, src.grad = None, None
+    rows, tgt, elem, xs = pr._events(src, 5, 1, samples, steps, pi)
+    contrib = xs * pr.mantissa().reshape(-1)[elem]
+    total = torch.zeros(6 * size, dtype=torch.float64).index_add(0, rows * size + tgt, contrib)
+    want = total.view(6, size) * 2.0**pr.spec.weight_exp
+    assert torch.equal(torch.floor(want.detach()), got.detach())  # the same draws, exact integer sums
+    (want * g).sum().backward()
+    assert torch.allclose(pr.weight.grad, gw, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(src.grad.double(), gs.double(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind,reset,escape,wide", [("lif", "zero", False, False), ("lif", "subtract", True, True),
+                                                    ("lif", "zero", True, False), ("readout", "zero", False, True)])
+def test_the_neuron_kernel_equals_the_tensor_step(kind, reset, escape, wide):
+    """The CPU's Numba neuron step gives the tensor step's integers exactly and its gradients."""
+    from quantal.train.fakequant import LayerSpec, QuantLayer
+
+    rng = np.random.default_rng(3)
+    n, b = 37, 5
+    spec = LayerSpec("l", (n,), kind=kind, scale=3.0, reset=reset, escape_scale=40.0 if escape else None)
+    la = QuantLayer(spec, threshold=rng.integers(0, 3000, n), current_decay=rng.integers(0, 4097, n),
+                    voltage_decay=rng.integers(0, 4097, n), bias=torch.from_numpy(rng.normal(0, 20, n)),
+                    bias_exp=rng.integers(0, 3, n))  # fmt: skip
+    big = 2.0**26 if wide else 2.0**17  # wide: the 32-bit and 24-bit wraps are reached
+    leaves = [torch.from_numpy(np.rint(rng.uniform(-1, 1, (b, n)) * m)).requires_grad_(True)
+              for m in (big, 2.0**23 - 1, 2.0**23 - 1)]  # a, u, v
+    uni = torch.from_numpy(rng.integers(0, 65536, (b, n))) if escape else None
+    g = [torch.from_numpy(rng.normal(size=(b, n))) for _ in range(3)]
+    results = []
+    for fn in (la.step, la.step_tensors):
+        for t in leaves:
+            t.grad = None
+        la.bias.grad = None
+        out = fn(*leaves, la.bias_v(), uni, wide)
+        sum((o * gi).sum() for o, gi in zip(out, g)).backward()
+        results.append(([o.detach() for o in out], [t.grad.clone() for t in leaves] + [la.bias.grad.clone()]))
+    (vals_k, grads_k), (vals_t, grads_t) = results
+    for got, want in zip(vals_k, vals_t):
+        assert torch.equal(got, want)
+    for got, want in zip(grads_k, grads_t):
+        assert torch.allclose(got, want, rtol=1e-9, atol=1e-12)
