@@ -185,20 +185,35 @@ def compile_run(path: str | Path, out: str | Path, *, calibration: int = 512, li
 # --------------------------------------------------------------------------------------------- eval
 
 
-def confidence_interval(accs: np.ndarray, n: int, level: float = 0.95) -> tuple[float, float, str]:
-    """95% interval: Student's t over trials when there are >= 2, else Wilson's score interval over samples."""
+def confidence_interval(accs: np.ndarray, n: int, level: float = 0.95,
+                        deterministic: bool = False) -> tuple[float, float, str]:  # fmt: skip
+    """A 95% interval for the accuracy, always inside [0, 1], and how it was chosen.
+
+    * Several trials of a stochastic network (or device) that differ: Student's t over the trials' accuracies,
+      the interval for the mean accuracy over chips/draws on this test set, clipped to [0, 1].
+    * One trial, a deterministic network (``deterministic``), or trials that all agree (a t-interval would have
+      zero width): Wilson's score interval over the ``n`` test samples (the test set's sampling error; it
+      lies inside [0, 1] by construction).
+    """
     from scipy import stats
 
+    accs = np.asarray(accs, np.float64)
     k = len(accs)
+    if k == 0 or n < 1:
+        raise ValueError("confidence_interval: needs at least one trial and one sample")
     m = float(np.mean(accs))
-    if k >= 2:
+    if k >= 2 and not deterministic and float(np.ptp(accs)) > 0:
         half = float(stats.t.ppf(0.5 + level / 2, k - 1) * np.std(accs, ddof=1) / math.sqrt(k))
-        return m - half, m + half, f"t-interval over {k} trials"
+        lo, hi = max(0.0, m - half), min(1.0, m + half)
+        clipped = " (clipped to [0, 1])" if lo != m - half or hi != m + half else ""
+        return lo, hi, f"t-interval over {k} trials{clipped}"
     z = float(stats.norm.ppf(0.5 + level / 2))
     denom = 1 + z * z / n
     centre = (m + z * z / (2 * n)) / denom
-    half = z * math.sqrt(m * (1 - m) / n + z * z / (4 * n * n)) / denom
-    return centre - half, centre + half, f"Wilson interval over {n} samples"
+    half = z * math.sqrt(max(m * (1 - m), 0.0) / n + z * z / (4 * n * n)) / denom
+    why = ("deterministic" if deterministic else f"all {k} trials equal") if k >= 2 else "one trial"
+    lo, hi = min(max(0.0, centre - half), m), max(min(1.0, centre + half), m)  # contains m (0 and 1: exactly)
+    return lo, hi, f"Wilson interval over {n} samples ({why})"
 
 
 def input_spec(net: Network, encoder: str | None = None, steps: int | None = None) -> dict[str, Any]:
@@ -250,7 +265,8 @@ def evaluate(net: Network, data: str, *, split: str = "test", trials: int | None
 
     spikes, y, spec = encoded_dataset(net, data, split=split, seed=seed, limit=limit, encoder=encoder, steps=steps,
                                       data_seed=data_seed)  # fmt: skip
-    k = trials if trials is not None else (10 if is_stochastic(net) or device is not None else 1)
+    stochastic = is_stochastic(net) or (device is not None and not getattr(device.model, "noiseless", False))
+    k = trials if trials is not None else (10 if stochastic else 1)
     out_layer = net.layers[-1].name
     from quantal.compile.runspec import RunSpec
 
@@ -258,9 +274,9 @@ def evaluate(net: Network, data: str, *, split: str = "test", trials: int | None
     res = Simulator(net, device).run(spikes, run, progress=progress)
     counts = res[f"{out_layer}.counts"]  # (k, n, classes)
     accs = (counts.argmax(-1) == y[None]).mean(axis=1)
-    lo, hi, how = confidence_interval(accs, len(y))
+    lo, hi, how = confidence_interval(accs, len(y), deterministic=not stochastic)
     return {"network": net.name, "dataset": data, "split": split, "samples": int(len(y)), "trials": int(k),
             "seed": seed, "encoder": spec["encoder"], "steps": int(spec["steps"]), "run_steps": int(spec["run_steps"]),
             "accuracy": float(accs.mean()), "ci95": [float(lo), float(hi)], "ci_method": how,
-            "per_trial": [float(a) for a in accs], "stochastic": is_stochastic(net) or device is not None,
+            "per_trial": [float(a) for a in accs], "stochastic": stochastic,
             "device": None if device is None else {"config": device.config, "time": device.time}}  # fmt: skip

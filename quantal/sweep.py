@@ -124,7 +124,11 @@ def load(path: str | Path) -> dict[str, Any]:
     rel = grid.get("release", [None])
     if not all(r is None or (isinstance(r, (int, float)) and not isinstance(r, bool) and 0 < r <= 1) for r in rel):
         raise SweepError("grid.release: expected probabilities in (0, 1] (or null: unchanged)")
-    return {"name": str(raw.get("name", p.stem)), "networks": resolved, "data": data, "trials": trials,
+    name = str(raw.get("name", p.stem))
+    if not name or len(name) > 100 or not all(ch.isalnum() or ch in "-_." for ch in name) or name.startswith("."):
+        raise SweepError(f"name: {name[:100]!r} must be 1-100 letters, digits, '-', '_' or '.' (not starting with "
+                         "'.'): it names the output folder")  # fmt: skip
+    return {"name": name, "networks": resolved, "data": data, "trials": trials,
             "seed": seed, "grid": {"device": devices, "time": [float(t) for t in times], "weight_bits": bits,
                                    "release": rel}}  # fmt: skip
 
@@ -206,25 +210,61 @@ def run_task(task: dict[str, Any]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------- results
 
 
+def _valid_row(r: dict[str, str | None]) -> bool:
+    """A complete row: every column present, key and numbers parse (a torn write fails one of these)."""
+    if None in r or any(r.get(c) is None for c in COLUMNS):
+        return False
+    try:
+        int(str(r["key"]), 16)
+        int(str(r["trial"]))
+        float(str(r["time"]))
+        int(str(r["weight_bits"]))
+        acc = float(str(r["accuracy"]))
+        int(str(r["samples"]))
+        float(str(r["seconds"]))
+        if r["release"] != "":
+            float(str(r["release"]))
+    except ValueError:
+        return False
+    return len(str(r["key"])) == 12 and 0.0 <= acc <= 1.0
+
+
 def read_results(path: Path) -> list[dict[str, str]]:
-    """The complete rows of ``results.csv``; a torn last line (a killed write) is dropped from the file."""
+    """The complete rows of ``results.csv``, parsed with a CSV reader (labels may hold commas and quotes),
+    one per (key, trial): a torn line (a killed write) or a duplicate is dropped, and the file rewritten
+    without it."""
     if not path.exists():
         return []
-    text = path.read_text()
-    lines = text.splitlines(keepends=True)
-    if not lines:
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    if not text.strip():
         return []
-    good = [lines[0]] + [ln for ln in lines[1:] if ln.endswith("\n") and ln.count(",") == len(COLUMNS) - 1]
-    if len(good) != len(lines):
-        atomic_write(path, lambda f: f.write("".join(good).encode()))
-    return list(csv.DictReader(io.StringIO("".join(good))))
+    complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]  # a torn last line has no newline
+    reader = csv.DictReader(io.StringIO(complete, newline=""))
+    if reader.fieldnames != COLUMNS:
+        raise SweepError(f"{path}: not a quantal sweep results file (columns {reader.fieldnames})")
+    rows, seen = [], set()
+    for r in reader:
+        if not _valid_row(r):
+            continue
+        ident = (r["key"], int(r["trial"]))
+        if ident in seen:
+            continue
+        seen.add(ident)
+        rows.append(r)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    if buf.getvalue() != text:
+        atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
+    return rows
 
 
 def _append(path: Path, rows: list[dict[str, Any]]) -> None:
     """Append a finished task's rows (one write, flushed and synced)."""
     new = not path.exists()
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     if new:
         w.writeheader()
     w.writerows(rows)
@@ -241,13 +281,57 @@ def _done_keys(rows: list[dict[str, str]]) -> set[tuple[str, int]]:
 def run(sweep_path: str | Path, out: str | Path, *, workers: int | None = None, scheduler: str | None = None,
         progress: bool = True, log: Callable[..., None] = print) -> dict[str, Any]:  # fmt: skip
     """Run (or resume) a sweep into ``out``; returns a summary (tasks run, skipped, seconds, files)."""
+    sw = load(sweep_path)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        return _run_locked(sw, out, workers, scheduler, progress, log)
+
+
+class _locked:
+    """An exclusive lock on ``out/.lock`` for the whole sweep: a second sweep into the same folder is refused
+    (two writers would both run the missing rows and duplicate them)."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / ".lock"
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            raise SweepError(f"{self.path.parent}: another sweep is writing into this folder (it holds "
+                             f"{self.path}); wait for it to finish or choose another --out") from None  # fmt: skip
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing releases the lock
+
+
+def _deterministic(sw: dict[str, Any], pt: dict[str, Any]) -> bool:
+    """Whether every trial of a grid point computes the same thing (no stochastic synapse or escape noise
+    after the transforms, a noiseless device)."""
+    from quantal.compile.ir import load as load_net
+    from quantal.hwsim.devices import from_config
+    net = load_net(sw["networks"][pt["network"]])
+    if pt["release"] is not None:  # set_release gives every stochastic synapse this probability
+        releases = pt["release"] < 1 and any(p.synapse.release is not None for p in net.projections)
+    else:
+        releases = any(p.synapse.release is not None for p in net.projections)
+    escape = any(la.neuron.escape_noise is not None for la in net.layers)
+    dev = pt["device_config"]
+    dev = {k: v for k, v in dev.items() if k != "label"} if isinstance(dev, dict) else dev
+    return not releases and not escape and from_config(dev, time=pt["time"]).model.noiseless
+
+
+def _run_locked(sw: dict[str, Any], out: Path, workers: int | None, scheduler: str | None, progress: bool,
+                log: Callable[..., None]) -> dict[str, Any]:  # fmt: skip
     import time
 
     from tqdm.auto import tqdm
 
-    sw = load(sweep_path)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cfg_text = yaml.safe_dump(sw, sort_keys=False)
     if (out / "sweep.yaml").exists() and yaml.safe_load((out / "sweep.yaml").read_text()) != sw:
         raise SweepError(f"{out} holds another sweep; choose another --out")
@@ -277,7 +361,8 @@ def run(sweep_path: str | Path, out: str | Path, *, workers: int | None = None, 
     bar.close()
     elapsed = time.perf_counter() - t0
     rows = read_results(res_path)
-    summary = summarize(rows)
+    det = {pt["key"] for pt in pts if _deterministic(sw, pt)}
+    summary = summarize(rows, order=[pt["key"] for pt in pts], deterministic=det)
     _write_summary(out / "summary.csv", summary)
     figs = plot(summary, out)
     return {"tasks": n_all, "ran": n_runs, "skipped": n_all - n_runs, "seconds": elapsed,
@@ -317,29 +402,41 @@ def _run_dask(tasks: list[dict], scheduler: str, res_path: Path, bar: Any) -> No
 # ----------------------------------------------------------------------------------- summary, plots
 
 
-def summarize(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """Per grid point: mean accuracy, 95% t-interval over trials (Wilson's for a single trial)."""
+def summarize(rows: list[dict[str, str]], order: list[str] | None = None,
+              deterministic: set[str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Per grid point: mean accuracy and its 95% interval (``pipeline.confidence_interval``: a t-interval over
+    trials, or the test set's Wilson interval for a deterministic point, a single trial or equal trials), in
+    the grid's order (``order``: the points' keys) or sorted by the axes. Rows are taken in (key, trial) order,
+    so the bytes of the summary do not depend on the order the tasks finished in."""
     from quantal.pipeline import confidence_interval
 
     groups: dict[str, list[dict[str, str]]] = {}
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r["key"], int(r["trial"]))):
         groups.setdefault(r["key"], []).append(r)
     out = []
-    for g in groups.values():
+    for key, g in groups.items():
         accs = np.array([float(r["accuracy"]) for r in g])
-        lo, hi, _ = confidence_interval(accs, int(g[0]["samples"]))
+        det = deterministic is not None and key in deterministic
+        lo, hi, how = confidence_interval(accs, int(g[0]["samples"]), deterministic=det)
         r0 = g[0]
         out.append({"network": r0["network"], "device": r0["device"], "time": float(r0["time"]),
                     "weight_bits": int(r0["weight_bits"]), "release": r0["release"], "trials": len(g),
-                    "accuracy": float(accs.mean()), "ci_lo": lo, "ci_hi": hi})  # fmt: skip
-    out.sort(key=lambda r: (r["network"], r["device"], r["time"], -r["weight_bits"], str(r["release"])))
+                    "accuracy": float(accs.mean()), "ci_lo": lo, "ci_hi": hi, "ci_method": how,
+                    "_key": key})  # fmt: skip
+    if order is not None:
+        rank = {k: i for i, k in enumerate(order)}
+        out.sort(key=lambda r: rank.get(r["_key"], len(rank)))
+    else:
+        out.sort(key=lambda r: (r["network"], r["device"], r["time"], -r["weight_bits"], str(r["release"])))
+    for r in out:
+        del r["_key"]
     return out
 
 
 def _write_summary(path: Path, summary: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
+    buf = io.StringIO(newline="")
     if summary:
-        w = csv.DictWriter(buf, fieldnames=list(summary[0]))
+        w = csv.DictWriter(buf, fieldnames=list(summary[0]), lineterminator="\n")
         w.writeheader()
         w.writerows(summary)
     atomic_write(path, lambda f: f.write(buf.getvalue().encode()))

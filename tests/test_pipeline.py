@@ -77,11 +77,28 @@ def test_eval_reports_a_confidence_interval_over_trials(run):
 
 
 def test_confidence_intervals_match_their_closed_forms():
-    lo, hi, _ = confidence_interval(np.array([0.5]), 10)  # Wilson, 5 of 10, z = 1.96
-    assert (round(lo, 4), round(hi, 4)) == (0.2366, 0.7634)
-    lo, hi, _ = confidence_interval(np.array([0.8, 0.9]), 100)  # t with 1 dof: 12.706 * sd / sqrt(2)
-    half = 12.7062 * np.std([0.8, 0.9], ddof=1) / math.sqrt(2)
-    assert lo == pytest.approx(0.85 - half, abs=1e-4) and hi == pytest.approx(0.85 + half, abs=1e-4)
+    lo, hi, how = confidence_interval(np.array([0.5]), 10)  # Wilson, 5 of 10, z = 1.96
+    assert (round(lo, 4), round(hi, 4)) == (0.2366, 0.7634) and "one trial" in how
+    accs = np.array([0.80, 0.82, 0.85, 0.81])  # t with 3 dof: 3.1824 * sd / sqrt(4)
+    lo, hi, how = confidence_interval(accs, 100)
+    half = 3.18245 * np.std(accs, ddof=1) / 2
+    assert lo == pytest.approx(accs.mean() - half, abs=1e-4) and hi == pytest.approx(accs.mean() + half, abs=1e-4)
+    assert how == "t-interval over 4 trials"
+
+
+def test_confidence_intervals_stay_inside_0_1_and_say_how_they_were_chosen():
+    lo, hi, how = confidence_interval(np.array([0.99, 0.92]), 100)  # t with 1 dof reaches 1.27 unclipped
+    assert 0 <= lo and hi == 1.0 and "clipped" in how
+    lo, hi, _ = confidence_interval(np.array([0.02, 0.0]), 100)
+    assert lo == 0.0 and hi <= 1
+    for accs in (np.array([1.0]), np.array([0.0]), np.array([1.0, 1.0, 1.0])):
+        lo, hi, _ = confidence_interval(accs, 50)
+        assert 0 <= lo <= accs.mean() <= hi <= 1
+    # a deterministic network over several trials: the test set's Wilson interval, not a zero-width t-interval
+    det = confidence_interval(np.array([0.7, 0.7, 0.7]), 200, deterministic=True)
+    assert det[:2] == pytest.approx(confidence_interval(np.array([0.7]), 200)[:2]) and "deterministic" in det[2]
+    same = confidence_interval(np.array([0.7, 0.7]), 200)
+    assert same[1] > same[0] and "equal" in same[2]
 
 
 def test_quant_outputs_batches_like_one_call(run):

@@ -108,3 +108,67 @@ def test_cli_errors(tmp_path, netfile):
     r = subprocess.run([sys.executable, "-m", "quantal", "sweep", str(p), "--out", str(tmp_path / "x"), "--scheduler",
                         "tcp://127.0.0.1:9"], capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and "--scheduler" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_inline_devices_with_commas_in_their_labels_lose_no_rows(tmp_path, netfile):
+    p = write(tmp_path, netfile, trials=2, device=["ideal", {"preset": "pcm", "drift_compensation": False}],
+              time=[3600])  # fmt: skip
+    out = tmp_path / "o"
+    first = sweep.run(p, out, workers=1, progress=False, log=lambda *_: None)
+    assert first["ran"] == 4
+    label = sweep._device_label(sweep.load(p)["grid"]["device"][1])
+    assert "," in label and "preset=pcm" in label  # a label with a comma, kept whole by the CSV files
+    got = rows(out / "results.csv")
+    assert len(got) == 4 and {g["device"] for g in got} == {"ideal", label}
+    summary = rows(out / "summary.csv")
+    assert [s["device"] for s in summary] == ["ideal", label]  # the grid's order
+    again = sweep.run(p, out, workers=1, progress=False, log=lambda *_: None)
+    assert again["ran"] == 0 and len(rows(out / "results.csv")) == 4
+
+
+def test_a_second_sweep_into_the_same_folder_is_refused(tmp_path, netfile):
+    p = write(tmp_path, netfile, trials=1)
+    out = tmp_path / "o"
+    out.mkdir()
+    with sweep._locked(out):  # another sweep holds the folder
+        with pytest.raises(sweep.SweepError, match="another sweep is writing"):
+            sweep.run(p, out, workers=1, progress=False, log=lambda *_: None)
+    assert not (out / "results.csv").exists()
+
+
+def test_the_summary_does_not_depend_on_the_order_tasks_finished_in(tmp_path, netfile):
+    p = write(tmp_path, netfile, trials=4, device=["ideal", "pcm"], release=[1.0, 0.5])
+    out = tmp_path / "o"
+    sweep.run(p, out, workers=2, progress=False, log=lambda *_: None)
+    got = rows(out / "results.csv")
+    rng = np.random.default_rng(0)
+    a = sweep.summarize(got)
+    b = sweep.summarize([got[i] for i in rng.permutation(len(got))])
+    assert a == b
+    summary = {(s["device"], s["release"]): s for s in rows(out / "summary.csv")}
+    det = summary[("ideal", "1.0")]  # no stochastic synapse left, an ideal device: every trial is the same run
+    assert "deterministic" in det["ci_method"] and float(det["ci_hi"]) > float(det["ci_lo"])
+    assert summary[("pcm", "0.5")]["ci_method"].startswith("t-interval")
+    assert all(0 <= float(s["ci_lo"]) <= float(s["ci_hi"]) <= 1 for s in summary.values())
+
+
+def test_results_files_with_torn_or_foreign_lines(tmp_path):
+    res = tmp_path / "results.csv"
+    good = "0123456789ab,a,\"x,y\",1.0,8,,0,0.5,60,0.1\n"
+    res.write_text(",".join(sweep.COLUMNS) + "\n" + good + good + "0123456789ab,a,\"x,y\",1.0,8,,1,0.7")
+    got = sweep.read_results(res)
+    assert len(got) == 1 and got[0]["device"] == "x,y"  # the duplicate and the torn last line are dropped
+    assert res.read_text() == ",".join(sweep.COLUMNS) + "\n" + good
+    res.write_text("a,b\n1,2\n")
+    with pytest.raises(sweep.SweepError, match="not a quantal sweep results file"):
+        sweep.read_results(res)
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "", ".hidden", "x" * 200])
+def test_sweep_names_that_would_leave_the_runs_folder_are_refused(tmp_path, netfile, name):
+    import yaml
+
+    p = tmp_path / "sw.yaml"
+    p.write_text(yaml.safe_dump({"name": name, "networks": {"a": str(netfile)}}))
+    with pytest.raises(sweep.SweepError, match="name"):
+        sweep.load(p)
