@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3  # an unexpected exception: a bug in quantal, not bad input
 
 
 class UsageError(Exception):
@@ -42,16 +43,40 @@ def _load_net(path: str) -> Any:
     return load(path)
 
 
+MAX_INPUT_BYTES = 2**32  # the largest input array quantal run reads (4 GiB), checked from the header first
+
+
 def _load_spikes(path: str) -> np.ndarray:
+    """A spike array from a ``.npy`` file: the header (shape, dtype) is read and checked before anything is
+    allocated; a malformed file of any kind is one :class:`UsageError`."""
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"{path}: no such file")
+    fmt = np.lib.format
+    try:
+        with open(p, "rb") as f:
+            major, _ = fmt.read_magic(f)
+            header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+            shape, _, dtype = header(f, max_header_size=10000)
+    except Exception as e:  # noqa: BLE001 - numpy's header parser fails in many ways on hostile bytes
+        raise UsageError(f"{path}: not a readable .npy array ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:120] if str(e) else 'bad header'})") from None  # fmt: skip
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise UsageError(f"{path}: spikes must be a bool or numeric array, not dtype {dtype}")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if nbytes > MAX_INPUT_BYTES:
+        raise UsageError(f"{path}: the array {list(shape)} of {dtype} would take {nbytes / 2**30:.1f} GiB (the limit "
+                         f"is {MAX_INPUT_BYTES / 2**30:.0f} GiB)")  # fmt: skip
     try:
         arr = np.load(p, allow_pickle=False)
-    except ValueError as e:
-        raise UsageError(f"{path}: not a readable .npy array ({e})") from None
+    except Exception as e:  # noqa: BLE001 - a truncated or corrupt body
+        raise UsageError(f"{path}: not a readable .npy array ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+                         ) from None  # fmt: skip
     if not isinstance(arr, np.ndarray):
         raise UsageError(f"{path}: expected a single .npy array, not an archive")
+    if arr.ndim < 3:
+        raise UsageError(f"{path}: spikes must be (samples, T, input size or *input shape), got shape "
+                         f"{list(arr.shape)}")  # fmt: skip
     return arr
 
 
@@ -62,8 +87,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     device = _device(args)
     net = _load_net(args.net)
     spikes = _load_spikes(args.input)
+    steps = args.steps
+    stored = (net.metadata.get("input") or {}).get("run_steps") if isinstance(net.metadata, dict) else None
+    if steps is None and isinstance(stored, int) and not isinstance(stored, bool) and stored > spikes.shape[1]:
+        # the network's stored run length: its input steps plus the steps the last input needs to reach the
+        # readout; stopping at T_in would cut them off
+        steps = stored
+        if not args.quiet:
+            print(f"steps: {steps} (the network's stored run_steps, longer than the input's {spikes.shape[1]}; "
+                  "--steps overrides)", file=sys.stderr)  # fmt: skip
     spec = RunSpec(
-        steps=args.steps,
+        steps=steps,
         seed=args.seed,
         trials=args.trials,
         record=parse_list(args.record) or (),
@@ -317,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input", required=True, metavar="SPIKES.npy",
                    help="(n_samples, T_in, input.size), bool or uint8, nonzero = spike")  # fmt: skip
     r.add_argument("--out", required=True, metavar="OUT.npz")
-    r.add_argument("--steps", type=_int_arg("--steps", 1), default=None, help="default: T_in")
+    r.add_argument("--steps", type=_int_arg("--steps", 1), default=None,
+                   help="default: T_in, or the network's stored run_steps when that is longer")
     r.add_argument("--seed", type=_int_arg("--seed", 0, 2**64 - 1), default=0)
     r.add_argument("--trials", type=_int_arg("--trials", 1), default=None,
                    help="K repetitions with trial index 0..K-1 (adds a leading axis)")  # fmt: skip
@@ -427,6 +462,11 @@ def _version() -> str:
     return f"quantal {__version__}"
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters (ANSI escapes, carriage returns) shown escaped, for a terminal."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from quantal.compile.ir import IRError
     from quantal.compile.runspec import RunError
@@ -448,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             errors = (*errors, LoweringError)
         return int(args.func(args))
     except errors as e:
-        print(f"quantal: error: {e}", file=sys.stderr)
+        print(f"quantal: error: {_printable(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # the reader of the output went away (`quantal inspect --json | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
@@ -459,6 +499,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("quantal: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RecursionError) as e:  # input that passed the checks but is still too large or deep
+        print(f"quantal: error: the input is too large or too deeply nested to process ({type(e).__name__})",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    except Exception as e:  # noqa: BLE001 - the one guard for bugs: one line, its own exit status
+        where = ""
+        tb = e.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None:
+            where = f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
+        msg = _printable(str(e).splitlines()[0] if str(e) else "")[:200]
+        print(f"quantal: internal error: {type(e).__name__}: {msg}{where} (a bug in quantal: please report it with "
+              "the command that caused it; QUANTAL_TRACEBACK=1 shows the traceback)", file=sys.stderr)  # fmt: skip
+        if os.environ.get("QUANTAL_TRACEBACK"):
+            import traceback
+
+            traceback.print_exc()
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -239,3 +239,64 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     r = subprocess.run(f"{sys.executable} -m quantal inspect --json {netp} | head -c 10", shell=True,
                        capture_output=True, text=True)  # fmt: skip
     assert r.stdout.startswith("{") and r.stderr == ""
+
+
+def test_run_defaults_to_the_networks_stored_run_length(files, capsys):
+    net, netp, x, xp, tmp = files
+    stored = ir.save(net.replace(metadata={"input": {"encoder": "rate", "steps": 6, "run_steps": 9}}),
+                     tmp / "stored.qnet")  # fmt: skip
+    out = tmp / "out.npz"
+    assert main(["run", str(stored), "--input", str(xp), "--out", str(out), "--record", "v"]) == 0
+    assert "stored run_steps" in capsys.readouterr().err
+    got = dict(np.load(out))
+    want = reference.simulate(net, x, steps=9, seed=0, record=("v",))
+    assert got["l1.v"].shape[1] == 9 and np.array_equal(got["l1.v"], want["l1.v"])
+    assert main(["run", str(stored), "--input", str(xp), "--out", str(out), "--steps", "6", "-q"]) == 0
+    assert dict(np.load(out))["l1.spikes"].shape[1] == 6  # --steps overrides
+
+
+def _npy_header(shape, descr="|u1"):
+    import numpy.lib.format as fmt
+
+    h = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode()
+    h = h + b" " * ((64 - (10 + len(h) + 1) % 64) % 64) + b"\n"
+    return fmt.MAGIC_PREFIX + b"\x01\x00" + len(h).to_bytes(2, "little") + h
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"", "not a readable .npy"),                                          # empty file
+    (b"\x93NUMPY\x01\x00\x10\x00{'descr': '|u1',", "not a readable .npy"),   # a torn header
+    (_npy_header((10**6, 10**6, 1000)), "GiB"),                            # a huge declared shape: refused unread
+    (_npy_header((2, 3, 10)) + b"\x01" * 7, "not a readable .npy"),        # a truncated body
+    (_npy_header((2, 3, 10), "<c16"), "bool or numeric"),                  # complex numbers
+    (_npy_header((60,)) + b"\x01" * 60, "(samples, T"),                    # too few axes
+    (b"\x93NUMPY\x01\x00\x20\x00{'descr': '|u1', 'shape': (1" + b"1" * 4400, "not a readable .npy"),
+])  # fmt: skip
+def test_hostile_npy_inputs_exit_2_with_one_line(files, content, needle):
+    net, netp, x, xp, tmp = files
+    bad = tmp / "bad.npy"
+    bad.write_bytes(content)
+    r = cli("run", str(netp), "--input", str(bad), "--out", str(tmp / "o.npz"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+    assert not (tmp / "o.npz").exists()
+
+
+def test_an_unexpected_exception_is_one_line_with_its_own_status(files, monkeypatch, capsys):
+    from quantal import cli as cli_mod
+
+    def boom(args):
+        raise ZeroDivisionError("\x1b[31mred\x1b[0m")
+
+    parser = cli_mod.build_parser
+
+    def patched():
+        p = parser()
+        p._subparsers._group_actions[0].choices["run"].set_defaults(func=boom)
+        return p
+
+    monkeypatch.setattr(cli_mod, "build_parser", patched)
+    net, netp, x, xp, tmp = files
+    assert main(["run", str(netp), "--input", str(xp), "--out", str(tmp / "o.npz")]) == cli_mod.EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: ZeroDivisionError" in err and "report" in err
+    assert "\x1b" not in err  # control characters never reach the terminal raw
