@@ -121,6 +121,29 @@ def normal_table() -> np.ndarray:
     return _NORMAL_TABLE
 
 
+def _exact_floor_scaled_logit(scale: float, u: int) -> int:
+    """``floor(scale * ln((2u + 1) / (131071 - 2u)))`` decided exactly, in decimal arithmetic of rising
+    precision (the standard library's ``decimal``: correctly rounded ``ln``, no libm). The value is never an
+    integer (the logarithm of a rational other than 1 is irrational and S is a binary fraction), so some
+    precision decides its floor; the loop raises the precision until the error bound does."""
+    import decimal
+
+    num, den = 2 * u + 1, 2 * ESCAPE_LEVELS - 1 - 2 * u  # (U + 1/2) / (65536 - U - 1/2) in lowest terms x 2
+    for prec in (40, 80, 160, 320):
+        with decimal.localcontext() as ctx:
+            ctx.prec = prec
+            y = decimal.Decimal(scale) * (decimal.Decimal(num).ln() - decimal.Decimal(den).ln())
+            err = (abs(y) + 1) * decimal.Decimal(10) ** (8 - prec)  # a few ulps of each correctly rounded step
+            lo, hi = int((y - err).to_integral_value(decimal.ROUND_FLOOR)), int(
+                (y + err).to_integral_value(decimal.ROUND_FLOOR))
+            if lo == hi:
+                return lo
+    raise ArithmeticError(f"escape table: cannot decide floor(S logit) for S={scale!r}, U={u}")  # pragma: no cover
+
+
+_ESCAPE_CACHE: dict[float, np.ndarray] = {}
+
+
 def escape_thresholds(scale: float) -> np.ndarray:
     """Integer thresholds for logistic escape noise of steepness 1/scale.
 
@@ -129,11 +152,30 @@ def escape_thresholds(scale: float) -> np.ndarray:
 
         P(spike | x) = #{U : theta[U] < x} / 65536  ~=  sigmoid(x / scale)
 
-    with an error below 1/65536 plus the rounding of theta. The table is computed once in float64 and then
-    used by every implementation, so all of them compare the same integers.
+    with an error below 1/65536 plus the rounding of theta.
+
+    The integers are exact by construction, the same on every platform and numpy: float64 (``log1p`` of
+    ``(a - b) / b`` for ``logit = ln(a / b)``, a = 2U + 1, b = 131072 - a: no cancellation, within a few ulps
+    on any libm) gives every entry whose value lies farther than ``1e-12 (|value| + 1)`` from an integer, a
+    margin over a thousand times wider than that error, so its floor cannot depend on the platform; the
+    entries closer to an integer are decided exactly (:func:`_exact_floor_scaled_logit`).
     """
+    if not isinstance(scale, (int, float, np.integer, np.floating)) or isinstance(scale, bool):
+        raise ValueError(f"escape-noise scale must be a number in (0, 2**31], got {scale!r}")
+    scale = float(scale)
     if not np.isfinite(scale) or not 0 < scale <= 2.0**31:
         raise ValueError(f"escape-noise scale must be a number in (0, 2**31], got {scale!r}")
-    u = np.arange(ESCAPE_LEVELS, dtype=np.float64) + 0.5
-    logit = np.log(u) - np.log(ESCAPE_LEVELS - u)
-    return np.floor(scale * logit).astype(np.int64)
+    cached = _ESCAPE_CACHE.get(scale)
+    if cached is None:
+        a = 2 * np.arange(ESCAPE_LEVELS, dtype=np.float64) + 1  # logit((U + 1/2) / 65536) = ln(a / b)
+        b = 2 * ESCAPE_LEVELS - a
+        t = scale * np.log1p((a - b) / b)  # ln(1 + (a - b) / b): no cancellation, a few ulps relative
+        table = np.floor(t).astype(np.int64)
+        near = np.nonzero(np.abs(t - np.rint(t)) <= 1e-12 * np.abs(t) + 1e-12)[0]
+        for k in near:  # at a floor boundary: decide exactly
+            table[k] = _exact_floor_scaled_logit(scale, int(k))
+        table.setflags(write=False)
+        if len(_ESCAPE_CACHE) < 1024:
+            _ESCAPE_CACHE[scale] = table
+        cached = table
+    return cached.copy()

@@ -100,3 +100,52 @@ def test_escape_thresholds_give_the_logistic_probability():
 def test_escape_scale_must_be_positive_and_finite(scale):
     with pytest.raises(ValueError, match="scale"):
         streams.escape_thresholds(scale)
+
+
+def _exact(scale, u):
+    """floor(S ln((2u + 1) / (131071 - 2u))) with Python's decimal at 100 digits (an independent oracle)."""
+    import decimal
+
+    with decimal.localcontext() as ctx:
+        ctx.prec = 100
+        y = decimal.Decimal(scale) * (decimal.Decimal(2 * u + 1).ln() - decimal.Decimal(131071 - 2 * u).ln())
+        return int(y.to_integral_value(decimal.ROUND_FLOOR))
+
+
+def _boundary_scales():
+    """Scales that put some entry within ~1e-13 of an integer, where float64 rounding decides the floor."""
+    out = []
+    for u, k in ((40000, 1000), (65535, 7), (1, -123456), (32768, 1)):
+        lg = math.log((2 * u + 1) / (131071 - 2 * u))
+        for eps in (-1e-13, 1e-13):
+            out.append(((k + eps) / lg, u))
+    return out
+
+
+@pytest.mark.parametrize("scale,u", _boundary_scales())
+def test_escape_thresholds_are_exact_at_floor_boundaries(scale, u):
+    theta = streams.escape_thresholds(scale)
+    assert theta[u] == _exact(scale, u)
+    rng = np.random.default_rng(int(u))
+    for k in rng.integers(0, 65536, 200):
+        assert theta[k] == _exact(scale, int(k))
+
+
+def test_escape_thresholds_do_not_depend_on_the_last_bits_of_libm(monkeypatch):
+    """A libm that is a few ulps off (another CPU, numpy 1.x) gives the same integers."""
+    scales = [s for s, _ in _boundary_scales()] + [38.4, 1234.5, 2.0**31, 1e-3]
+    want = [streams.escape_thresholds(s) for s in scales]
+    real = np.log1p
+    for direction in (np.inf, -np.inf):
+        def sloppy(x, d=direction):
+            y = real(x)
+            for _ in range(4):  # four ulps off
+                y = np.nextafter(y, d)
+            return y
+
+        monkeypatch.setattr(np, "log1p", sloppy)
+        streams._ESCAPE_CACHE.clear()
+        for s, w in zip(scales, want):
+            assert np.array_equal(streams.escape_thresholds(s), w), s
+    monkeypatch.setattr(np, "log1p", real)
+    streams._ESCAPE_CACHE.clear()
