@@ -510,6 +510,9 @@ class Network(_ArrayEq):
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise IRError(f"network name must be a non-empty string, got {self.name!r}", field="name")
+        if len(self.name) > 200 or not self.name.isprintable():
+            raise IRError(f"network name must be at most 200 printable characters, got {ascii(self.name[:60])}",
+                          field="name")  # fmt: skip
         object.__setattr__(self, "input_shape", _shape(self.input_shape, "input.shape"))
         layers = tuple(self.layers) if isinstance(self.layers, Iterable) else self.layers
         if not isinstance(layers, tuple) or not layers:
@@ -830,7 +833,7 @@ def _neuron(nd: Any, arrays: _Arrays) -> Neuron:
 
 
 def _synapse(sd: Any, arrays: _Arrays) -> Synapse:
-    if not isinstance(sd, dict) or sd.get("kind") not in SYNAPSES:
+    if not isinstance(sd, dict) or not isinstance(sd.get("kind"), str) or sd["kind"] not in SYNAPSES:
         kind = sd.get("kind") if isinstance(sd, dict) else sd
         raise IRError(f"unknown kind {kind!r} (known: {', '.join(SYNAPSE_KINDS)})", field="synapse.kind")
     geometry = {"stride", "padding", "dilation", "groups"} if sd["kind"] == "conv2d" else set()
@@ -944,31 +947,97 @@ def from_manifest(manifest: Any, arrays: Mapping[str, np.ndarray]) -> Network:
     )
 
 
+#: Limits of :func:`load`, checked on the archive's directory before any member is read.
+MAX_MEMBERS = 4096
+MAX_MANIFEST_BYTES = 16 * 2**20
+MAX_ARRAY_BYTES = 2**31  # one array, uncompressed
+MAX_TOTAL_BYTES = 2**32  # all members, uncompressed
+_MEMBER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-.]*\.npy$")
+
+
+def _why(e: BaseException, default: str) -> str:
+    """``Type: first line of the message`` (shortened) for a one-line error."""
+    text = str(e).splitlines()[0][:120] if str(e).strip() else default
+    return f"{type(e).__name__}: {text}"
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes; any failure of the archive (corrupt data, an unknown compression method, encryption)
+    is an :class:`IRError` naming the member."""
+    if info.flag_bits & 0x1:
+        raise IRError(f"member {info.filename!r} is encrypted", field="arrays")
+    try:
+        return zf.read(info)
+    except Exception as e:  # noqa: BLE001 - zlib.error, NotImplementedError, RuntimeError, BadZipFile, EOFError ...
+        raise IRError(f"member {info.filename!r} cannot be read ({_why(e, 'corrupt')})", field="arrays") from None
+
+
+def _npy(data: bytes, member: str) -> np.ndarray:
+    """An array from ``.npy`` bytes, its header checked (no objects, the size the bytes hold) first."""
+    f = io.BytesIO(data)
+    fmt = np.lib.format
+    try:
+        major, _ = fmt.read_magic(f)
+        shape, fortran, dtype = (fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0)(
+            f, max_header_size=10000)
+        if dtype.hasobject:
+            raise ValueError("object arrays are not allowed")
+        if int(np.prod(shape, dtype=object)) * dtype.itemsize > len(data):
+            raise ValueError(f"the header declares {list(shape)} of {dtype}, more than the member holds")
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - numpy's parser fails in many ways on hostile bytes
+        raise IRError(f"array {member!r} cannot be read ({_why(e, 'malformed')})", field="arrays") from None
+
+
 def load(path: str | os.PathLike[str]) -> Network:
-    """Read and validate a ``.qnet`` file (version 1 or 2). Raises :class:`IRError` for anything malformed."""
+    """Read and validate a ``.qnet`` file (version 1 or 2). Raises :class:`IRError` for anything malformed.
+
+    The archive's directory is checked before any member is read: at most :data:`MAX_MEMBERS` members, no
+    duplicates, directories or paths (only ``manifest.yaml`` and ``NAME.npy``), uncompressed sizes within
+    :data:`MAX_MANIFEST_BYTES`, :data:`MAX_ARRAY_BYTES` and :data:`MAX_TOTAL_BYTES`."""
     path = Path(path)
     if not path.is_file():
         raise IRError(f"{path}: no such file")
     try:
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
+            infos = zf.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise IRError(f"{path}: {len(infos)} members in the archive (at most {MAX_MEMBERS})")
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                dup = next(n for n in names if names.count(n) > 1)
+                raise IRError(f"{path}: member {dup!r} appears twice in the archive")
+            for info in infos:
+                if info.filename != MANIFEST and not _MEMBER_RE.match(info.filename):
+                    raise IRError(f"unexpected member {ascii(info.filename)[1:-1]!r} in the archive (only {MANIFEST} "
+                                  "and NAME.npy)", field="arrays")  # fmt: skip
+                limit = MAX_MANIFEST_BYTES if info.filename == MANIFEST else MAX_ARRAY_BYTES
+                if info.file_size > limit:
+                    raise IRError(f"{path}: member {info.filename!r} would take {info.file_size:,} bytes (at most "
+                                  f"{limit:,})")  # fmt: skip
+            if sum(i.file_size for i in infos) > MAX_TOTAL_BYTES:
+                raise IRError(f"{path}: the archive would take more than {MAX_TOTAL_BYTES:,} bytes uncompressed")
             if MANIFEST not in names:
                 raise IRError(f"{path}: not a .qnet file (no {MANIFEST} in the archive)")
+            text = _read_member(zf, zf.getinfo(MANIFEST))
             try:
-                manifest = yaml.safe_load(zf.read(MANIFEST).decode("utf-8"))
-            except (yaml.YAMLError, UnicodeDecodeError) as e:
-                msg = str(e).replace("\n", " ")
+                manifest = yaml.safe_load(text.decode("utf-8"))
+            except (yaml.YAMLError, UnicodeDecodeError, RecursionError, ValueError) as e:
+                msg = str(e).replace("\n", " ")[:200] or type(e).__name__
                 raise IRError(f"{path}: {MANIFEST} is not valid YAML: {msg}") from None
             arrays: dict[str, np.ndarray] = {}
-            for member in names:
-                if member == MANIFEST or member.endswith("/"):
-                    continue
-                if not member.endswith(".npy"):
-                    raise IRError(f"unexpected file {member!r} in the archive", field="arrays")
-                try:
-                    arrays[member[: -len(".npy")]] = np.load(io.BytesIO(zf.read(member)), allow_pickle=False)
-                except (ValueError, OSError) as e:
-                    raise IRError(f"array {member!r} cannot be read: {e}", field="arrays") from None
-    except zipfile.BadZipFile:
-        raise IRError(f"{path}: not a .qnet file (not a ZIP archive)") from None
-    return from_manifest(manifest, arrays)
+            for info in infos:
+                if info.filename != MANIFEST:
+                    arrays[info.filename[: -len(".npy")]] = _npy(_read_member(zf, info), info.filename)
+    except IRError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError):
+        raise IRError(f"{path}: not a .qnet file (not a ZIP archive, or a damaged one)") from None
+    except OSError as e:
+        raise IRError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except Exception as e:  # noqa: BLE001 - zipfile's directory parser: NotImplementedError, ValueError, ...
+        raise IRError(f"{path}: not a readable .qnet archive ({_why(e, 'damaged')})") from None
+    try:
+        return from_manifest(manifest, arrays)
+    except RecursionError:
+        raise IRError(f"{path}: the manifest is nested too deeply") from None
