@@ -9,6 +9,7 @@ when ``trials`` is given. Needs only numpy.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,6 +20,11 @@ from .ir import Network
 RECORDABLE = ("spikes", "u", "v", "counts")
 DTYPES = {"spikes": np.uint8, "u": np.int32, "v": np.int32, "counts": np.int32}
 MAX_SEED = 2**64 - 1
+MAX_STEPS = 2**20  # steps of one run (about a million: hours of simulated time at 1 ms per step)
+MAX_TRIALS = 2**16
+#: The largest total of output arrays a run allocates (8 GiB; QUANTAL_MAX_OUTPUT_BYTES overrides), checked
+#: before anything is allocated.
+MAX_OUTPUT_BYTES = 2**33
 
 
 class RunError(ValueError):
@@ -37,12 +43,12 @@ class RunSpec:
     layers: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.steps is not None and (not _is_int(self.steps) or self.steps < 1):
-            raise RunError(f"steps must be a positive integer, got {self.steps!r}")
+        if self.steps is not None and (not _is_int(self.steps) or not 1 <= self.steps <= MAX_STEPS):
+            raise RunError(f"steps must be an integer in [1, {MAX_STEPS}], got {self.steps!r}")
         if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
             raise RunError(f"seed must be an integer in [0, 2**64), got {self.seed!r}")
-        if self.trials is not None and (not _is_int(self.trials) or self.trials < 1):
-            raise RunError(f"trials must be a positive integer, got {self.trials!r}")
+        if self.trials is not None and (not _is_int(self.trials) or not 1 <= self.trials <= MAX_TRIALS):
+            raise RunError(f"trials must be an integer in [1, {MAX_TRIALS}], got {self.trials!r}")
         record = tuple(self.record)
         if not record:
             raise RunError("record needs at least one of " + ", ".join(RECORDABLE))
@@ -108,6 +114,19 @@ def n_steps(spec: RunSpec, spikes: np.ndarray) -> int:
 def allocate(net: Network, n_samples: int, steps: int, spec: RunSpec) -> dict[str, np.ndarray]:
     """Zeroed output arrays named ``<layer>.<quantity>``, with a trial axis when ``spec.trials`` is set."""
     lead = () if spec.trials is None else (spec.trials,)
+    if steps > MAX_STEPS:
+        raise RunError(f"steps must be at most {MAX_STEPS}, got {steps}")
+    total = 0
+    for li in spec.layer_indices(net):  # the size first: nothing is allocated for a run that cannot fit
+        for q in spec.record:
+            per = net.layers[li].size * (1 if q == "counts" else steps)
+            total += spec.n_trials() * n_samples * per * np.dtype(DTYPES[q]).itemsize
+    limit = int(os.environ.get("QUANTAL_MAX_OUTPUT_BYTES", MAX_OUTPUT_BYTES))
+    if total > limit:
+        raise RunError(f"the recorded outputs would take {total / 2**30:,.1f} GiB ({spec.n_trials()} trial(s) x "
+                       f"{n_samples} samples x {steps} steps of {', '.join(spec.record)}); the limit is "
+                       f"{limit / 2**30:,.1f} GiB (QUANTAL_MAX_OUTPUT_BYTES): record fewer layers or quantities "
+                       "(counts only), or run in batches")  # fmt: skip
     out: dict[str, np.ndarray] = {}
     for li in spec.layer_indices(net):
         layer = net.layers[li]

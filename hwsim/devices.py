@@ -181,6 +181,9 @@ class DeviceSpec:
     config: dict[str, Any] = field(default_factory=dict)
 
 
+MAX_TIME = 1e10  # seconds after programming (about 317 years): the drift laws are not meant beyond
+
+
 def from_config(cfg: Any, *, time: float | None = None) -> DeviceSpec:
     """A device from a mapping ``{preset: pcm}`` or ``{model: generic, prog_sigma: 0.5, ...}`` (+ ``time``)."""
     if isinstance(cfg, str):
@@ -191,13 +194,13 @@ def from_config(cfg: Any, *, time: float | None = None) -> DeviceSpec:
     preset = cfg.pop("preset", None)
     base: dict[str, Any] = {}
     if preset is not None:
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise DeviceError(f"preset: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
         base = dict(PRESETS[preset])
     t = cfg.pop("time", 0.0)
     base.update(cfg)
     model = base.pop("model", "generic")
-    if model not in REGISTRY:
+    if not isinstance(model, str) or model not in REGISTRY:
         raise DeviceError(f"model: unknown device model {model!r} (known: {', '.join(REGISTRY)})")
     cls = REGISTRY[model]
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
@@ -205,8 +208,8 @@ def from_config(cfg: Any, *, time: float | None = None) -> DeviceSpec:
         if k not in known:
             raise DeviceError(f"{k}: unknown parameter of device model {model!r} (known: {', '.join(sorted(known))})")
     t = t if time is None else time
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t < 0:
-        raise DeviceError(f"time: expected seconds >= 0, got {t!r}")
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or not 0 <= t <= MAX_TIME:
+        raise DeviceError(f"time: expected seconds in [0, {MAX_TIME:.0e}] (about 300 years), got {t!r}")
     return DeviceSpec(model=cls(**base), time=float(t), preset=preset, config={"model": model, **base})
 
 

@@ -217,7 +217,14 @@ def confidence_interval(accs: np.ndarray, n: int, level: float = 0.95,
 
 
 def input_spec(net: Network, encoder: str | None = None, steps: int | None = None) -> dict[str, Any]:
-    spec = dict(net.metadata.get("input") or {})
+    """How ``net``'s input is encoded (its metadata's ``input``, overridden by ``encoder``/``steps``), each field
+    checked: the metadata of a file is user input."""
+    from quantal.compile.runspec import MAX_STEPS
+
+    raw = net.metadata.get("input") if isinstance(net.metadata, dict) else None
+    if raw is not None and not isinstance(raw, dict):
+        raise PipelineError(f"network {net.name!r}: metadata.input must be a mapping, got {type(raw).__name__}")
+    spec = dict(raw or {})
     if encoder is not None:
         spec["encoder"] = encoder
     if steps is not None:
@@ -226,8 +233,28 @@ def input_spec(net: Network, encoder: str | None = None, steps: int | None = Non
     if "encoder" not in spec or "steps" not in spec:
         raise PipelineError(f"network {net.name!r} has no input encoding in its metadata; pass --encoder and --steps")
     spec.setdefault("max_rate", 1.0)
-    spec.setdefault("run_steps", spec["steps"] + len(net.layers))
+    spec.setdefault("run_steps", spec["steps"] + len(net.layers) if _is_count(spec["steps"]) else None)
+
+    def bad(key: str, want: str) -> PipelineError:
+        return PipelineError(f"network {net.name!r}: metadata.input.{key} must be {want}, got {spec[key]!r:.60}")
+
+    from quantal.train.data import ENCODERS
+
+    if not isinstance(spec["encoder"], str) or spec["encoder"] not in ENCODERS:
+        raise bad("encoder", f"one of {', '.join(ENCODERS)}")
+    for key in ("steps", "run_steps"):
+        if not _is_count(spec[key]) or not 1 <= spec[key] <= MAX_STEPS:
+            raise bad(key, f"an integer in [1, {MAX_STEPS}]")
+    if spec["run_steps"] < spec["steps"]:
+        raise bad("run_steps", f"at least steps ({spec['steps']})")
+    r = spec["max_rate"]
+    if not isinstance(r, (int, float)) or isinstance(r, bool) or not 0 < r <= 1:
+        raise bad("max_rate", "a number in (0, 1]")
     return spec
+
+
+def _is_count(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def is_stochastic(net: Network) -> bool:

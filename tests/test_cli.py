@@ -300,3 +300,13 @@ def test_an_unexpected_exception_is_one_line_with_its_own_status(files, monkeypa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error: ZeroDivisionError" in err and "report" in err
     assert "\x1b" not in err  # control characters never reach the terminal raw
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--steps", "1000000000"], "steps"), (["--trials", "1000000000"], "trials"),
+    (["--device", "pcm", "--time", "1e308"], "time"),
+])  # fmt: skip
+def test_impossible_run_sizes_and_times_exit_2_before_allocating(files, extra, needle):
+    net, netp, x, xp, tmp = files
+    r = cli("run", str(netp), "--input", str(xp), "--out", str(tmp / "o.npz"), *extra)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr

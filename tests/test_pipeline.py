@@ -1,7 +1,6 @@
 """The pipeline as a user runs it: train -> compile -> run/eval/inspect, and its reports."""
 
 import json
-import math
 import subprocess
 import sys
 
@@ -187,3 +186,21 @@ def test_eval_takes_a_npz_dataset(run, tmp_path):
     r = subprocess.run([sys.executable, "-m", "quantal", "eval", str(d / "net.qnet"), "--data", "mnist"],
                        capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and "FILE.npz" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("meta,needle", [
+    ({"input": "rate"}, "must be a mapping"),
+    ({"input": {"encoder": 3, "steps": 4}}, "encoder"),
+    ({"input": {"encoder": "morse", "steps": 4}}, "encoder"),
+    ({"input": {"encoder": "rate", "steps": "4"}}, "steps"),
+    ({"input": {"encoder": "rate", "steps": 4, "run_steps": 10**12}}, "run_steps"),
+    ({"input": {"encoder": "rate", "steps": 4, "run_steps": 2}}, "at least steps"),
+    ({"input": {"encoder": "rate", "steps": 4, "max_rate": "%"}}, "max_rate"),
+])  # fmt: skip
+def test_metadata_that_eval_reads_is_checked(meta, needle):
+    from quantal.compile.testing import random_network
+    from quantal.pipeline import input_spec
+
+    net = random_network(np.random.default_rng(0), [64, 10]).replace(metadata=meta)
+    with pytest.raises(PipelineError, match=needle):
+        input_spec(net)

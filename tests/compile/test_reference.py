@@ -344,3 +344,22 @@ def test_a_v1_file_and_its_v2_form_give_identical_outputs(tmp_path):
     b = reference.simulate(v2, x, steps=10, seed=3, trials=2, record=("spikes", "u", "v", "counts"))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     assert sum(a[f"{n}.spikes"].sum() for n in ("l0", "l1")) > 0
+
+
+def test_runs_are_bounded_before_anything_is_allocated(monkeypatch):
+    from quantal.compile.runspec import MAX_STEPS, MAX_TRIALS, RunError, RunSpec
+    from quantal.compile.testing import random_network
+
+    net = random_network(np.random.default_rng(0), [8, 4])
+    x = np.zeros((2, 3, 8), np.uint8)
+    for bad in ({"steps": MAX_STEPS + 1}, {"trials": MAX_TRIALS + 1}, {"steps": 10**9}, {"trials": 10**9}):
+        with pytest.raises(RunError):
+            RunSpec(**bad)
+    monkeypatch.setenv("QUANTAL_MAX_OUTPUT_BYTES", "1000")
+    with pytest.raises(RunError, match="would take"):
+        reference.simulate(net, x, steps=100, record=("spikes", "u", "v"))
+    from quantal.hwsim import simulate
+
+    with pytest.raises(RunError, match="would take"):
+        simulate(net, x, steps=100, trials=3, record=("v",))
+    assert simulate(net, x, steps=100, record=("counts",))["l0.counts"].shape == (2, 4)  # counts are small
