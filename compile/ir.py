@@ -722,16 +722,29 @@ def mantissa_bits(a: np.ndarray | None) -> int:
     return max(max(hi, 0).bit_length(), max(-lo - 1, 0).bit_length()) + 1
 
 
+MAX_YAML_BYTES = 16 * 2**20  # configuration, sweep and device files
+
+
 def read_yaml(path: str | os.PathLike[str], error: type[Exception]) -> Any:
     """The parsed YAML file ``path`` (``yaml.safe_load``); a missing file or bad YAML raises ``error`` with
     one line naming the file."""
     p = Path(path)
     if not p.is_file():
         raise error(f"{p}: no such file")
+    if p.stat().st_size > MAX_YAML_BYTES:
+        raise error(f"{p}: {p.stat().st_size:,} bytes is too large for a configuration (at most {MAX_YAML_BYTES:,})")
     try:
-        return yaml.safe_load(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{p}: not UTF-8 text (byte {e.start})") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise error(f"{p}: not valid YAML: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise error(f"{p}: not valid YAML: nested too deeply") from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise error(f"{p}: not valid YAML: {str(e).splitlines()[0][:120]}") from None
 
 
 def atomic_write_path(path: str | os.PathLike[str], write: Any, *, suffix: str = ".tmp") -> Path:

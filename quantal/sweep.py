@@ -333,7 +333,9 @@ def _run_locked(sw: dict[str, Any], out: Path, workers: int | None, scheduler: s
     from tqdm.auto import tqdm
 
     cfg_text = yaml.safe_dump(sw, sort_keys=False)
-    if (out / "sweep.yaml").exists() and yaml.safe_load((out / "sweep.yaml").read_text()) != sw:
+    from quantal.compile.ir import read_yaml
+
+    if (out / "sweep.yaml").exists() and read_yaml(out / "sweep.yaml", SweepError) != sw:
         raise SweepError(f"{out} holds another sweep; choose another --out")
     atomic_write(out / "sweep.yaml", lambda f: f.write(cfg_text.encode()))
     res_path = out / "results.csv"

@@ -95,6 +95,10 @@ def _num(cfg: dict, key: str, lo: float, hi: float, *, integer: bool = False, op
         raise ConfigError(f"{key}: expected {kind} in {'(' if open_lo else '['}{lo}, {hi}], got {v!r}")
 
 
+MAX_UNITS = 1 << 16  # units of one hidden layer
+MAX_WEIGHTS = 1 << 28  # weights of a configured model, checked before anything is built
+
+
 def validate(raw: Any) -> dict:
     """Defaults merged with ``raw`` (a mapping), checked; returns the full configuration."""
     if raw is None:
@@ -125,6 +129,13 @@ def validate(raw: Any) -> dict:
     if not isinstance(hidden, list) or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0
                                                for h in hidden):  # fmt: skip
         raise ConfigError("model.hidden: expected a list of positive integers")
+    if len(hidden) > 64 or any(h > MAX_UNITS for h in hidden):
+        raise ConfigError(f"model.hidden: at most 64 layers of at most {MAX_UNITS:,} units each, got {hidden[:8]}")
+    widths = [784, *hidden, 10]  # the widest input quantal ships (Fashion-MNIST); a weight matrix per pair
+    n_weights = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    if n_weights > MAX_WEIGHTS:
+        raise ConfigError(f"model.hidden: {hidden[:8]} needs about {n_weights:,} weights (at most {MAX_WEIGHTS:,}, "
+                          "about 1 GiB of float32)")  # fmt: skip
     _num(cfg, "model.p", 0, 1, open_lo=True)
     _num(cfg, "model.escape_beta", 0, 1e6, open_lo=True)
     _num(cfg, "model.current_decay", 0, 4096, integer=True)

@@ -208,9 +208,23 @@ def _resume(out: Path, epochs: int, log: Any, name: str = "last.pt") -> tuple[di
     path = out / name
     if not path.exists():
         return None, [], 1
-    ck = torch.load(path, weights_only=True)
-    done = int(ck["epoch"])
-    rows = json.loads((out / "metrics.json").read_text())[:done] if (out / "metrics.json").exists() else []
+    try:
+        ck = torch.load(path, weights_only=True)
+        done = int(ck["epoch"])
+    except Exception as e:  # noqa: BLE001 - a torn or foreign file: torch raises many kinds
+        raise ConfigError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                          "delete it to start the run again") from None  # fmt: skip
+    rows: list[dict] = []
+    mpath = out / "metrics.json"
+    if mpath.exists():
+        try:
+            rows = json.loads(mpath.read_text())
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ValueError("expected a list of rows")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{mpath}: not readable metrics ({str(e).splitlines()[0][:120]}); delete it and "
+                              f"{name} to start the run again") from None  # fmt: skip
+        rows = rows[:done]
     if done < epochs:
         log(f"resuming {out} after epoch {done}")
     return ck, rows, done + 1
@@ -251,12 +265,14 @@ def _end_epoch_to(out: Path, name: str, rows: list[dict], row: dict, checkpoint:
 def train(cfg: dict, out: str | Path, *, progress: bool = True, log: Any = print) -> list[dict]:
     """Train per ``cfg`` (validated here) into the run directory ``out``; resumes a finished-epoch checkpoint."""
 
+    from quantal.compile.ir import read_yaml
+
     cfg = validate(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg_text = yaml.safe_dump(cfg, sort_keys=False)
     if (out / "config.yaml").exists():
-        if yaml.safe_load((out / "config.yaml").read_text()) != cfg:
+        if read_yaml(out / "config.yaml", ConfigError) != cfg:
             raise ConfigError(f"{out} holds a run with a different configuration; choose another --out")
     else:
         atomic_write(out / "config.yaml", lambda f: f.write(cfg_text.encode()))

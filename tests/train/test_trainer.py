@@ -195,3 +195,38 @@ def test_hardware_aware_training_runs_on_a_device(tmp_path):
         C.validate({"quant": {"device": "flash"}})
     with pytest.raises(C.ConfigError, match="quant.device_times"):
         C.validate({"quant": {"device_times": [-1]}})
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "quantal", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"model: {kind: lif}\n\xff\xfe", "UTF-8"),
+    (b"a: " + b"[" * 50000 + b"]" * 50000, "YAML"),
+    (b"seed: " + b"7" * 5000, "YAML"),
+    (b"model: {hidden: [100000000]}", "model.hidden"),        # a 78 GB layer: refused before anything exists
+    (b"model: {hidden: [60000, 60000, 60000]}", "weights"),
+])  # fmt: skip
+def test_hostile_configs_exit_2_with_one_line_and_leave_no_run_folder(tmp_path, content, needle):
+    p = tmp_path / "c.yaml"
+    p.write_bytes(content)
+    r = _cli("train", str(p), "--out", str(tmp_path / "run"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("victim,content", [("last.pt", b"PK\x03\x04torn"), ("metrics.json", b"[{\"epoch\": 1,"),
+                                            ("metrics.json", b"{\"a\": 1}"), ("config.yaml", b"\xff\xfe")])
+def test_a_torn_run_folder_is_one_line_on_resume(tmp_path, victim, content):
+    c = cfg("mlp")
+    c["train"]["epochs"] = 1
+    out = tmp_path / "run"
+    train(c, out, progress=False, log=lambda *a: None)
+    (out / victim).write_bytes(content)
+    p = tmp_path / "c.yaml"
+    import yaml
+
+    p.write_text(yaml.safe_dump(c))
+    r = _cli("train", str(p), "--out", str(out))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and victim in r.stderr, r.stderr
