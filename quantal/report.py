@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,47 @@ def _num(v: str) -> Any:
         return v
 
 
+MAX_FILE_BYTES = 16 * 2**20  # a file larger than this is listed, not read
+
+
+def _files(root: Path, pattern: str) -> list[Path]:
+    """Regular files under ``root`` matching ``pattern``: no symlinks (to files or folders), FIFOs or devices,
+    nothing outside ``root``, sorted."""
+    import stat
+
+    real_root = root.resolve()
+    out = []
+    for p in root.rglob(pattern):
+        try:
+            st = p.lstat()
+            if not stat.S_ISREG(st.st_mode) or any((root / q).is_symlink() for q in p.relative_to(root).parents):
+                continue  # not a regular file, or reached through a symlinked folder
+            if not p.resolve().is_relative_to(real_root):
+                continue
+        except OSError:
+            continue
+        out.append(p)
+    return sorted(out)
+
+
+def _text(p: Path) -> str | None:
+    """A small text file's content (None when too large or unreadable)."""
+    try:
+        if p.stat().st_size > MAX_FILE_BYTES:
+            return None
+        return p.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _json(p: Path) -> Any:
+    text = _text(p)
+    try:
+        return None if text is None else json.loads(text)
+    except ValueError:
+        return None
+
+
 def build(root: str | Path) -> str:
     """The report's HTML for the folder ``root``."""
     from quantal.compile.ir import IRError, load
@@ -75,8 +117,8 @@ def build(root: str | Path) -> str:
     parts = [f"<h1>quantal report: {html.escape(root.name)}</h1>"]
     shown: set[Path] = set()
     s = root / "summary.json"
-    if s.is_file():
-        d = json.loads(s.read_text())
+    d = _json(s) if s.is_file() and not s.is_symlink() else None
+    if isinstance(d, dict):
         acc = d.get("accuracy", {})
         flat = [{"stage": k, "accuracy": v if not isinstance(v, dict) else v.get("accuracy"),
                  "95% CI": "" if not isinstance(v, dict) else v.get("ci95")} for k, v in acc.items()]  # fmt: skip
@@ -86,13 +128,16 @@ def build(root: str | Path) -> str:
                                  "energy_nJ": d["activity"]["energy_nj_per_inference"]}]))  # fmt: skip
         if "drift" in d:
             parts.append(table(d["drift"]))
-    for m in sorted(root.rglob("metrics.json")):
-        rows = json.loads(m.read_text())
+    for m in _files(root, "metrics.json"):
+        rows = _json(m)
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            parts.append(f"<p>{html.escape(str(m.relative_to(root)))}: not readable training metrics</p>")
+            continue
         parts += [f"<h2>Training: {html.escape(str(m.parent.relative_to(root)) or '.')}</h2>", table(rows)]
-    for q in sorted(root.rglob("*.qnet")):
+    for q in _files(root, "*.qnet"):
         try:
             rep = inspect_report(load(q))
-        except (IRError, OSError) as e:
+        except (IRError, OSError, ValueError, KeyError, TypeError) as e:
             parts.append(f"<p>{html.escape(str(q))}: {html.escape(str(e))}</p>")
             continue
         cols = ["name", "kind", "size", "n_in", "synapses", "stochastic_synapses", "weight_bits", "weight_exp",
@@ -104,23 +149,24 @@ def build(root: str | Path) -> str:
             acc = {**(qq.get("accuracy") or {}), "fake_quant_equals_hwsim": qq.get("fake_quant_equals_hwsim")}
             parts += ["<p>quantisation (" + html.escape(str(qq.get("method"))) + ")</p>", table(qq["layers"]),
                       table([acc])]
-    for sc in sorted(root.rglob("summary.csv")):
-        if not (sc.parent / "results.csv").is_file():
+    for sc in _files(root, "summary.csv"):
+        text = _text(sc)
+        if not (sc.parent / "results.csv").is_file() or text is None:
             continue
-        with open(sc) as f:
-            rows = [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        rows = [{str(k): _num(str(v)) for k, v in r.items()} for r in csv.DictReader(io.StringIO(text))]
         parts += [f"<h2>Sweep: {html.escape(str(sc.parent.relative_to(root)) or '.')}</h2>", table(rows)]
-        for png in sorted(sc.parent.glob("sweep_*.png")):
+        for png in [p for p in _files(sc.parent, "sweep_*.png") if p.parent == sc.parent]:
             parts.append(_img(png, root))
             shown.add(png)
-    pngs = [p for p in sorted(root.rglob("*.png")) if p not in shown]
+    pngs = [p for p in _files(root, "*.png") if p not in shown and p.stat().st_size <= MAX_FILE_BYTES]
     if pngs:
         parts += ["<h2>Figures</h2>"] + [_img(p, root) for p in pngs]
-    yamls = sorted(root.rglob("*.yaml"))
+    yamls = [(y, _text(y)) for y in _files(root, "*.yaml")]
     if yamls:
         parts.append("<h2>Configurations</h2>")
-        for y in yamls:
-            parts.append(f"<p>{html.escape(str(y.relative_to(root)))}</p><pre>{html.escape(y.read_text())}</pre>")
+        for y, text in yamls:
+            body = "(too large to show)" if text is None else text
+            parts.append(f"<p>{html.escape(str(y.relative_to(root)))}</p><pre>{html.escape(body)}</pre>")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>quantal report: "
             f"{html.escape(root.name)}</title><style>{CSS}</style></head><body>{''.join(parts)}"
             f"<script>{SCRIPT}</script></body></html>")  # fmt: skip

@@ -54,3 +54,25 @@ def test_cli_refuses_a_missing_folder(tmp_path):
     r = subprocess.run([sys.executable, "-m", "quantal", "report", str(tmp_path / "none")], capture_output=True,
                        text=True)  # fmt: skip
     assert r.returncode == 2 and "no such run directory" in r.stderr
+
+
+def test_the_report_skips_symlinks_fifos_and_unreadable_files(tmp_path):
+    import os
+
+    from quantal import report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "ok.yaml").write_text("a: 1\n")
+    outside = tmp_path / "secret.yaml"
+    outside.write_text("password: hunter2\n")
+    (run / "link.yaml").symlink_to(outside)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.yaml").write_text("also: secret\n")
+    (run / "linked_dir").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    os.mkfifo(run / "fifo.yaml")  # reading it would block forever
+    (run / "metrics.json").write_text("[{\"epoch\": 1,")  # torn
+    (run / "summary.json").write_text("not json")
+    text = report.build(run)  # returns: nothing blocks, nothing raises
+    assert "a: 1" in text and "hunter2" not in text and "also: secret" not in text
+    assert "not readable training metrics" in text

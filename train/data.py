@@ -145,7 +145,6 @@ def load_npz(path: str | os.PathLike[str], split: str = "train", *, test_fractio
     like ``digits``: a seeded ``test_fraction``). ``x`` holds images (n, *shape) (for example (n, 28, 28) or
     (n, 2, 34, 34)) with values in [0, 1]; ``y`` integer labels 0..K-1. Arrays load without pickle, and their
     declared sizes are checked before they are read."""
-    import zipfile
 
     p = Path(path)
     if split not in ("train", "test"):
@@ -164,8 +163,11 @@ def load_npz(path: str | os.PathLike[str], split: str = "train", *, test_fractio
                 if info.file_size > MAX_NPZ_BYTES:
                     raise DataError(f"{p}: array {k} is {info.file_size} bytes, more than {MAX_NPZ_BYTES}")
             x, y = f[xk], f[yk]
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{p}: not a readable .npz dataset ({str(e).splitlines()[0]})") from None
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - zip and .npy parsing fail in many ways on damaged or hostile files
+        msg = str(e).splitlines()[0][:120] if str(e).strip() else "damaged"
+        raise DataError(f"{p}: not a readable .npz dataset ({type(e).__name__}: {msg})") from None
     if x.dtype.kind not in "biuf" or x.ndim < 2:
         raise DataError(f"{p}: {xk} must be a numeric array (n, *image shape), got {x.dtype.name} {x.shape}")
     if y.dtype.kind not in "iu" or y.shape != (x.shape[0],):

@@ -167,3 +167,32 @@ def test_events_are_binned_into_frames():
         data.events_to_frames(ev, (2, 2, 2), n_time_bins=2)
     with pytest.raises(data.DataError, match="tonic"):
         data.events_to_frames(np.zeros(3), (2, 2, 2), n_time_bins=2)
+
+
+def test_damaged_npz_datasets_are_one_line_errors(tmp_path):
+    import io
+    import zipfile
+
+    from quantal.train.data import DataError, load_npz
+
+    good = tmp_path / "good.npz"
+    np.savez(good, x=np.zeros((4, 3)), y=np.zeros(4, np.int64))
+    data = bytearray(good.read_bytes())
+    cases = {"torn": bytes(data[: len(data) // 2])}
+    zf = zipfile.ZipFile(io.BytesIO(bytes(data)))
+    info = zf.getinfo("x.npy")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    flipped = bytearray(data)
+    flipped[start + 20: start + 40] = b"\x00" * 20  # the header of x.npy overwritten
+    cases["header"] = bytes(flipped)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("x.npy", b"\x93NUMPY\x01\x00\x20\x00{'descr': '<f8', 'shape': (1" + b"1" * 5000)
+        z.writestr("y.npy", b"")
+    cases["digits"] = buf.getvalue()
+    for name, content in cases.items():
+        p = tmp_path / f"{name}.npz"
+        p.write_bytes(content)
+        with pytest.raises(DataError) as e:
+            load_npz(p)
+        assert "\n" not in str(e.value) and p.name in str(e.value), name
