@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -132,12 +133,23 @@ def report(net: Network, activity: dict[str, Any] | None = None) -> dict[str, An
 
 
 def _quant_summary(net: Network) -> dict[str, Any] | None:
-    q = net.metadata.get("quantization")
+    """The quantisation report stored in the metadata, keeping only well-typed fields (a file's metadata is
+    user input: anything else is left out rather than trusted)."""
+    q = net.metadata.get("quantization") if isinstance(net.metadata, dict) else None
     if not isinstance(q, dict):
         return None
-    return {"accuracy": q.get("accuracy"), "fake_quant_equals_hwsim": q.get("fake_quant_equals_hwsim"),
-            "evaluated_on": q.get("evaluated_on"), "method": q.get("method"),
-            "layers": [{k: r.get(k) for k in _QUANT_KEYS} for r in q.get("layers", [])]}  # fmt: skip
+    acc = q.get("accuracy")
+    acc = {str(k): float(v) for k, v in acc.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+           and math.isfinite(v)} if isinstance(acc, dict) else {}  # fmt: skip
+    ev = q.get("evaluated_on")
+    ev = {k: ev.get(k) for k in ("dataset", "split", "samples") if isinstance(ev.get(k), (str, int))} if isinstance(
+        ev, dict) else {}  # fmt: skip
+    layers = q.get("layers") if isinstance(q.get("layers"), list) else []
+    rows = [{k: (r.get(k) if isinstance(r.get(k), (str, int, float)) and not isinstance(r.get(k), bool) else None)
+             for k in _QUANT_KEYS} for r in layers if isinstance(r, dict)]  # fmt: skip
+    method = q.get("method") if isinstance(q.get("method"), str) else None
+    return {"accuracy": acc, "fake_quant_equals_hwsim": q.get("fake_quant_equals_hwsim") is True,
+            "evaluated_on": ev, "method": method, "layers": rows}  # fmt: skip
 
 
 _QUANT_KEYS = ("name", "scale", "weight_exp", "weight_bits_used", "saturated_weights", "weights", "saturated_biases")

@@ -310,3 +310,16 @@ def test_impossible_run_sizes_and_times_exit_2_before_allocating(files, extra, n
     net, netp, x, xp, tmp = files
     r = cli("run", str(netp), "--input", str(xp), "--out", str(tmp / "o.npz"), *extra)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("quant", [
+    {"layers": [{"name": 3, "scale": "%", "weight_exp": [1]}], "accuracy": {"hwsim": "%"}},
+    {"layers": "x", "accuracy": [1], "evaluated_on": 7},
+    {"layers": [None, 5], "accuracy": {"a": float("nan")}},
+])  # fmt: skip
+def test_inspect_survives_badly_typed_metadata(files, quant):
+    net, netp, x, xp, tmp = files
+    p = ir.save(net.replace(metadata={"quantization": quant}), tmp / "m.qnet")
+    for extra in ([], ["--json"]):
+        r = cli("inspect", str(p), *extra)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
