@@ -80,18 +80,31 @@ def load(path: str | Path) -> dict[str, Any]:
         raise SweepError("networks: give a mapping label -> .qnet path (or network: PATH)")
     resolved = {}
     for label, q in nets.items():
-        qp = Path(str(q))
-        if not qp.is_absolute() and not qp.exists():
-            qp = p.parent / qp
-        if not qp.is_file():
-            raise SweepError(f"networks.{label}: {q}: no such file")
+        if not isinstance(q, str) or not q or "\x00" in q:
+            raise SweepError(f"networks.{label}: expected a .qnet path, got {q!r:.60}")
+        qp = Path(q)
+        try:
+            if not qp.is_absolute() and not qp.exists():
+                qp = p.parent / qp
+            found = qp.is_file()
+        except OSError as e:  # a name too long for the file system, ...
+            raise SweepError(f"networks.{label}: {q[:80]!r}: {e.strerror or e}") from None
+        if not found:
+            raise SweepError(f"networks.{label}: {q[:200]}: no such file")
         resolved[str(label)] = str(qp)
-    data = {"name": "digits", "split": "test", "limit": None, **(raw.get("data") or {})}
-    if data["name"] not in ("digits", "fashion-mnist"):
+    raw_data = raw.get("data") or {}
+    if not isinstance(raw_data, dict):
+        raise SweepError(f"data: expected a mapping (name, split, limit), got {raw_data!r:.60}")
+    unknown = sorted(map(str, set(raw_data) - {"name", "split", "limit"}))
+    if unknown:
+        raise SweepError(f"data.{unknown[0]}: unknown key (known: limit, name, split)")
+    data = {"name": "digits", "split": "test", "limit": None, **raw_data}
+    if not isinstance(data["name"], str) or data["name"] not in ("digits", "fashion-mnist"):
         raise SweepError(f"data.name: {data['name']!r} is not one of digits, fashion-mnist")
-    if data["split"] not in ("train", "test"):
+    if not isinstance(data["split"], str) or data["split"] not in ("train", "test"):
         raise SweepError(f"data.split: {data['split']!r} is not one of train, test")
-    if data["limit"] is not None and (not isinstance(data["limit"], int) or data["limit"] < 1):
+    if data["limit"] is not None and (not isinstance(data["limit"], int) or isinstance(data["limit"], bool)
+                                      or data["limit"] < 1):  # fmt: skip
         raise SweepError("data.limit: expected a positive integer or null")
     trials, seed = raw.get("trials", 10), raw.get("seed", 0)
     if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:

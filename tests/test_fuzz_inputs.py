@@ -1,0 +1,129 @@
+"""Bounded mutation fuzzers over the other inputs a user hands quantal: training configurations, sweep files,
+device files and ``.npy`` spike arrays. Every case is accepted or refused with the module's named error of one
+line; anything else is a bug. Fixed seeds in CI; QUANTAL_FUZZ=N runs N cases per fuzzer, QUANTAL_FUZZ_SEED=S
+another seed (docs/limits.md)."""
+
+import io
+import math
+import os
+
+import numpy as np
+import pytest
+import yaml
+
+FUZZ_CASES = int(os.environ.get("QUANTAL_FUZZ", "150"))
+FUZZ_SEED = int(os.environ.get("QUANTAL_FUZZ_SEED", "0"))
+HOSTILE = [None, True, -1, 0, 2**70, -(2**63), 1e308, math.nan, math.inf, -math.inf, "", "x" * 3000, "\x1b[31m",
+           [], [[[]]], {}, {"a": 1}, [1, 2, 3], 3.5, "../..", 4097, -4097, 2**31, 1e-300, "ideal", "pcm", [None]]
+
+
+def _paths(obj, path=()):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _paths(v, (*path, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _paths(v, (*path, i))
+    if path:
+        yield path
+
+
+def mutations(base, seed):
+    """``FUZZ_CASES`` copies of ``base`` with 1-3 random leaves replaced, deleted or given a sibling."""
+    rng = np.random.default_rng(seed)
+    paths = list(_paths(base))
+    for case in range(FUZZ_CASES):
+        m = yaml.safe_load(yaml.safe_dump(base))
+        for _ in range(int(rng.integers(1, 4))):
+            path = paths[int(rng.integers(0, len(paths)))]
+            try:
+                parent = m
+                for key in path[:-1]:
+                    parent = parent[key]
+                op = int(rng.integers(0, 4))
+                if op <= 1:
+                    parent[path[-1]] = HOSTILE[int(rng.integers(0, len(HOSTILE)))]
+                elif op == 2 and isinstance(parent, dict):
+                    parent.pop(path[-1], None)
+                elif isinstance(parent, dict):
+                    parent[f"extra{case}"] = HOSTILE[int(rng.integers(0, len(HOSTILE)))]
+            except (KeyError, IndexError, TypeError):
+                continue
+        yield m
+
+
+def _one_line(e):
+    assert "\n" not in str(e), str(e)
+
+
+def test_fuzz_training_configs():
+    from quantal.train import config as C
+
+    base = {"name": "f", "seed": 0, "data": {"name": "digits", "encoder": "rate", "steps": 6, "limit": 100},
+            "model": {"kind": "lif", "hidden": [32, 16], "p": 0.5, "escape": "sigmoid", "estimator": "surrogate"},
+            "train": {"epochs": 2, "lr": 0.01, "batch_size": 32},
+            "quant": {"epochs": 1, "lr": 0.001}}  # fmt: skip
+    for m in mutations(base, FUZZ_SEED):
+        try:
+            C.validate(m)
+        except C.ConfigError as e:
+            _one_line(e)
+
+
+def test_fuzz_sweep_files(tmp_path):
+    from quantal import sweep
+    from quantal.compile import ir
+    from quantal.compile.testing import random_network
+
+    net = ir.save(random_network(np.random.default_rng(0), [8, 4]), tmp_path / "n.qnet")
+    base = {"name": "s", "networks": {"a": str(net)}, "data": {"name": "digits", "split": "test", "limit": 10},
+            "trials": 2, "seed": 0, "grid": {"device": ["ideal", {"preset": "pcm", "drift_compensation": False}],
+                                             "time": [1, 3600], "weight_bits": [8, 4], "release": [0.5]}}  # fmt: skip
+    p = tmp_path / "s.yaml"
+    for m in mutations(base, FUZZ_SEED + 1):
+        p.write_text(yaml.safe_dump(m))
+        try:
+            sweep.load(p)
+        except sweep.SweepError as e:
+            _one_line(e)
+
+
+def test_fuzz_device_files(tmp_path):
+    from quantal.hwsim import devices
+
+    base = {"model": "generic", "prog_sigma": 0.05, "read_sigma_rel": 0.01, "drift_nu": 0.05, "t0": 20.0,
+            "levels": 16, "g_max": 25.0, "p_stuck_on": 0.0, "p_stuck_off": 0.001, "time": 3600}  # fmt: skip
+    p = tmp_path / "d.yaml"
+    for m in mutations(base, FUZZ_SEED + 2):
+        p.write_text(yaml.safe_dump(m))
+        try:
+            devices.load(p)
+        except devices.DeviceError as e:
+            _one_line(e)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy parses hostile headers with ast
+def test_fuzz_spike_arrays(tmp_path):
+    from quantal.cli import UsageError, _load_spikes
+
+    buf = io.BytesIO()
+    np.save(buf, (np.random.default_rng(0).random((3, 4, 10)) < 0.3))
+    data = buf.getvalue()
+    rng = np.random.default_rng(FUZZ_SEED + 3)
+    p = tmp_path / "x.npy"
+    for _ in range(FUZZ_CASES):
+        b = bytearray(data)
+        for _ in range(int(rng.integers(1, 5))):
+            k = int(rng.integers(0, min(len(b), 140)))  # mostly the header, where the parser lives
+            op = int(rng.integers(0, 3))
+            if op == 0:
+                b[k] = int(rng.integers(0, 256))
+            elif op == 1:
+                b[k:k] = bytes(rng.integers(32, 127, int(rng.integers(1, 8)), dtype=np.uint8))
+            else:
+                del b[k: k + int(rng.integers(1, 16))]
+        p.write_bytes(bytes(b))
+        try:
+            _load_spikes(str(p))
+        except UsageError as e:
+            _one_line(e)
