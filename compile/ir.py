@@ -20,6 +20,7 @@ This module needs only numpy and pyyaml and runs on Python 3.10 with numpy 1.24+
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import os
@@ -754,8 +755,13 @@ def atomic_write_path(path: str | os.PathLike[str], write: Any, *, suffix: str =
     A failure leaves any existing ``path`` untouched and no temporary file behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory (give a file name)", str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as e:  # name the user's path, not the temporary file's
+        raise type(e)(e.errno, f"cannot write here ({e.strerror})", str(path)) from None
     os.close(fd)
     try:
         write(Path(tmp))
@@ -765,6 +771,11 @@ def atomic_write_path(path: str | os.PathLike[str], write: Any, *, suffix: str =
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the mode a plain open() would
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename == tmp:  # name the user's path, not the temporary file's
+            raise type(e)(e.errno, e.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -323,3 +323,11 @@ def test_inspect_survives_badly_typed_metadata(files, quant):
     for extra in ([], ["--json"]):
         r = cli("inspect", str(p), *extra)
         assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_write_errors_name_the_users_path_not_a_temporary_file(files):
+    net, netp, x, xp, tmp = files
+    (tmp / "outdir").mkdir()
+    for out in (tmp / "outdir", "/proc/quantal-test/o.npz"):
+        r = cli("run", str(netp), "--input", str(xp), "--out", str(out))
+        assert r.returncode == 2 and str(out) in r.stderr and ".tmp" not in r.stderr, r.stderr
