@@ -211,3 +211,66 @@ def random_graph(
             weight_exp=wexp(), **_synapse_parts(rng, (size, n_src), release, weight_fixed)), n_src, 0.2)
         add_layer("out", (size,), kind="readout")
     return Network(name=name, input_shape=input_shape, layers=tuple(layers), projections=tuple(projs))
+
+
+# ------------------------------------------------------------------------------------------------ fuzzing
+
+#: Values a hostile or careless file puts where a number, a name or a list belongs.
+HOSTILE_VALUES = [None, True, -1, 0, 2**70, -(2**63), 1e308, float("nan"), float("inf"), float("-inf"), "",
+                  "x" * 3000, "\x1b[31m", [], [[[]]], {}, {"a": 1}, [1, 2, 3], 3.5, "../..", 4097, -4097, 2**31,
+                  1e-300, "l0", "input", 63, 64, [None]]  # fmt: skip
+
+
+def _leaf_paths(obj: object, path: tuple = ()) -> list[tuple]:
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _leaf_paths(v, (*path, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _leaf_paths(v, (*path, i))
+    return [*out, path] if path else out
+
+
+def fuzz_values(base: dict, rng: np.random.Generator, n: int) -> list[dict]:
+    """``n`` copies of the plain-data mapping ``base`` (a manifest, a configuration), each with 1-3 random
+    places replaced by a :data:`HOSTILE_VALUES` entry, deleted, or given an extra sibling key."""
+    import copy
+
+    paths = _leaf_paths(base)
+    out = []
+    for case in range(n):
+        m = copy.deepcopy(base)
+        for _ in range(int(rng.integers(1, 4))):
+            path = paths[int(rng.integers(0, len(paths)))]
+            try:
+                parent = m
+                for key in path[:-1]:
+                    parent = parent[key]
+                op = int(rng.integers(0, 4))
+                if op <= 1:
+                    parent[path[-1]] = HOSTILE_VALUES[int(rng.integers(0, len(HOSTILE_VALUES)))]
+                elif op == 2 and isinstance(parent, dict):
+                    parent.pop(path[-1], None)
+                elif isinstance(parent, dict):
+                    parent[f"extra{case}"] = HOSTILE_VALUES[int(rng.integers(0, len(HOSTILE_VALUES)))]
+            except (KeyError, IndexError, TypeError):
+                continue
+        out.append(m)
+    return out
+
+
+def fuzz_bytes(data: bytes, rng: np.random.Generator, *, within: int | None = None, edits: int = 5) -> bytes:
+    """``data`` with 1 to ``edits`` random edits (a byte changed, bytes inserted, bytes deleted), at offsets
+    below ``within`` (default: anywhere)."""
+    b = bytearray(data)
+    for _ in range(int(rng.integers(1, edits + 1))):
+        k = int(rng.integers(0, max(1, min(len(b), within or len(b)))))
+        op = int(rng.integers(0, 3))
+        if op == 0 and b:
+            b[k] = int(rng.integers(0, 256))
+        elif op == 1:
+            b[k:k] = bytes(rng.integers(0, 256, int(rng.integers(1, 16)), dtype=np.uint8))
+        else:
+            del b[k: k + int(rng.integers(1, 64))]
+    return bytes(b)

@@ -4,52 +4,18 @@ line; anything else is a bug. Fixed seeds in CI; QUANTAL_FUZZ=N runs N cases per
 another seed (docs/limits.md)."""
 
 import io
-import math
 import os
 
 import numpy as np
 import pytest
 import yaml
 
+from quantal.compile.testing import fuzz_bytes, fuzz_values
+
 FUZZ_CASES = int(os.environ.get("QUANTAL_FUZZ", "150"))
 FUZZ_SEED = int(os.environ.get("QUANTAL_FUZZ_SEED", "0"))
-HOSTILE = [None, True, -1, 0, 2**70, -(2**63), 1e308, math.nan, math.inf, -math.inf, "", "x" * 3000, "\x1b[31m",
-           [], [[[]]], {}, {"a": 1}, [1, 2, 3], 3.5, "../..", 4097, -4097, 2**31, 1e-300, "ideal", "pcm", [None]]
-
-
-def _paths(obj, path=()):
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _paths(v, (*path, k))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from _paths(v, (*path, i))
-    if path:
-        yield path
-
-
 def mutations(base, seed):
-    """``FUZZ_CASES`` copies of ``base`` with 1-3 random leaves replaced, deleted or given a sibling."""
-    rng = np.random.default_rng(seed)
-    paths = list(_paths(base))
-    for case in range(FUZZ_CASES):
-        m = yaml.safe_load(yaml.safe_dump(base))
-        for _ in range(int(rng.integers(1, 4))):
-            path = paths[int(rng.integers(0, len(paths)))]
-            try:
-                parent = m
-                for key in path[:-1]:
-                    parent = parent[key]
-                op = int(rng.integers(0, 4))
-                if op <= 1:
-                    parent[path[-1]] = HOSTILE[int(rng.integers(0, len(HOSTILE)))]
-                elif op == 2 and isinstance(parent, dict):
-                    parent.pop(path[-1], None)
-                elif isinstance(parent, dict):
-                    parent[f"extra{case}"] = HOSTILE[int(rng.integers(0, len(HOSTILE)))]
-            except (KeyError, IndexError, TypeError):
-                continue
-        yield m
+    return fuzz_values(base, np.random.default_rng(seed), FUZZ_CASES)
 
 
 def _one_line(e):
@@ -112,17 +78,7 @@ def test_fuzz_spike_arrays(tmp_path):
     rng = np.random.default_rng(FUZZ_SEED + 3)
     p = tmp_path / "x.npy"
     for _ in range(FUZZ_CASES):
-        b = bytearray(data)
-        for _ in range(int(rng.integers(1, 5))):
-            k = int(rng.integers(0, min(len(b), 140)))  # mostly the header, where the parser lives
-            op = int(rng.integers(0, 3))
-            if op == 0:
-                b[k] = int(rng.integers(0, 256))
-            elif op == 1:
-                b[k:k] = bytes(rng.integers(32, 127, int(rng.integers(1, 8)), dtype=np.uint8))
-            else:
-                del b[k: k + int(rng.integers(1, 16))]
-        p.write_bytes(bytes(b))
+        p.write_bytes(fuzz_bytes(data, rng, within=140))  # mostly the header, where the parser lives
         try:
             _load_spikes(str(p))
         except UsageError as e:

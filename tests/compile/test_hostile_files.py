@@ -3,7 +3,6 @@ a bounded mutation fuzzer over the archive's bytes and its manifest (fixed seed 
 N cases per fuzzer, QUANTAL_FUZZ_SEED=S another seed)."""
 
 import io
-import math
 import os
 import struct
 import zipfile
@@ -14,7 +13,7 @@ import yaml
 
 from quantal.compile import ir
 from quantal.compile.ir import IRError
-from quantal.compile.testing import random_graph
+from quantal.compile.testing import fuzz_bytes, fuzz_values, random_graph
 
 FUZZ_CASES = int(os.environ.get("QUANTAL_FUZZ", "150"))
 FUZZ_SEED = int(os.environ.get("QUANTAL_FUZZ_SEED", "0"))
@@ -169,31 +168,8 @@ def test_fuzz_archive_bytes(tmp_path, good):
     rng = np.random.default_rng(FUZZ_SEED)
     p = tmp_path / "f.qnet"
     for _ in range(FUZZ_CASES):
-        b = bytearray(data)
-        for _ in range(int(rng.integers(1, 6))):
-            op, k = int(rng.integers(0, 3)), int(rng.integers(0, len(b)))
-            if op == 0:
-                b[k] = int(rng.integers(0, 256))
-            elif op == 1:
-                b[k:k] = bytes(rng.integers(0, 256, int(rng.integers(1, 16)), dtype=np.uint8))
-            else:
-                del b[k: k + int(rng.integers(1, 64))]
-        p.write_bytes(bytes(b))
+        p.write_bytes(fuzz_bytes(data, rng))
         _load_or_refuse(p)
-
-
-_HOSTILE_VALUES = [None, True, -1, 0, 2**70, -(2**63), 1e308, math.nan, math.inf, "", "x" * 5000, "\x1b[31m",
-                   [], [[[]]], {}, {"a": 1}, [1, 2, 3], 3.5, "l0", "input", 63, 64, 4097, -4097, 2**31]
-
-
-def _leaves(obj, path=()):
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _leaves(v, (*path, k))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from _leaves(v, (*path, i))
-    yield path
 
 
 def test_fuzz_manifest_values(tmp_path, good):
@@ -201,25 +177,7 @@ def test_fuzz_manifest_values(tmp_path, good):
     manifest, and random keys deleted or added."""
     _, _, members = good
     manifest = yaml.safe_load(members["manifest.yaml"])
-    paths = [p for p in _leaves(manifest) if p]
-    rng = np.random.default_rng(FUZZ_SEED + 1)
     arrays = [(k, v) for k, v in members.items() if k != "manifest.yaml"]
-    for case in range(FUZZ_CASES):
-        m = yaml.safe_load(members["manifest.yaml"])
-        for _ in range(int(rng.integers(1, 4))):
-            path = paths[int(rng.integers(0, len(paths)))]
-            parent = m
-            try:
-                for key in path[:-1]:
-                    parent = parent[key]
-                op = int(rng.integers(0, 3))
-                if op == 0:
-                    parent[path[-1]] = _HOSTILE_VALUES[int(rng.integers(0, len(_HOSTILE_VALUES)))]
-                elif op == 1 and isinstance(parent, dict):
-                    parent.pop(path[-1], None)
-                elif isinstance(parent, dict):
-                    parent[f"extra{case}"] = 1
-            except (KeyError, IndexError, TypeError):
-                continue
+    for m in fuzz_values(manifest, np.random.default_rng(FUZZ_SEED + 1), FUZZ_CASES):
         text = yaml.safe_dump(m, allow_unicode=False).encode()
         _load_or_refuse(write_zip(tmp_path / "m.qnet", [("manifest.yaml", text), *arrays]))
