@@ -779,7 +779,29 @@ def atomic_write_path(path: str | os.PathLike[str], write: Any, *, suffix: str =
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _remove_stale_temporaries(path, suffix)
     return path
+
+
+STALE_TMP_SECONDS = 3600.0  # a temporary file of a write this old was left by a killed process
+
+
+def _remove_stale_temporaries(path: Path, suffix: str) -> None:
+    """Delete ``.NAME.*SUFFIX`` files beside ``path`` older than :data:`STALE_TMP_SECONDS`: what a write killed
+    before its rename left behind (a live write renames its file within seconds)."""
+    import glob
+    import time
+
+    now = time.time()
+    try:
+        for old in path.parent.glob(f".{glob.escape(path.name)}.*{suffix}"):
+            try:
+                if old.is_file() and not old.is_symlink() and now - old.stat().st_mtime > STALE_TMP_SECONDS:
+                    old.unlink()
+            except OSError:
+                continue
+    except OSError:
+        pass
 
 
 def atomic_write(path: str | os.PathLike[str], write: Any, *, suffix: str = ".tmp") -> Path:

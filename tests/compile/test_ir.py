@@ -578,3 +578,20 @@ def test_v1_rules_still_name_the_layer(tmp_path):
     write_raw(tmp_path / "bad.qnet", manifest, {**arrays, "l1.weight": np.zeros((4, 5), np.int8)})
     with pytest.raises(IRError, match="unknown key.*reset"):
         ir.load(tmp_path / "bad.qnet")
+
+
+def test_a_killed_writes_temporary_file_is_removed_by_a_later_write(tmp_path):
+    import os
+    import time
+
+    from quantal.compile.ir import atomic_write
+
+    target = tmp_path / "out.bin"
+    stale = tmp_path / ".out.bin.abc123.tmp"  # what a write killed before its rename leaves
+    stale.write_bytes(b"half")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".out.bin.def456.tmp"  # a write that may still be running
+    fresh.write_bytes(b"live")
+    atomic_write(target, lambda f: f.write(b"data"))
+    assert target.read_bytes() == b"data" and not stale.exists() and fresh.exists()
