@@ -396,6 +396,27 @@ class QuantProjection(nn.Module):
 
         return ProjectionWeights(m, mf, unit, row_sum(m), row_sum(mf))
 
+    def _release_sum(self, src: torch.Tensor, w: torch.Tensor, seed: int, trial: int, samples: torch.Tensor,
+                     step: int | torch.Tensor, index: int) -> torch.Tensor:  # fmt: skip
+        """``sum_j src_j xi_ij w_ij`` over the synapses that transmit (stream 1), on the Numba kernels: dense
+        (:class:`_ReleaseDense`) or conv2d over the projection's links (:class:`_ReleaseLinks`); differentiable
+        in ``src`` and ``w``. ``w`` holds the weights as stored (mantissas, or realised device weights)."""
+        from quantal.hwsim import kernels
+
+        rows = torch.as_tensor(step).expand(src.shape[0]) if not isinstance(step, torch.Tensor) else step
+        rows_np, samples_np = rows.numpy().astype(np.int64), samples.numpy().astype(np.uint64)
+        seed64 = int(seed) & (2**64 - 1)
+        if self.links is None:
+            if self._release_t is None:
+                self._release_t = np.ascontiguousarray(self.release.numpy().T.astype(np.uint8))  # type: ignore[union-attr]
+            return _ReleaseDense.apply(src, w, self._release_t, seed64, int(trial), samples_np, rows_np, int(index))
+        if self._links_np is None:
+            li, lk, ptr = (t.numpy() for t in self.links)
+            self._links_np = (ptr, li, lk)
+            self._release_flat = np.ascontiguousarray(self.release.numpy().reshape(-1).astype(np.uint8))  # type: ignore[union-attr]
+        keys = kernels.release_row_keys(samples_np, rows_np, np.uint64(seed64), int(trial), int(index))
+        return _ReleaseLinks.apply(src, w, self._links_np, self._release_flat, keys, int(np.prod(self.spec.dst_shape)))
+
     def _events(self, src: torch.Tensor, seed: int, trial: int, samples: torch.Tensor, step: int | torch.Tensor,
                 index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         """The synapses that active inputs reach: (batch row, target, weight element, xi) per synapse. ``step``
@@ -443,23 +464,8 @@ class QuantProjection(nn.Module):
         events = None
         if self.release is None:
             total = self._linear(src, m, f32_m)
-        elif self.links is None and device is None and src.device.type == "cpu":  # dense: Numba kernels
-            rows = torch.as_tensor(step).expand(src.shape[0]) if not isinstance(step, torch.Tensor) else step
-            if self._release_t is None:
-                self._release_t = np.ascontiguousarray(self.release.numpy().T.astype(np.uint8))
-            total = _ReleaseDense.apply(src, m, self._release_t, int(seed) & (2**64 - 1), int(trial),
-                                        samples.numpy().astype(np.uint64), rows.numpy().astype(np.int64), int(index))
-        elif device is None and src.device.type == "cpu":  # conv2d: Numba kernels over the links
-            rows = torch.as_tensor(step).expand(src.shape[0]) if not isinstance(step, torch.Tensor) else step
-            if self._links_np is None:
-                li, lk, ptr = (t.numpy() for t in self.links)  # type: ignore[union-attr]
-                self._links_np = (ptr, li, lk)
-                self._release_flat = np.ascontiguousarray(self.release.numpy().reshape(-1).astype(np.uint8))
-            from quantal.hwsim import kernels
-
-            keys = kernels.release_row_keys(samples.numpy().astype(np.uint64), rows.numpy().astype(np.int64),
-                                            np.uint64(int(seed) & (2**64 - 1)), int(trial), int(index))  # fmt: skip
-            total = _ReleaseLinks.apply(src, m, self._links_np, self._release_flat, keys, size)
+        elif src.device.type == "cpu":  # Numba kernels: the same draws, nothing stored per synapse
+            total = self._release_sum(src, m, seed, trial, samples, step, index)
         else:
             events = self._events(src, seed, trial, samples, step, index)
             rows, tgt, elem, xs = events
@@ -470,8 +476,11 @@ class QuantProjection(nn.Module):
             total = total + self._linear(src, mf, f32_mf)
         if device is not None and device.s2w is not None:
             s = src.detach().to(DTYPE)
-            if events is None:
+            if self.release is None:
                 var = self._linear(s, device.s2w)
+            elif events is None:  # the variance of the transmitted reads: the same draws as the sum
+                with torch.no_grad():
+                    var = self._release_sum(s, device.s2w, seed, trial, samples, step, index)
             else:
                 rows, tgt, elem, xs = events
                 var = torch.zeros(src.shape[0] * size, dtype=DTYPE).index_add(

@@ -264,3 +264,23 @@ def test_the_neuron_kernel_equals_the_tensor_step(kind, reset, escape, wide):
         assert torch.equal(got, want)
     for got, want in zip(grads_k, grads_t):
         assert torch.allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv2d"])
+def test_the_release_kernels_sum_any_weights_over_the_same_draws(kind):
+    """Device weights and read-noise variances (non-integer floats) summed by the kernels over exactly the
+    synapses the event list says transmit."""
+    from quantal.compile.testing import random_graph
+
+    rng = np.random.default_rng(12)
+    q = QuantNet.from_network(random_graph(rng, conv=kind == "conv2d", release="random"))
+    pi = next(i for i, p in enumerate(q.projections) if p.spec.kind == kind and p.release is not None)
+    pr = q.projections[pi]
+    n_src, size = int(np.prod(pr.spec.src_shape)), int(np.prod(pr.spec.dst_shape))
+    src = torch.from_numpy((rng.random((5, n_src)) < 0.5).astype(np.float64))
+    samples, steps = torch.arange(5), torch.arange(5) + 2
+    w = torch.from_numpy(rng.gamma(2.0, 1.5, tuple(pr.weight.shape)))
+    got = pr._release_sum(src, w, 9, 2, samples, steps, pi)
+    rows, tgt, elem, xs = pr._events(src, 9, 2, samples, steps, pi)
+    want = torch.zeros(5 * size, dtype=torch.float64).index_add(0, rows * size + tgt, xs * w.reshape(-1)[elem])
+    assert torch.allclose(got, want.view(5, size), rtol=1e-12, atol=1e-9)
