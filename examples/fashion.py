@@ -6,7 +6,7 @@ docs/train.md come from these commands.
     python examples/fashion.py rows [--epochs 6] [--recurrent | --no-recurrent] [--out runs/fashion]
 
 Both train in float in a plain loop (the CNN's stochastic convolutions in ``moment`` mode by default: the
-Gaussian with the release sum's mean and variance, about 20x faster than drawing every synapse), lower with
+Gaussian with the release sum's mean and variance: two convolutions instead of a draw per synapse), lower with
 from_torch (calibrated on 512 training samples), and measure
 the fixed-point network in hwsim (= fake-quant bit for bit) on the test split, then on 20 simulated PCM chips one
 year after programming. They print one line per result and write ``<out>/<task>.json``.
