@@ -265,7 +265,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.target == "netx":
         from quantal.targets import netx
 
-        path = netx.export(net, args.out)
+        path = netx.export(net, args.out, steps=args.steps)
         print(f"wrote {path} (NetX HDF5, {len(net.layers)} dense CUBA layers)")
         return 0
     with warnings.catch_warnings(record=True) as caught:
@@ -436,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--target", required=True, choices=("nir", "netx"))
     x.add_argument("-o", "--out", required=True, metavar="FILE")
     x.add_argument("--dt", type=float, default=1e-4, help="seconds per step in the NIR graph (default 1e-4)")
+    x.add_argument("--steps", type=_int_arg("--steps", 1), default=None,
+                   help="NetX: steps per sample (tSample; default: the network's stored run_steps)")
     x.set_defaults(func=cmd_export)
 
     im = sub.add_parser("import", help="read a NIR graph (quantal's, snnTorch's, Norse's) into a .qnet network")

@@ -67,18 +67,27 @@ def problems(net: Network) -> list[str]:
 
 
 def export(net: Network, path: str | os.PathLike[str], *, steps: int | None = None) -> Path:
-    """Write ``net`` as a NetX HDF5 file (atomically); refuses what NetX cannot express."""
+    """Write ``net`` as a NetX HDF5 file (atomically); refuses what NetX cannot express. ``steps`` (NetX's
+    ``tSample``) defaults to the network's stored ``run_steps``."""
     import h5py
 
     bad = problems(net)
     if bad:
         raise NetXError(bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+    if steps is None:  # NetX's tSample: the network's stored run length
+        stored = (net.metadata.get("input") or {}).get("run_steps") if isinstance(net.metadata, dict) else None
+        if not isinstance(stored, int) or isinstance(stored, bool) or stored < 1:
+            raise NetXError(f"network {net.name!r} stores no run length (metadata input.run_steps): give the "
+                            "number of steps for NetX's tSample (--steps)")  # fmt: skip
+        steps = stored
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise NetXError(f"steps (NetX's tSample) must be a positive integer, got {steps!r}")
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             sim = f.create_group("simulation")
             sim.create_dataset("Ts", data=1)
-            sim.create_dataset("tSample", data=int(steps or 0))
+            sim.create_dataset("tSample", data=int(steps))
             layers = f.create_group("layer")
             for k, (la, syn) in enumerate(zip(net.layers, net.chain_synapses())):
                 g = layers.create_group(str(k))

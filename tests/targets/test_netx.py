@@ -79,9 +79,28 @@ def test_cli_export_netx(tmp_path):
     net = netx_network(np.random.default_rng(3), [5, 4])
     p = ir.save(net, tmp_path / "n.qnet")
     r = subprocess.run([sys.executable, "-m", "quantal", "export", str(p), "--target", "netx", "-o",
-                        str(tmp_path / "n.h5")], capture_output=True, text=True)  # fmt: skip
+                        str(tmp_path / "n.h5"), "--steps", "8"], capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0 and (tmp_path / "n.h5").exists()
     stoch = ir.save(random_network(np.random.default_rng(4), [5, 4], release=0.5), tmp_path / "s.qnet")
     r = subprocess.run([sys.executable, "-m", "quantal", "export", str(stoch), "--target", "netx", "-o",
                         str(tmp_path / "s.h5")], capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and "stochastic" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_tsample_comes_from_the_network_or_steps_never_zero(tmp_path):
+    net = netx_network(np.random.default_rng(3), [6, 5, 3])
+    with pytest.raises(netx.NetXError, match="tSample"):
+        netx.export(net, tmp_path / "n.h5")  # no stored run length, no steps
+    stored = net.replace(metadata={"input": {"encoder": "rate", "steps": 7, "run_steps": 9}})
+    with h5py.File(netx.export(stored, tmp_path / "s.h5")) as f:
+        assert int(f["simulation/tSample"][()]) == 9
+    qp = ir.save(stored, tmp_path / "s.qnet")
+    for extra, want in (([], 9), (["--steps", "20"], 20)):
+        r = subprocess.run([sys.executable, "-m", "quantal", "export", str(qp), "--target", "netx", "-o",
+                            str(tmp_path / "c.h5"), *extra], capture_output=True, text=True)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        with h5py.File(tmp_path / "c.h5") as f:
+            assert int(f["simulation/tSample"][()]) == want
+    r = subprocess.run([sys.executable, "-m", "quantal", "export", str(ir.save(net, tmp_path / "n.qnet")), "--target",
+                        "netx", "-o", str(tmp_path / "d.h5")], capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and "tSample" in r.stderr and r.stderr.count("\n") == 1
