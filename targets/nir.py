@@ -142,6 +142,19 @@ def export(net: Network, path: str | Path, dt: float = DT) -> Path:
 # --------------------------------------------------------------------------------------------- import
 
 
+def _reaches(succ: dict[str, list[str]], start: str, goal: str) -> bool:
+    """Whether ``goal`` is reachable from ``start`` along the edges ``succ``."""
+    seen, todo = set(), [start]
+    while todo:
+        n = todo.pop()
+        if n == goal:
+            return True
+        if n not in seen:
+            seen.add(n)
+            todo.extend(succ.get(n, []))
+    return False
+
+
 def _chain(graph: Any) -> list[str]:
     """The node names from input to output of a feed-forward chain."""
     succ: dict[str, list[str]] = {}
@@ -154,7 +167,12 @@ def _chain(graph: Any) -> list[str]:
     while cur in succ:
         nxt = succ[cur]
         if len(nxt) != 1:
-            raise NIRError(f"node '{cur}': {len(nxt)} successors; only feed-forward chains import")
+            # a successor that leads back here is a recurrent edge; several others are a branch (a skip)
+            back = [b for b in nxt if b in order or _reaches(succ, b, cur)]
+            what = (f"a recurrent edge (to '{back[0]}')" if back else
+                    f"{len(nxt)} successors ({', '.join(map(repr, nxt[:4]))}): a branch")  # fmt: skip
+            raise NIRError(f"node '{cur}': {what}; NIR import takes feed-forward chains only (recurrent and "
+                           "branching graphs do not import yet)")  # fmt: skip
         cur = nxt[0]
         if cur in order:
             raise NIRError(f"node '{cur}': recurrent graphs do not import")

@@ -131,3 +131,22 @@ def test_cli_export_import_and_errors(tmp_path):
     r = subprocess.run([sys.executable, "-m", "quantal", "import", str(tmp_path / "bad.nir"), "-o",
                         str(tmp_path / "c.qnet")], capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and "feed-forward" in r.stderr and not (tmp_path / "c.qnet").exists()
+
+
+def test_recurrent_and_branching_graphs_are_refused_by_name():
+    import nir
+
+    from quantal.targets.nir import NIRError, from_nir
+
+    o = np.ones(3)
+    nodes = {"input": nir.Input({"input": np.array([3])}), "fc": nir.Linear(weight=np.eye(3)),
+             "lif": nir.LIF(tau=o * 0.01, r=o, v_leak=0 * o, v_threshold=o), "rec": nir.Linear(weight=np.eye(3)),
+             "output": nir.Output({"output": np.array([3])})}  # fmt: skip
+    rec = nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"),
+                                           ("lif", "output")], type_check=False)  # fmt: skip
+    with pytest.raises(NIRError, match="node 'lif': a recurrent edge"):
+        from_nir(rec)
+    branch = nir.NIRGraph(nodes=nodes, edges=[("input", "fc"), ("input", "rec"), ("fc", "lif"), ("rec", "lif"),
+                                              ("lif", "output")], type_check=False)  # fmt: skip
+    with pytest.raises(NIRError, match="node 'input': 2 successors"):
+        from_nir(branch)
