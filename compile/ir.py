@@ -1001,10 +1001,20 @@ MAX_TOTAL_BYTES = 2**32  # all members, uncompressed
 _MEMBER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-.]*\.npy$")
 
 
-def _why(e: BaseException, default: str) -> str:
-    """``Type: first line of the message`` (shortened) for a one-line error."""
-    text = str(e).splitlines()[0][:120] if str(e).strip() else default
+def describe_exception(e: BaseException, default: str = "no message") -> str:
+    """``Type: first line of the message`` (shortened) for a one-line error; ``default`` when it has none."""
+    text = str(e).strip().splitlines()[0][:120] if str(e).strip() else default
     return f"{type(e).__name__}: {text}"
+
+
+def read_npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype, int]:
+    """The shape, dtype and data size in bytes that a ``.npy`` stream's header declares, without reading the
+    data. numpy's parser raises (ValueError, SyntaxError, ...) on a malformed header."""
+    fmt = np.lib.format
+    major, _ = fmt.read_magic(f)
+    read = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+    shape, _, dtype = read(f, max_header_size=10000)
+    return shape, dtype, int(np.prod(shape, dtype=object)) * dtype.itemsize
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
@@ -1015,24 +1025,22 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     try:
         return zf.read(info)
     except Exception as e:  # noqa: BLE001 - zlib.error, NotImplementedError, RuntimeError, BadZipFile, EOFError ...
-        raise IRError(f"member {info.filename!r} cannot be read ({_why(e, 'corrupt')})", field="arrays") from None
+        raise IRError(f"member {info.filename!r} cannot be read ({describe_exception(e, 'corrupt')})",
+                      field="arrays") from None
 
 
 def _npy(data: bytes, member: str) -> np.ndarray:
     """An array from ``.npy`` bytes, its header checked (no objects, the size the bytes hold) first."""
-    f = io.BytesIO(data)
-    fmt = np.lib.format
     try:
-        major, _ = fmt.read_magic(f)
-        shape, fortran, dtype = (fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0)(
-            f, max_header_size=10000)
+        shape, dtype, nbytes = read_npy_header(io.BytesIO(data))
         if dtype.hasobject:
             raise ValueError("object arrays are not allowed")
-        if int(np.prod(shape, dtype=object)) * dtype.itemsize > len(data):
+        if nbytes > len(data):
             raise ValueError(f"the header declares {list(shape)} of {dtype}, more than the member holds")
         return np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - numpy's parser fails in many ways on hostile bytes
-        raise IRError(f"array {member!r} cannot be read ({_why(e, 'malformed')})", field="arrays") from None
+        raise IRError(f"array {member!r} cannot be read ({describe_exception(e, 'malformed')})",
+                      field="arrays") from None
 
 
 def load(path: str | os.PathLike[str]) -> Network:
@@ -1082,7 +1090,7 @@ def load(path: str | os.PathLike[str]) -> Network:
     except OSError as e:
         raise IRError(f"{path}: cannot be read ({e.strerror or e})") from None
     except Exception as e:  # noqa: BLE001 - zipfile's directory parser: NotImplementedError, ValueError, ...
-        raise IRError(f"{path}: not a readable .qnet archive ({_why(e, 'damaged')})") from None
+        raise IRError(f"{path}: not a readable .qnet archive ({describe_exception(e, 'damaged')})") from None
     try:
         return from_manifest(manifest, arrays)
     except RecursionError:

@@ -52,26 +52,22 @@ def _load_spikes(path: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"{path}: no such file")
-    fmt = np.lib.format
+    from quantal.compile.ir import describe_exception, read_npy_header
+
     try:
         with open(p, "rb") as f:
-            major, _ = fmt.read_magic(f)
-            header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
-            shape, _, dtype = header(f, max_header_size=10000)
+            shape, dtype, nbytes = read_npy_header(f)
     except Exception as e:  # noqa: BLE001 - numpy's header parser fails in many ways on hostile bytes
-        raise UsageError(f"{path}: not a readable .npy array ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:120] if str(e) else 'bad header'})") from None  # fmt: skip
+        raise UsageError(f"{path}: not a readable .npy array ({describe_exception(e, 'bad header')})") from None
     if dtype.hasobject or dtype.kind not in "biuf":
         raise UsageError(f"{path}: spikes must be a bool or numeric array, not dtype {dtype}")
-    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if nbytes > MAX_INPUT_BYTES:
         raise UsageError(f"{path}: the array {list(shape)} of {dtype} would take {nbytes / 2**30:.1f} GiB (the limit "
                          f"is {MAX_INPUT_BYTES / 2**30:.0f} GiB)")  # fmt: skip
     try:
         arr = np.load(p, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - a truncated or corrupt body
-        raise UsageError(f"{path}: not a readable .npy array ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
-                         ) from None  # fmt: skip
+        raise UsageError(f"{path}: not a readable .npy array ({describe_exception(e)})") from None
     if not isinstance(arr, np.ndarray):
         raise UsageError(f"{path}: expected a single .npy array, not an archive")
     if arr.ndim < 3:

@@ -166,8 +166,9 @@ def load_npz(path: str | os.PathLike[str], split: str = "train", *, test_fractio
     except DataError:
         raise
     except Exception as e:  # noqa: BLE001 - zip and .npy parsing fail in many ways on damaged or hostile files
-        msg = str(e).splitlines()[0][:120] if str(e).strip() else "damaged"
-        raise DataError(f"{p}: not a readable .npz dataset ({type(e).__name__}: {msg})") from None
+        from quantal.compile.ir import describe_exception
+
+        raise DataError(f"{p}: not a readable .npz dataset ({describe_exception(e, 'damaged')})") from None
     if x.dtype.kind not in "biuf" or x.ndim < 2:
         raise DataError(f"{p}: {xk} must be a numeric array (n, *image shape), got {x.dtype.name} {x.shape}")
     if y.dtype.kind not in "iu" or y.shape != (x.shape[0],):

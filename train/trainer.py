@@ -37,7 +37,7 @@ import torch
 import yaml
 from torch import nn
 
-from quantal.compile.ir import atomic_write
+from quantal.compile.ir import atomic_write, describe_exception
 
 from . import data as data_mod
 from .config import ConfigError, validate
@@ -212,8 +212,8 @@ def _resume(out: Path, epochs: int, log: Any, name: str = "last.pt") -> tuple[di
         ck = torch.load(path, weights_only=True)
         done = int(ck["epoch"])
     except Exception as e:  # noqa: BLE001 - a torn or foreign file: torch raises many kinds
-        raise ConfigError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
-                          "delete it to start the run again") from None  # fmt: skip
+        raise ConfigError(f"{path}: not a readable checkpoint ({describe_exception(e)}); delete it to start the "
+                          "run again") from None  # fmt: skip
     rows: list[dict] = []
     mpath = out / "metrics.json"
     if mpath.exists():
@@ -222,8 +222,8 @@ def _resume(out: Path, epochs: int, log: Any, name: str = "last.pt") -> tuple[di
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
                 raise ValueError("expected a list of rows")
         except (ValueError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{mpath}: not readable metrics ({str(e).splitlines()[0][:120]}); delete it and "
-                              f"{name} to start the run again") from None  # fmt: skip
+            raise ConfigError(f"{mpath}: not readable metrics ({describe_exception(e)}); delete it and {name} to "
+                              "start the run again") from None  # fmt: skip
         rows = rows[:done]
     if done < epochs:
         log(f"resuming {out} after epoch {done}")
