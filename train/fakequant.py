@@ -157,7 +157,9 @@ class QuantLayer(nn.Module):
         if getattr(self, "_const_key", None) != key:
             self._const = ((4096 - self.current_decay).to(DTYPE) / 4096, (4096 - self.voltage_decay).to(DTYPE) / 4096,
                            self.threshold.to(DTYPE) * 64)  # fmt: skip
-            self._const_np = tuple(np.ascontiguousarray(c.numpy()) for c in self._const)
+            # for the Numba step: 4096 - decay (as hwsim's kernels take them), the same over 4096, threshold << 6
+            cdf, vdf, th = (np.ascontiguousarray(c.numpy()) for c in self._const)
+            self._const_np = (4096 * cdf, 4096 * vdf, th, cdf, vdf)
             self._const_key = key
         return self._const
 
@@ -227,12 +229,12 @@ class _NeuronStep(torch.autograd.Function):
 
         sp = layer.spec
         layer._constants()
-        cdf, vdf, th = layer._const_np
+        dcf, dvf, th, cdf, vdf = layer._const_np
         an, un, vn = (np.ascontiguousarray(t.detach().numpy()) for t in (a, u, v))
         out = [np.empty_like(an) for _ in range(4)]  # s, u, v, ds/dx
         esc = th_add is not None
         b = np.ascontiguousarray(bias.detach().numpy())
-        kernels.neuron_train_forward(an, un, vn, 4096 * cdf, 4096 * vdf, th, b,
+        kernels.neuron_train_forward(an, un, vn, dcf, dvf, th, b,
                                      th_add.numpy() if esc else np.zeros((1, 1)), esc, bool(wide),
                                      sp.reset == "subtract", sp.kind != "readout",
                                      float(sp.escape_scale) if esc else 1.0, 64 * sp.scale, float(sp.surrogate_beta),
@@ -623,7 +625,8 @@ class QuantNet(nn.Module):
                 a_p = pr.synaptic_input(src, seed, trial, samples.repeat_interleave(used), rows_t, pi, devs[pi],
                                         weights[pi], x_max)  # fmt: skip
                 pre[pi][1 + d: 1 + d + used] = a_p.reshape(batch, used, -1).unbind(1)  # one backward node
-        wide = [self._wide(li) for li in range(len(layers))]
+        # a device's realised weights can exceed the mantissas' bound: its layers always take the wraps
+        wide = [device is not None or self._wide(li, weights) for li in range(len(layers))]
         for t in range(steps):
             for li, la in enumerate(layers):
                 a = None
@@ -645,7 +648,7 @@ class QuantNet(nn.Module):
                 esc = None
                 if la.theta is not None:
                     esc = torch_streams.escape_uniforms(seed, trial, samples, t, li, la.spec.size)
-                s, u[li], v[li] = la.step(a, u[li], v[li], biases[li], esc, wide[li] or device is not None)
+                s, u[li], v[li] = la.step(a, u[li], v[li], biases[li], esc, wide[li])
                 rec["spikes"][li].append(s)
                 if record:
                     rec["u"][li].append(u[li])
@@ -655,16 +658,16 @@ class QuantNet(nn.Module):
         logits = v[-1] / (64 * last.spec.scale)
         return QuantOutput(out["spikes"], out["u"], out["v"], v[-1], logits)
 
-    def _wide(self, li: int) -> bool:
+    def _wide(self, li: int, weights: list[ProjectionWeights]) -> bool:
         """Whether layer ``li`` can reach the 32-bit wraps: its worst-case |a << 6| over all inputs and release
-        draws, from the current mantissas (``Network.worst_case_input``), exceeds 2**24."""
+        draws, from the pass's mantissas ``weights`` (``Network.worst_case_input``), exceeds 2**24."""
         total = None
         with torch.no_grad():
             for pi in self._into[li]:
                 pr = self.projections[pi]
-                m = pr.mantissa().abs()
-                mf = pr.mantissa_fixed()
-                m = m if mf is None else m + mf.abs()
+                m = weights[pi].m.detach().abs()
+                mf = weights[pi].mf
+                m = m if mf is None else m + mf.detach().abs()
                 if pr.spec.kind == "dense":
                     rows = m.sum(1)
                 else:  # every output of channel co sees at most the whole kernel of co
