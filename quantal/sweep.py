@@ -175,7 +175,6 @@ def run_task(task: dict[str, Any]) -> list[dict[str, Any]]:
     from quantal.compile.runspec import RunSpec
     from quantal.compile.transform import reduce_weight_bits, set_release
     from quantal.hwsim import Simulator
-    from quantal.hwsim.devices import from_config
     from quantal.pipeline import encoded_dataset
 
     t0 = time.perf_counter()
@@ -199,10 +198,7 @@ def run_task(task: dict[str, Any]) -> list[dict[str, Any]]:
         net = reduce_weight_bits(net, pt["weight_bits"])
     if pt["release"] is not None:
         net = set_release(net, pt["release"])
-    dev_cfg = pt["device_config"]
-    if isinstance(dev_cfg, dict):
-        dev_cfg = {k: v for k, v in dev_cfg.items() if k != "label"}
-    device = from_config(dev_cfg, time=pt["time"])
+    device = _device(pt)
     if device.model.noiseless:
         device = None  # the ideal device is the plain semantics: skip the realisation
     last = net.layers[-1].name
@@ -323,20 +319,24 @@ class _locked:
         os.close(self.fd)  # closing releases the lock
 
 
-def _deterministic(sw: dict[str, Any], pt: dict[str, Any]) -> bool:
-    """Whether every trial of a grid point computes the same thing (no stochastic synapse or escape noise
-    after the transforms, a noiseless device)."""
-    from quantal.compile.ir import load as load_net
+def _device(pt: dict[str, Any]) -> Any:
+    """The grid point's device at its time (a mapping's ``label`` is the sweep's, not the device's)."""
     from quantal.hwsim.devices import from_config
-    net = load_net(sw["networks"][pt["network"]])
+
+    cfg = pt["device_config"]
+    cfg = {k: v for k, v in cfg.items() if k != "label"} if isinstance(cfg, dict) else cfg
+    return from_config(cfg, time=pt["time"])
+
+
+def _deterministic(net: Any, pt: dict[str, Any]) -> bool:
+    """Whether every trial of grid point ``pt`` of ``net`` computes the same thing (no stochastic synapse or
+    escape noise after the transforms, a noiseless device)."""
     if pt["release"] is not None:  # set_release gives every stochastic synapse this probability
         releases = pt["release"] < 1 and any(p.synapse.release is not None for p in net.projections)
     else:
         releases = any(p.synapse.release is not None for p in net.projections)
     escape = any(la.neuron.escape_noise is not None for la in net.layers)
-    dev = pt["device_config"]
-    dev = {k: v for k, v in dev.items() if k != "label"} if isinstance(dev, dict) else dev
-    return not releases and not escape and from_config(dev, time=pt["time"]).model.noiseless
+    return not releases and not escape and _device(pt).model.noiseless
 
 
 def _run_locked(sw: dict[str, Any], out: Path, workers: int | None, scheduler: str | None, progress: bool,
@@ -376,7 +376,10 @@ def _run_locked(sw: dict[str, Any], out: Path, workers: int | None, scheduler: s
     bar.close()
     elapsed = time.perf_counter() - t0
     rows = read_results(res_path)
-    det = {pt["key"] for pt in pts if _deterministic(sw, pt)}
+    from quantal.compile.ir import load as load_net
+
+    nets = {label: load_net(path) for label, path in sw["networks"].items()}
+    det = {pt["key"] for pt in pts if _deterministic(nets[pt["network"]], pt)}
     summary = summarize(rows, order=[pt["key"] for pt in pts], deterministic=det)
     _write_summary(out / "summary.csv", summary)
     figs = plot(summary, out)
