@@ -18,8 +18,19 @@ def mutations(base, seed):
     return fuzz_values(base, np.random.default_rng(seed), FUZZ_CASES)
 
 
-def _one_line(e):
-    assert "\n" not in str(e), str(e)
+def accepted_or_refused(call, error):
+    """``call()`` returns, or raises ``error`` with a one-line message; any other exception fails the test."""
+    try:
+        call()
+    except error as e:
+        assert "\n" not in str(e), str(e)
+
+
+def fuzz_yaml_file(path, base, seed, load, error):
+    """Every mutation of ``base``, written to ``path`` as YAML, is loaded by ``load(path)`` or refused."""
+    for m in mutations(base, seed):
+        path.write_text(yaml.safe_dump(m))
+        accepted_or_refused(lambda: load(path), error)
 
 
 def test_fuzz_training_configs():
@@ -30,10 +41,7 @@ def test_fuzz_training_configs():
             "train": {"epochs": 2, "lr": 0.01, "batch_size": 32},
             "quant": {"epochs": 1, "lr": 0.001}}  # fmt: skip
     for m in mutations(base, FUZZ_SEED):
-        try:
-            C.validate(m)
-        except C.ConfigError as e:
-            _one_line(e)
+        accepted_or_refused(lambda m=m: C.validate(m), C.ConfigError)
 
 
 def test_fuzz_sweep_files(tmp_path):
@@ -45,13 +53,7 @@ def test_fuzz_sweep_files(tmp_path):
     base = {"name": "s", "networks": {"a": str(net)}, "data": {"name": "digits", "split": "test", "limit": 10},
             "trials": 2, "seed": 0, "grid": {"device": ["ideal", {"preset": "pcm", "drift_compensation": False}],
                                              "time": [1, 3600], "weight_bits": [8, 4], "release": [0.5]}}  # fmt: skip
-    p = tmp_path / "s.yaml"
-    for m in mutations(base, FUZZ_SEED + 1):
-        p.write_text(yaml.safe_dump(m))
-        try:
-            sweep.load(p)
-        except sweep.SweepError as e:
-            _one_line(e)
+    fuzz_yaml_file(tmp_path / "s.yaml", base, FUZZ_SEED + 1, sweep.load, sweep.SweepError)
 
 
 def test_fuzz_device_files(tmp_path):
@@ -59,13 +61,7 @@ def test_fuzz_device_files(tmp_path):
 
     base = {"model": "generic", "prog_sigma": 0.05, "read_sigma_rel": 0.01, "drift_nu": 0.05, "t0": 20.0,
             "levels": 16, "g_max": 25.0, "p_stuck_on": 0.0, "p_stuck_off": 0.001, "time": 3600}  # fmt: skip
-    p = tmp_path / "d.yaml"
-    for m in mutations(base, FUZZ_SEED + 2):
-        p.write_text(yaml.safe_dump(m))
-        try:
-            devices.load(p)
-        except devices.DeviceError as e:
-            _one_line(e)
+    fuzz_yaml_file(tmp_path / "d.yaml", base, FUZZ_SEED + 2, devices.load, devices.DeviceError)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy parses hostile headers with ast
@@ -79,7 +75,4 @@ def test_fuzz_spike_arrays(tmp_path):
     p = tmp_path / "x.npy"
     for _ in range(FUZZ_CASES):
         p.write_bytes(fuzz_bytes(data, rng, within=140))  # mostly the header, where the parser lives
-        try:
-            _load_spikes(str(p))
-        except UsageError as e:
-            _one_line(e)
+        accepted_or_refused(lambda: _load_spikes(str(p)), UsageError)
