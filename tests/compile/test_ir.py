@@ -595,3 +595,11 @@ def test_a_killed_writes_temporary_file_is_removed_by_a_later_write(tmp_path):
     fresh.write_bytes(b"live")
     atomic_write(target, lambda f: f.write(b"data"))
     assert target.read_bytes() == b"data" and not stale.exists() and fresh.exists()
+
+
+def test_exception_summaries_are_one_line_even_without_a_message():
+    from quantal.compile.ir import describe_exception
+
+    assert describe_exception(ValueError("")) == "ValueError: no message"
+    assert describe_exception(EOFError(), "torn") == "EOFError: torn"
+    assert describe_exception(ValueError("first\nsecond")) == "ValueError: first"
