@@ -10,16 +10,20 @@ LAVA_PY ?= $(shell for p in "$$(pyenv root 2>/dev/null)/versions/3.10.13/bin/pyt
 		[ -n "$$p" ] && [ -x "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null \
 		&& { echo "$$p"; break; }; done)
 
-.PHONY: demo test lint lava-env apt-deps bench clean
+.PHONY: demo test lint lava-env peer-envs apt-deps bench clean nir-peers
 
 $(VENV)/.stamp: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	# Norse (a test-only NIR peer) asks for torchvision, which PyPI has only beside a CUDA torch; Norse's NIR
+	# import and its neurons need torch alone, so it goes in without its dependencies.
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps "norse==1.1.0"
 	touch $@
 
 # Lava 0.10 runs only on Python 3.10 with numpy < 2: it gets its own venv, with quantal installed without
-# dependencies (the IR and its reference semantics need only numpy and pyyaml).
+# dependencies (the IR and its reference semantics need only numpy and pyyaml), and lava-dl 0.6 (for its NetX
+# reader) without its CUDA torch pin (targets/lava/netx_reader.py stands in for its two torch-only imports).
 $(LAVA_VENV)/.stamp: pyproject.toml
 	@if [ -z "$(LAVA_PY)" ]; then \
 		echo "lava: no Python 3.10 found (set LAVA_PY=/path/to/python3.10); Lava steps are skipped"; \
@@ -29,10 +33,31 @@ $(LAVA_VENV)/.stamp: pyproject.toml
 		$(LAVA_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip && \
 		$(LAVA_VENV)/bin/python -m pip install $(PIP_FLAGS) "numpy>=1.24,<2" "pyyaml>=6" "h5py>=3.8" "lava-nc==0.10.0" && \
 		$(LAVA_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -e . && \
-		$(LAVA_VENV)/bin/python -c "import lava.magma, quantal.compile" && touch $@; \
+		$(LAVA_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps "lava-dl==0.6.0" && \
+		$(LAVA_VENV)/bin/python -c "import lava.magma, quantal.compile; from quantal.targets.lava import netx_reader; netx_reader.install_standin(); import lava.lib.dl.netx" && touch $@; \
 	fi
 
 lava-env: $(LAVA_VENV)/.stamp
+
+# NIR peers whose pins clash with quantal's venv, each in its own (test-only): sinabs 3.1 pins nir <= 1.0.4
+# (installed without its hardware toolchain dependency samna), spyx 1.0 runs on JAX.
+SINABS_VENV := .venv-sinabs
+SPYX_VENV := .venv-spyx
+$(SINABS_VENV)/.stamp: constraints.txt
+	rm -rf $(SINABS_VENV) && $(PYTHON) -m venv $(SINABS_VENV)
+	$(SINABS_VENV)/bin/python -m pip install $(PIP_FLAGS) -c constraints.txt torch==2.13.0 "nir==1.0.4" \
+		"nirtorch==2.0.2" numpy h5py pbr matplotlib
+	$(SINABS_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps "sinabs==3.1.0"
+	$(SINABS_VENV)/bin/python -c "import sinabs.nir" && touch $@
+$(SPYX_VENV)/.stamp: constraints.txt
+	rm -rf $(SPYX_VENV) && $(PYTHON) -m venv $(SPYX_VENV)
+	$(SPYX_VENV)/bin/python -m pip install $(PIP_FLAGS) "spyx==1.0.0" "nir==1.0.8" h5py
+	$(SPYX_VENV)/bin/python -c "import spyx.nir" && touch $@
+peer-envs: $(SINABS_VENV)/.stamp $(SPYX_VENV)/.stamp
+
+# The agreement table of docs/targets.md (quantal's NIR exports run in each peer, peers' exports in quantal).
+nir-peers: $(VENV)/.stamp peer-envs
+	$(VENV)/bin/python -m tests.targets.peers
 
 # Debian packages the tests use (idempotent; needs root and the Debian archive).
 APT_PACKAGES := dataset-fashion-mnist chromium
@@ -46,7 +71,7 @@ apt-deps:
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 
-test: $(VENV)/.stamp lava-env apt-deps lint
+test: $(VENV)/.stamp lava-env peer-envs apt-deps lint
 	$(VENV)/bin/python -m pytest -q
 
 demo: $(VENV)/.stamp lava-env
@@ -57,4 +82,4 @@ bench: $(VENV)/.stamp
 	$(VENV)/bin/python benchmarks/graphs.py
 
 clean:
-	rm -rf $(VENV) $(LAVA_VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LAVA_VENV) $(SINABS_VENV) $(SPYX_VENV) runs .pytest_cache .hypothesis

@@ -104,6 +104,7 @@ class FloatProjection:
     p: np.ndarray | None = None
     geometry: dict[str, Any] = field(default_factory=dict)  # stride, padding, dilation, groups (conv2d)
     weight_fixed: np.ndarray | None = None
+    delay: int = 0  # extra steps beyond the IR's one-step synaptic delay
 
 
 @dataclass
@@ -125,6 +126,66 @@ class FloatGraph:
 
 
 # ------------------------------------------------------------------------------------------ calibration
+
+
+def float_run(graph: FloatGraph, x: np.ndarray, steps: int | None = None) -> tuple[dict[str, np.ndarray],
+                                                                                  dict[str, dict[str, float]]]:
+    """The float model of ``graph`` on spikes ``x`` (n, T, *input shape) for ``steps`` steps (default T), in the
+    IR's timing: a projection delivers the source's output of step ``t - 1 - delay``; per layer
+    ``u <- alpha u + sum_p W_p s_p``, ``v <- beta v + u + bias``, spike where ``v > threshold`` (lif), then reset.
+    Returns each layer's output (n, steps, size): spikes, or v for a readout; and its largest |u| and |v|
+    (before the reset), the calibration statistics."""
+    import torch.nn.functional as F
+
+    x = np.asarray(x, np.float64)
+    n, t_in = x.shape[0], x.shape[1]
+    steps = t_in if steps is None else int(steps)
+    sizes = {INPUT: math.prod(graph.input_shape), **{la.name: la.size for la in graph.layers}}
+    shapes = {INPUT: graph.input_shape, **{la.name: la.shape for la in graph.layers}}
+    hist = {k: np.zeros((n, steps, sizes[k])) for k in sizes}
+    hist[INPUT][:, : min(t_in, steps)] = x[:, :steps].reshape(n, -1, sizes[INPUT])
+    u = {la.name: np.zeros((n, la.size)) for la in graph.layers}
+    v = {la.name: np.zeros((n, la.size)) for la in graph.layers}
+    stats = {la.name: {"u": 0.0, "v": 0.0} for la in graph.layers}
+    weights = {}
+    for pr in graph.projections:  # stochastic weights at their expectation, plus the reliable part
+        w = np.asarray(pr.weight, np.float64) * (1.0 if pr.p is None else np.asarray(pr.p, np.float64))
+        weights[pr.name] = torch.from_numpy(w if pr.weight_fixed is None else w + pr.weight_fixed)
+    for t in range(steps):
+        for la in graph.layers:
+            a = np.zeros((n, la.size))
+            for pr in graph.projections:
+                if pr.target != la.name or t - 1 - pr.delay < 0:
+                    continue
+                s = torch.from_numpy(hist[pr.source][:, t - 1 - pr.delay])
+                if pr.kind == "conv2d":
+                    g = pr.geometry
+                    s = s.reshape(n, *shapes[pr.source])
+                    out = F.conv2d(s, weights[pr.name], stride=tuple(g.get("stride", (1, 1))),
+                                   padding=tuple(g.get("padding", (0, 0))), dilation=tuple(g.get("dilation", (1, 1))),
+                                   groups=int(g.get("groups", 1)))  # fmt: skip
+                    a += out.reshape(n, -1).numpy()
+                else:
+                    a += (s @ weights[pr.name].T).numpy()
+            u[la.name] = la.alpha * u[la.name] + a
+            v[la.name] = la.beta * v[la.name] + u[la.name] + la.bias
+            st = stats[la.name]
+            st["u"] = max(st["u"], float(np.abs(u[la.name]).max(initial=0)))
+            st["v"] = max(st["v"], float(np.abs(v[la.name]).max(initial=0)))
+        for la in graph.layers:  # outputs after every layer integrated (the IR updates layers at once)
+            if la.kind == "lif":
+                spk = v[la.name] > la.threshold
+                hist[la.name][:, t] = spk
+                v[la.name] = np.where(spk, v[la.name] - la.threshold if la.reset == "subtract" else 0.0, v[la.name])
+            else:
+                hist[la.name][:, t] = v[la.name]
+    return {la.name: hist[la.name] for la in graph.layers}, stats
+
+
+def float_stats(graph: FloatGraph, x: np.ndarray, steps: int | None = None) -> dict[str, dict[str, float]]:
+    """Each layer's largest |u| and |v| of the float model on spikes ``x`` (see :func:`float_run`)."""
+    return float_run(graph, x, steps)[1]
+
 
 
 def _row_abs_sum(w: np.ndarray) -> np.ndarray:
@@ -212,7 +273,7 @@ def quantize(graph: FloatGraph, *, margin: float = 2.0, name: str = "net",
         geo = pr.geometry if pr.kind == "conv2d" else {}
         spec = ProjectionSpec(name=pr.name, source=pr.source, target=pr.target, src_shape=shapes[pr.source],
                               dst_shape=shapes[pr.target], scale=c, kind=pr.kind, weight_exp=e,
-                              has_fixed=pr.weight_fixed is not None, **geo)  # fmt: skip
+                              has_fixed=pr.weight_fixed is not None, delay=int(pr.delay), **geo)  # fmt: skip
         rel = None if pr.p is None else release_codes(pr.p, pr.weight.shape)
         qp = QuantProjection(spec, torch.from_numpy(pr.weight.astype(np.float64)),
                              weight_fixed=None if pr.weight_fixed is None

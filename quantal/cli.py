@@ -273,10 +273,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_netx(path: str) -> bool:
+    """Whether ``path`` is an HDF5 file laid out as NetX (a /layer group) rather than NIR (a /node group)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return "layer" in f and "node" not in f
+    except OSError:
+        return False
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from quantal.compile.ir import save
     from quantal.targets import nir as qnir
 
+    if Path(args.model).is_file() and _is_netx(args.model):  # NetX: integer semantics, an exact import
+        from quantal.targets import netx
+
+        if args.data is not None:
+            raise UsageError("--data calibrates NIR imports; a NetX file imports exactly, without calibration")
+        net = netx.read_network(args.model, name=args.name or Path(args.model).stem)
+        save(net, args.out)
+        steps = (net.metadata.get("input") or {}).get("run_steps")
+        print(f"wrote {args.out}: {len(net.layers)} layers ({', '.join(la.name for la in net.layers)}), exactly "
+              f"(NetX integers){f'; tSample {steps} steps' if steps else ''}")  # fmt: skip
+        return 0
     calib = None
     if args.data is not None:
         from quantal.train import data
@@ -285,16 +307,25 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise UsageError("--data needs --encoder and --steps (how the network's input was encoded)")
         ds = data.load(args.data, "train")
         calib = data.encode(ds.x[: args.calibration], args.encoder, args.steps, seed=0)
-    net, rows = qnir.import_file(args.model, calib=calib, dt=args.dt, name=args.name or Path(args.model).stem)
+    net, rows = qnir.import_file(args.model, calib=calib, dt=args.dt, name=args.name or Path(args.model).stem,
+                                 reset=args.reset)  # fmt: skip
     if args.data is not None:
-
+        # the output lags the input by the graph's depth (docs/targets.md): run that many steps more
+        lag = int((net.metadata.get("nir") or {}).get("delay_steps", len(net.layers)))
         meta = {**net.metadata, "input": {"dataset": args.data, "encoder": args.encoder, "steps": args.steps,
-                                          "max_rate": 1.0, "run_steps": args.steps + len(net.layers)}}  # fmt: skip
+                                          "max_rate": 1.0, "run_steps": args.steps + lag}}  # fmt: skip
         net = net.replace(metadata=meta)
     save(net, args.out)
     how = "exactly (quantal metadata)" if not rows else "quantised with the compile calibration"
     print(f"wrote {args.out}: {len(net.layers)} layers ({', '.join(la.name for la in net.layers)}), {how}")
+    lag = (net.metadata.get("nir") or {}).get("delay_steps")
+    if lag is not None:
+        print(f"  the output lags the NIR graph's by {lag} steps (one per layer): quantal run's step t + {lag} is the "
+              "graph's step t")  # fmt: skip
     for r in rows:
+        if "weights" not in r:  # a layer with no projection (the always-on source of constant inputs)
+            print(f"  {r['name']:10s} scale {r['scale']:.4g} (no input projections)")
+            continue
         print(f"  {r['name']:10s} scale {r['scale']:.4g} (limited by {r['scale_limited_by']}), weight_exp "
               f"{r['weight_exp']}, {r['saturated_weights']}/{r['weights']} weights saturated")  # fmt: skip
     return 0
@@ -436,8 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NetX: steps per sample (tSample; default: the network's stored run_steps)")
     x.set_defaults(func=cmd_export)
 
-    im = sub.add_parser("import", help="read a NIR graph (quantal's, snnTorch's, Norse's) into a .qnet network")
-    im.add_argument("model", metavar="MODEL.nir")
+    im = sub.add_parser("import", help="read a NIR graph (quantal's or a peer's) or a NetX HDF5 file into a .qnet")
+    im.add_argument("model", metavar="MODEL.nir|MODEL.h5")
     im.add_argument("-o", "--out", required=True, metavar="NET.qnet")
     im.add_argument("--dt", type=float, default=None, help="seconds per step (default: the graph's, else 1e-4)")
     im.add_argument("--data", type=_dataset_arg, default=None, help="calibrate on this data (a name or FILE.npz)")
@@ -445,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--steps", type=_int_arg("--steps", 1), default=None)
     im.add_argument("--calibration", type=_int_arg("--calibration", 1), default=512)
     im.add_argument("--name", default=None)
+    im.add_argument("--reset", choices=("zero", "subtract"), default="zero",
+                    help="reset of imported neurons: zero (NIR's v_reset = 0, default) or subtract (sinabs, spyx)")
     im.set_defaults(func=cmd_import)
 
     rp = sub.add_parser("report", help="one self-contained HTML page of a run, sweep or demo folder")

@@ -50,7 +50,8 @@ def verify_lava(net: Network, spikes: np.ndarray, *, steps: int | None = None, s
 
 def verify_netx(net: Network, spikes: np.ndarray, *, steps: int | None = None) -> tuple[dict[str, Any] | None,
                                                                                          dict[str, np.ndarray]]:
-    """Export ``net`` to NetX HDF5, build it in Lava by NetX's mapping, and compare with hwsim."""
+    """Export ``net`` to NetX HDF5, build it in Lava with lava-dl's own reader (``netx.hdf5.Network``), and compare
+    spikes, u and v with hwsim."""
     import tempfile
     from pathlib import Path
 

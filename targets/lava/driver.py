@@ -40,7 +40,8 @@ def lava_python() -> Path | None:
 
 
 def run_netx_in_lava(path: str | Path, spikes: np.ndarray, steps: int | None = None, timeout: float = 600) -> dict:
-    """Run a NetX HDF5 file in Lava, built by NetX's documented mapping; outputs ``layer<k>.spikes/u/v``."""
+    """Run a NetX HDF5 file in Lava, built by lava-dl's own reader (``lava.lib.dl.netx.hdf5.Network``, see
+    quantal.targets.lava.netx_reader); outputs ``layer<k>.spikes/u/v``."""
     return _run(["--netx"], path, spikes, steps, timeout)
 
 

@@ -119,28 +119,6 @@ def build_ir(net: Network, n: int, *, seed: int = 0, trial: int = 0) -> tuple[li
     return layers, projections
 
 
-def build_netx(path: str, n: int) -> tuple[list, list]:
-    """The layers of a NetX HDF5 file built by NetX's mapping: ``LIF(du = iDecay - 1, dv = vDecay,
-    vth = vThMant, bias_exp = 6)`` behind a ``Dense`` holding the weights as NetX rescales them."""
-    from lava.proc.dense.process import Dense
-    from lava.proc.lif.process import LIF
-
-    from quantal.targets.netx import lava_weights, read
-
-    eye = np.eye(n, dtype=np.int32)
-    layers, projections = [], []
-    for k, la in enumerate(read(path)):
-        w, exp = lava_weights(la["weight"])
-        size = la["weight"].shape[0]
-        dense = Dense(weights=np.kron(eye, w.astype(np.int32)), weight_exp=exp, num_weight_bits=8)
-        bias = np.zeros(size, np.int32) if la["bias"] is None else la["bias"].astype(np.int32)
-        lif = LIF(shape=(n * size,), du=la["iDecay"] - 1, dv=la["vDecay"], vth=la["vThMant"],
-                  bias_mant=np.tile(bias, n), bias_exp=6)  # fmt: skip
-        layers.append((f"layer{k}", size, lif))
-        projections.append((k - 1, k, dense))
-    return layers, projections
-
-
 def run(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0, trial: int = 0,
         stock_only: bool = False, record_state: bool = True) -> dict[str, np.ndarray]:
     if stock_only and unsupported(net):
@@ -217,12 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trial", type=int, default=0)
     p.add_argument("--stock-only", action="store_true", help="refuse layers that need quantal's processes")
     p.add_argument("--spikes-only", action="store_true", help="record spikes only (u and v stay 0): full speed")
-    p.add_argument("--netx", action="store_true", help="NET is a NetX HDF5 file, built by NetX's mapping")
+    p.add_argument("--netx", action="store_true", help="NET is a NetX HDF5 file, built by lava-dl's NetX reader")
     args = p.parse_args(argv)
     if args.netx:
+        from .netx_reader import run as run_netx
+
         spikes = np.load(args.spikes, allow_pickle=False)
         steps = spikes.shape[1] if args.steps is None else args.steps
-        out = run_graph(*build_netx(args.net, spikes.shape[0]), spikes, steps, not args.spikes_only)
+        out = run_netx(args.net, spikes, steps)
         atomic_write(args.out, lambda f: np.savez(f, **out))
         return 0
     try:
