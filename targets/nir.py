@@ -927,12 +927,36 @@ def from_nir(graph: Any, *, calib: np.ndarray | None = None, dt: float | None = 
     return qnet.to_network(name, meta), rows
 
 
+MAX_FILE_BYTES = 2**32  # the datasets of one NIR file, checked before nir reads them
+
+
+def _check_sizes(p: Path) -> None:
+    """Refuse, before nir loads anything, an HDF5 file whose datasets hold more than MAX_FILE_BYTES."""
+    import h5py
+
+    try:
+        f = h5py.File(p, "r")
+    except OSError as e:
+        raise NIRError(f"{p}: not an HDF5 file ({str(e).splitlines()[0][:160] if str(e) else 'unreadable'})") from None
+    total = 0
+    with f:
+        def visit(_: str, obj: Any) -> None:
+            nonlocal total
+            if isinstance(obj, h5py.Dataset):
+                total += int(obj.size) * max(int(obj.dtype.itemsize), 1)
+
+        f.visititems(visit)
+    if total > MAX_FILE_BYTES:
+        raise NIRError(f"{p}: its datasets hold {total:,} bytes (at most {MAX_FILE_BYTES:,})")
+
+
 def import_file(path: str | Path, **kwargs: Any) -> tuple[Network, list[dict[str, Any]]]:
     import nir
 
     p = Path(path)
     if not p.is_file():
         raise NIRError(f"{p}: no such file")
+    _check_sizes(p)
     try:
         try:  # quantal checks shapes itself; nir's type check refuses the batch axis some exporters write
             graph = nir.read(str(p), type_check=False)

@@ -235,7 +235,26 @@ def export_sinabs(kind: str, path: str) -> None:
     _write(sinabs.nir.to_nir(model, torch.zeros(1, 1, 8, 8)), path)
 
 
-EXPORTERS = {"snntorch": export_snntorch, "norse": export_norse, "sinabs": export_sinabs}
+def export_spyx(kind: str, path: str) -> None:
+    import jax.numpy as jnp
+    import spyx.nir
+    import spyx.nn as snn
+    from flax import nnx
+
+    if kind != "lif":
+        raise SystemExit(f"spyx: no model {kind!r}")
+    rngs = nnx.Rngs(0)
+    model = snn.Sequential(nnx.Linear(20, 16, rngs=rngs), snn.LIF((16,), beta=0.8, rngs=rngs),
+                           nnx.Linear(16, 6, rngs=rngs), snn.LIF((6,), beta=0.9, rngs=rngs))  # fmt: skip
+    g = np.random.default_rng(0)
+    for lin in (model.layers[0], model.layers[2]):
+        fan_in = lin.kernel.shape[0]
+        lin.kernel[...] = jnp.asarray(g.normal(0, 2.5 / np.sqrt(fan_in), lin.kernel.shape), jnp.float32)
+        lin.bias[...] = jnp.asarray(g.uniform(0, 0.1, lin.bias.shape), jnp.float32)
+    _write(spyx.nir.to_nir(model, {"input": np.array([20])}, {"output": np.array([6])}, dt=1), path)
+
+
+EXPORTERS = {"snntorch": export_snntorch, "norse": export_norse, "sinabs": export_sinabs, "spyx": export_spyx}
 
 
 def main() -> None:

@@ -355,3 +355,14 @@ def test_cli_export_import_and_errors(tmp_path):
                         str(tmp_path / "c.qnet")], capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and "node 'a': Conv1d" in r.stderr and not (tmp_path / "c.qnet").exists()
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_unreadable_and_oversized_files_are_refused_before_reading(tmp_path, monkeypatch):
+    (tmp_path / "x.nir").write_bytes(b"not hdf5")
+    with pytest.raises(qnir.NIRError, match="not an HDF5 file"):
+        qnir.import_file(tmp_path / "x.nir")
+    with h5py.File(tmp_path / "big.nir", "w") as f:
+        f.create_dataset("node/w", shape=(1024, 1024), dtype="f8")  # 8 MiB, unallocated
+    monkeypatch.setattr(qnir, "MAX_FILE_BYTES", 2**20)
+    with pytest.raises(qnir.NIRError, match="at most 1,048,576"):
+        qnir.import_file(tmp_path / "big.nir")

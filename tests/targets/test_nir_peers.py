@@ -28,7 +28,8 @@ EXPORTS = {
 }  # fmt: skip
 IMPORTS = {("snntorch", "synaptic", "zero"): 0.95, ("snntorch", "cnn", "zero"): 0.85,
            ("snntorch", "recurrent", "zero"): "runs", ("norse", "lif", "zero"): 0.95,
-           ("sinabs", "cnn", "zero"): "runs", ("sinabs", "cnn", "subtract"): "runs"}  # fmt: skip
+           ("sinabs", "cnn", "zero"): "runs", ("sinabs", "cnn", "subtract"): "runs",
+           ("spyx", "lif", "subtract"): "runs"}  # fmt: skip
 
 
 def _check(row, expect):
