@@ -19,6 +19,8 @@ $(VENV)/.stamp: pyproject.toml constraints.txt
 	# Norse (a test-only NIR peer) asks for torchvision, which PyPI has only beside a CUDA torch; Norse's NIR
 	# import and its neurons need torch alone, so it goes in without its dependencies.
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps "norse==1.1.0"
+	# compile hwsim's kernels into Numba's cache now, so that the first `quantal run` starts warm
+	$(VENV)/bin/quantal warmup -q
 	touch $@
 
 # Lava 0.10 runs only on Python 3.10 with numpy < 2: it gets its own venv, with quantal installed without

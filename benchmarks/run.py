@@ -146,6 +146,34 @@ def compile_time() -> float:
         return float(r.stdout.strip().splitlines()[-1])
 
 
+def startup_times() -> dict[str, float]:
+    """Wall seconds of a fresh process's first ``quantal run`` (a stochastic network with escape noise and a
+    readout) with an empty Numba cache, of ``quantal warmup`` (what ``make`` runs after installing), and of the
+    first ``quantal run`` after it: what a new user waits for."""
+    from quantal.compile.ir import save
+    from quantal.compile.testing import random_network, random_spikes
+
+    out = {}
+    rng = np.random.default_rng(0)
+    net = random_network(rng, [64, 32, 10], release="random", escape=True, readout=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "cache"))
+        qnet = str(save(net, os.path.join(tmp, "net.qnet")))
+        np.save(os.path.join(tmp, "x.npy"), random_spikes(rng, 20, 10, 64))
+        run = [sys.executable, "-m", "quantal", "run", qnet, "--input", os.path.join(tmp, "x.npy"), "--out",
+               os.path.join(tmp, "o.npz"), "-q"]  # fmt: skip
+        for key, cmd in (("cold_run_s", run), ("warmup_s", [sys.executable, "-m", "quantal", "warmup", "-q"]),
+                         ("warm_run_s", run)):  # fmt: skip
+            if key == "warmup_s":
+                import shutil
+
+                shutil.rmtree(env["NUMBA_CACHE_DIR"], ignore_errors=True)  # warmup starts from an empty cache
+            t0 = time.perf_counter()
+            subprocess.run(cmd, env=env, capture_output=True, check=True)
+            out[key] = time.perf_counter() - t0
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller batches (a smoke run)")
@@ -161,6 +189,7 @@ def main() -> int:
     rng = np.random.default_rng(0)
     rows = []
     cold = compile_time()
+    start = startup_times()
 
     # ---- W1
     net1 = w1_network(rng)
@@ -196,6 +225,9 @@ def main() -> int:
           f"numba {numba.__version__} ({numba.get_num_threads()} threads), torch {torch.__version__} "
           f"({torch.get_num_threads()} threads)")  # fmt: skip
     print(f"numba compile time (cold cache, first call): {cold:.1f} s; first call with a warm cache: {warm1:.2f} s")
+    print(f"first `quantal run` of a fresh install (process wall time): {start['cold_run_s']:.1f} s with an empty "
+          f"Numba cache; {start['warm_run_s']:.2f} s after `quantal warmup` (run by make; it took "
+          f"{start['warmup_s']:.1f} s)")  # fmt: skip
     head = ("workload", "quantal samples/s", "peer", "peer samples/s", "ratio", "goal", "met", "notes")
     table = [head]
     results = []
@@ -210,7 +242,7 @@ def main() -> int:
     print_table(table)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"compile_s": cold, "rows": results}, f, indent=2)
+            json.dump({"compile_s": cold, "startup": start, "rows": results}, f, indent=2)
     return 0
 
 

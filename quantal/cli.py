@@ -331,6 +331,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warmup(args: argparse.Namespace) -> int:
+    from quantal.hwsim.warm import warm_up
+
+    def progress(name: str, seconds: float) -> None:
+        if not args.quiet:
+            print(f"  {name}: {seconds:.1f} s", flush=True)
+
+    total = warm_up(progress)
+    print(f"hwsim kernels compiled or loaded from Numba's cache in {total:.1f} s; later runs start warm")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from quantal import report
 
@@ -478,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--name", default=None)
     im.add_argument("--reset", choices=("zero", "subtract"), default="zero",
                     help="reset of imported neurons: zero (NIR's v_reset = 0, default) or subtract (sinabs, spyx)")
+    wu = sub.add_parser("warmup", help="compile hwsim's kernels into Numba's cache (make does this after install)")
+    wu.add_argument("-q", "--quiet", action="store_true")
+    wu.set_defaults(func=cmd_warmup)
     im.set_defaults(func=cmd_import)
 
     rp = sub.add_parser("report", help="one self-contained HTML page of a run, sweep or demo folder")
