@@ -13,7 +13,7 @@ import time
 import numpy as np
 from numba import njit
 
-from quantal.hwsim.kernels import G, accumulate, lif_zero_small, lif_zero_wide, mix
+from quantal.hwsim.kernels import PAD, G, accumulate, lif_zero_small, lif_zero_wide, mix
 
 
 @njit(cache=True)
@@ -58,12 +58,12 @@ def main() -> None:
     rows = []
     for label, sz, n_in, cnt, stochastic in [("W1 layer 1 (157 of 784 active, p=0.5)", 300, 784, 157, True),
                                              ("W2 hidden (35 of 700 active)", 256, 700, 35, False)]:  # fmt: skip
-        wT = rng.integers(-128, 128, n_in * sz).astype(np.int8)
-        relT = np.full(n_in * sz, 127, np.uint8)
+        wT = rng.integers(-128, 128, n_in * sz + PAD).astype(np.int8)  # PAD: the kernels read whole vectors
+        relT = np.full(n_in * sz + PAD, 127, np.uint8)
         idx = np.sort(rng.choice(n_in, cnt, replace=False)).astype(np.int32)
         reps = 20000 if stochastic else 200000
         for dt in (np.int16, np.int32):
-            acc = np.zeros(sz, dt)
+            acc = np.zeros(sz + PAD, dt)
             t = timed(_acc, acc, idx, cnt, sz, wT, stochastic, relT, words, wb, reps) / reps
             rows.append((f"{label}: accumulate ({dt.__name__})", t * 1e6, t / (cnt * sz) * 1e9, "ns/synapse"))
     nw = (300 + 7) // 8

@@ -111,7 +111,8 @@ class Simulator:
             flat = a.T if a.ndim == 2 else a.transpose(1, 2, 3, 0)  # one contiguous column per input / tap
             parts.append(np.ascontiguousarray(flat).ravel())
             pos += a.size
-        data = np.concatenate(parts).astype(dtype) if parts else np.zeros(1, dtype)
+        # kernels.PAD trailing zeros: the dense kernels read whole vectors past a column's last target
+        data = np.concatenate([*parts, np.zeros(kernels.PAD, dtype)]).astype(dtype)
         return present, offs, data
 
     def device_weights(self, seed: int, trial: int) -> tuple[np.ndarray, ...]:
