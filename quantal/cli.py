@@ -187,7 +187,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         note = f" (mean-field: stochastic synapses at their expected weight, {clipped} clipped)"
     device = _device(args)
     if device is not None:
-        note += f" on device {args.device} at t = {device.time:g} s"
+        from quantal.plots import human_time
+
+        note += f" on device {args.device} at t = {human_time(device.time)} after programming"
     res = evaluate(net, args.data, split=args.split, trials=args.trials, seed=args.seed, limit=args.limit,
                    encoder=args.encoder, steps=args.steps, progress=sys.stderr.isatty(), device=device)  # fmt: skip
     res["deterministic"] = bool(args.deterministic)
@@ -470,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--trial", type=_int_arg("--trial", 0), default=0)
     v.set_defaults(func=cmd_verify)
 
-    x = sub.add_parser("export", help="write a .qnet network in another format (NIR)")
+    x = sub.add_parser("export", help="write a .qnet network as NIR (the peers' format) or lava-dl NetX HDF5")
     x.add_argument("net", metavar="NET.qnet")
     x.add_argument("--target", required=True, choices=("nir", "netx"))
     x.add_argument("-o", "--out", required=True, metavar="FILE")

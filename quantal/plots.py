@@ -10,6 +10,29 @@ from typing import Any
 
 import numpy as np
 
+#: Okabe & Ito's colour-blind-safe palette (black last); series keep their colour across figures (see colours).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def human_time(seconds: float) -> str:
+    """A duration for people: "0 s", "30 s", "5 min", "1 h", "1 day", "3.5 days", "1 year"."""
+    x = float(seconds)
+    for unit, size in (("year", 365 * 86400.0), ("day", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if abs(x) >= size:
+            v = x / size
+            text = f"{v:.3g}"
+            plural = unit in ("year", "day") and text != "1"
+            return f"{text} {unit}{'s' if plural else ''}"
+    return f"{x:.3g} s"
+
+
+def colours(labels: list[str]) -> dict[str, tuple[str, str]]:
+    """A (colour, marker) per series label, in the given order: the same label gets the same style in every
+    figure drawn from the same list; past 8 series the markers tell the colours' repeats apart."""
+    return {lab: (PALETTE[k % len(PALETTE)], MARKERS[(k // len(PALETTE)) % len(MARKERS)])
+            for k, lab in enumerate(labels)}  # fmt: skip
+
 
 def _save(fig: Any, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
@@ -48,18 +71,33 @@ def training_curve(rows: list[dict], path: str | Path) -> Path:
 
 
 def accuracy_bars(bars: list[tuple[str, float, tuple[float, float] | None]], path: str | Path) -> Path:
-    """One bar per stage (label, accuracy, optional 95% interval)."""
+    """One point per stage (label, accuracy, optional 95% interval) on an axis zoomed to the data, so that the
+    differences the pipeline is about can be seen; the first stage is drawn as a dashed reference line."""
+    from matplotlib.ticker import PercentFormatter
+
     fig, ax = _figure(figsize=(7, 3.6))
     x = np.arange(len(bars))
-    vals = [b[1] for b in bars]
-    err = np.array([[v - b[2][0], b[2][1] - v] if b[2] else [0, 0] for v, b in zip(vals, bars)]).T
-    ax.bar(x, vals, yerr=err, capsize=4, color=["#7a9cc6", "#5b8a5b", "#c98b4e", "#9b7bb8", "#c65b5b"][: len(bars)])
-    for xi, v in zip(x, vals):
-        ax.text(xi, v / 2, f"{v:.1%}", ha="center", color="white", fontsize=9)
+    vals = np.array([b[1] for b in bars], float)
+    lo = np.array([b[2][0] if b[2] else b[1] for b in bars], float)
+    hi = np.array([b[2][1] if b[2] else b[1] for b in bars], float)
+    for k in range(len(bars)):
+        c = PALETTE[k % len(PALETTE)]
+        ax.errorbar([x[k]], [vals[k]], yerr=[[vals[k] - lo[k]], [hi[k] - vals[k]]], fmt=MARKERS[0], color=c,
+                    capsize=5, ms=7)  # fmt: skip
+        ci = f"\n[{lo[k]:.1%}, {hi[k]:.1%}]" if bars[k][2] else ""
+        ax.annotate(f"{vals[k]:.1%}{ci}", (x[k], hi[k]), textcoords="offset points", xytext=(0, 6), ha="center",
+                    fontsize=8)  # fmt: skip
+    if len(bars):
+        ax.axhline(vals[0], color="0.5", ls="--", lw=1, zorder=0, label=f"{bars[0][0]}: {vals[0]:.1%}")
+        span = max(float(hi.max() - lo.min()), 0.01)
+        ax.set_ylim(max(0.0, float(lo.min()) - 0.25 * span), min(1.0, float(hi.max()) + 0.45 * span))
+        ax.legend(fontsize=7, loc="lower left", frameon=False)
     ax.set_xticks(x, [b[0] for b in bars], fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("test accuracy")
-    ax.set_title("accuracy through the pipeline (bars: 95% CI)")
+    ax.set_xlim(-0.5, len(bars) - 0.5)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+    ax.set_ylabel("test accuracy (95% CI)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title("accuracy through the pipeline (axis zoomed to the data)")
     return _save(fig, path)
 
 
@@ -79,8 +117,8 @@ def raster(layers: list[tuple[str, np.ndarray]], readout: tuple[str, np.ndarray]
         ax = axes[-1]
         for k in range(v.shape[1]):
             ax.plot(np.arange(v.shape[0]), v[:, k], label=str(k), lw=1)
-        ax.set_ylabel(f"{name}\nv")
-        ax.legend(ncol=5, fontsize=6, loc="upper left")
+        ax.set_ylabel(f"{name}\nv (IR units,\n64 x the synaptic input)")
+        ax.legend(ncol=5, fontsize=6, loc="upper left", title="output neuron", title_fontsize=6)
     axes[-1].set_xlabel("step")
     if title:
         axes[0].set_title(title)

@@ -460,54 +460,109 @@ def _write_summary(path: Path, summary: list[dict[str, Any]]) -> None:
     atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
 
 
+def _value_label(axis: str, value: Any) -> str:
+    from quantal.plots import human_time
+
+    if axis == "time" and value not in ("", None):
+        return human_time(float(value))
+    if axis == "weight_bits" and value not in ("", None):
+        return f"{int(float(value))} bits"
+    if axis == "release" and value not in ("", None):
+        return f"p = {float(value):g}"
+    return str(value)
+
+
+def _sort_key(axis: str, value: Any) -> Any:
+    try:
+        return (0, float(value))
+    except (TypeError, ValueError):
+        return (1, str(value))
+
+
 def plot(summary: list[dict[str, Any]], out: Path) -> list[Path]:
-    """``sweep_<axis>.png`` for every axis with more than one value: accuracy (mean, 95% band) against it, one
-    line per combination of the other varying axes (and the network)."""
-    from quantal.plots import _figure, _save
+    """``sweep_<axis>.png`` for every axis with more than one value: accuracy (mean, 95% band, in percent, the
+    axis zoomed to the data) against it, one line per combination of the other varying axes (and the network).
+    Series are sorted by value, labelled in people's units (1 h, 1 day, 8 bits) and keep one colour-blind-safe
+    colour and marker across the figures; the legend sits beside the plot."""
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    from quantal.plots import _figure, _save, colours, human_time
 
     figs: list[Path] = []
     axes = ["time", "weight_bits", "release"]
     vary = [a for a in ("network", "device", *axes) if len({str(r[a]) for r in summary}) > 1]
+    styles: dict[str, tuple[str, str]] = {}  # one style per series label across all the figures
+
+    def style_of(label: str) -> tuple[str, str]:
+        if label not in styles:
+            styles[label] = colours([*styles, label])[label]
+        return styles[label]
+
+    def series(others: list[str], r: dict[str, Any]) -> tuple:
+        return tuple(_sort_key(a, r[a]) for a in others)
+
+    def name(others: list[str], r: dict[str, Any]) -> str:
+        return " / ".join(_value_label(a, r[a]) for a in others) or "all"
+
+    def finish(ax: Any, others: list[str], lo: float, hi: float) -> None:
+        pad = max(0.01, 0.08 * (hi - lo))
+        ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))  # zoomed to the data (the bands included)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+        ax.set_ylabel("test accuracy (mean, 95% CI)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, title=" / ".join(a.replace("_", " ") for a in others) if others else None,
+                  title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # fmt: skip
+
     for ax_name in axes:
         if ax_name not in vary:
             continue
         others = [a for a in vary if a != ax_name]
-        fig, ax = _figure(figsize=(6.4, 3.8))
+        fig, ax = _figure(figsize=(7.4, 3.8))
         lines: dict[tuple, list[dict]] = {}
         for r in summary:
-            lines.setdefault(tuple(str(r[a]) for a in others), []).append(r)
-        for label, rs in sorted(lines.items()):
-            rs = sorted(rs, key=lambda r: float(r[ax_name]) if r[ax_name] != "" else 0.0)
+            lines.setdefault(series(others, r), []).append(r)
+        labels = {k: name(others, rs[0]) for k, rs in lines.items()}
+        lo, hi = 1.0, 0.0
+        for key in sorted(lines):
+            rs = sorted(lines[key], key=lambda r: _sort_key(ax_name, r[ax_name]))
             x = [float(r[ax_name]) if r[ax_name] != "" else np.nan for r in rs]
             m = [r["accuracy"] for r in rs]
-            (line,) = ax.plot(x, m, "o-", label=" / ".join(label) or "all")
-            ax.fill_between(x, [r["ci_lo"] for r in rs], [r["ci_hi"] for r in rs], color=line.get_color(), alpha=0.2)
+            c, mk = style_of(labels[key])
+            ax.plot(x, m, "-", marker=mk, color=c, label=labels[key])
+            ax.fill_between(x, [r["ci_lo"] for r in rs], [r["ci_hi"] for r in rs], color=c, alpha=0.15, lw=0)
+            lo, hi = min(lo, *(r["ci_lo"] for r in rs)), max(hi, *(r["ci_hi"] for r in rs))
+        xs = sorted({float(r[ax_name]) for r in summary if r[ax_name] != ""})
         if ax_name == "time":
             ax.set_xscale("symlog", linthresh=1.0)
-            ax.set_xlabel("time after programming (s)")
+            ax.set_xticks(xs, [human_time(t) for t in xs], fontsize=8)
+            ax.set_xlabel("time after programming")
+        elif ax_name == "weight_bits":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("weight bits")
         else:
-            ax.set_xlabel(ax_name.replace("_", " "))
-        ax.set_ylabel("accuracy (mean, 95% CI)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, title=" / ".join(others) if others else None, title_fontsize=7)
+            ax.set_xlabel("release probability p")
+        finish(ax, others, lo, hi)
         figs.append(_save(fig, out / f"sweep_{ax_name}.png"))
     if "device" in vary:  # accuracy against the devices in the sweep file's order (e.g. rising noise levels)
         devices = list(dict.fromkeys(r["device"] for r in summary))
         others = [a for a in vary if a != "device"]
-        fig, ax = _figure(figsize=(6.4, 3.8))
+        fig, ax = _figure(figsize=(7.4, 3.8))
         lines = {}
         for r in summary:
-            lines.setdefault(tuple(str(r[a]) for a in others), {})[r["device"]] = r
-        for label, by_dev in sorted(lines.items()):
+            lines.setdefault(series(others, r), {})[r["device"]] = r
+        labels = {k: name(others, next(iter(d.values()))) for k, d in lines.items()}
+        lo, hi = 1.0, 0.0
+        for key in sorted(lines):
+            by_dev = lines[key]
             xs = [k for k, d in enumerate(devices) if d in by_dev]
             rs = [by_dev[devices[k]] for k in xs]
             m = np.array([r["accuracy"] for r in rs])
             err = np.array([[r["accuracy"] - r["ci_lo"] for r in rs], [r["ci_hi"] - r["accuracy"] for r in rs]])
-            ax.errorbar(xs, m, yerr=err, fmt="o-", capsize=3, label=" / ".join(label) or "all")
+            c, mk = style_of(labels[key])
+            ax.errorbar(xs, m, yerr=err, fmt="-", marker=mk, color=c, capsize=3, label=labels[key])
+            lo, hi = min(lo, *(r["ci_lo"] for r in rs)), max(hi, *(r["ci_hi"] for r in rs))
         ax.set_xticks(range(len(devices)), devices, rotation=20, fontsize=8)
         ax.set_xlabel("device (in the sweep file's order)")
-        ax.set_ylabel("accuracy (mean, 95% CI)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, title=" / ".join(others) if others else None, title_fontsize=7)
+        finish(ax, others, lo, hi)
         figs.append(_save(fig, out / "sweep_device.png"))
     return figs

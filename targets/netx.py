@@ -102,7 +102,7 @@ def problems(net: Network) -> list[str]:
             w = s.weight.astype(np.int64) << s.weight_exp
             if w.min(initial=0) < W_MIN or w.max(initial=0) > W_MAX:
                 out.append(f"{where}: effective weights reach [{w.min()}, {w.max()}], NetX keeps [{W_MIN}, {W_MAX}] "
-                           "(compile with smaller weight exponents)")  # fmt: skip
+                           "(weight_exp 0 or 1 with 8-bit mantissas fits)")  # fmt: skip
             if isinstance(s, Conv2dSynapse):
                 if p.delay:
                     out.append(f"{where}: NetX conv layers have no delays (projection '{p.name}' has {p.delay})")
@@ -152,7 +152,7 @@ def export(net: Network, path: str | os.PathLike[str], *, steps: int | None = No
 
     bad = problems(net)
     if bad:
-        raise NetXError(bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+        raise NetXError("; ".join(dict.fromkeys(bad)))  # every reason, on one line
     steps = _steps(net, steps)
     chain = _chain(net)
     assert not isinstance(chain, str)
