@@ -4,7 +4,10 @@ It collects what it finds under RUN_DIR: a demo or pipeline summary (``summary.j
 (``metrics.json``), compiled networks (``*.qnet``: layers, quantisation report), sweeps (``summary.csv`` beside
 ``results.csv``), every PNG (embedded as data URIs) and the configurations (``*.yaml``). Nothing is fetched
 from elsewhere: the page has inline CSS, inline images and one inline script that marks, after loading,
-how many images decoded (``<body data-images-ok="k/n">``; the tests read it from headless Chromium).
+how many images decoded (``<body data-images-ok="k/n">``) and whether the page is wider than the window
+(``data-overflow``; wide tables scroll inside their own box); the tests read both from headless Chromium.
+A summary card leads with the headline numbers (accuracy per stage with its interval, activity per inference)
+and the checks (fake-quant equals hwsim, Lava, NIR round trip, NetX); each figure sits next to its numbers.
 """
 
 from __future__ import annotations
@@ -20,20 +23,44 @@ from typing import Any
 from quantal.compile.ir import atomic_write
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;
+padding:0 1rem}
+.scroll{max-width:100%;overflow-x:auto}.card{border:1px solid #ccd;border-radius:8px;padding:.8rem 1rem;
+background:#f8f9fc;margin:1rem 0}.card ul{margin:.3rem 0;padding-left:1.2rem}.ok{color:#0a6b2e}.bad{color:#a3241b}
+.row{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}.row>div{flex:1 1 420px;min-width:0}
 h1{font-size:1.6rem}h2{font-size:1.25rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}td,th{border:1px solid #ccc;padding:.2rem .5rem}
 th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
-figure{display:inline-block;margin:.5rem}figure img{max-width:520px}figcaption{font-size:.8rem;color:#555}
+figure{display:inline-block;margin:.5rem;max-width:100%}figure img{max-width:min(520px,100%)}
+figcaption{font-size:.8rem;color:#555}
 pre{background:#f7f7f7;padding:.6rem;overflow-x:auto;font-size:.8rem}
 """
 
 SCRIPT = """window.addEventListener('load',function(){var a=Array.prototype.slice.call(document.images);
 document.body.setAttribute('data-images-ok',a.filter(function(i){return i.complete&&i.naturalWidth>0}).length
-+'/'+a.length);});"""
++'/'+a.length);var d=document.documentElement;
+document.body.setAttribute('data-overflow',d.scrollWidth>d.clientWidth?'1':'0');});"""
 
 
-def _fmt(v: Any) -> str:
+# columns shown in percent (values in [0, 1]): accuracies, their intervals, the stages of a quantisation report
+PERCENT_KEYS = ("acc", "ci", "float", "fake_quant", "hwsim")
+
+
+def _fmt(v: Any, key: str = "") -> str:
+    """A cell for people: accuracies in percent with one decimal, intervals as [lo, hi], times after programming
+    in people's units, other floats with 4 significant digits."""
+    from quantal.plots import human_time
+
+    k = key.lower()
+    pct = any(t in k for t in PERCENT_KEYS) and "loss" not in k
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and pct:
+        return f"[{v[0]:.1%}, {v[1]:.1%}]"
+    if isinstance(v, bool) or v is None:
+        return html.escape(str(v))
+    if isinstance(v, (int, float)) and k == "time":
+        return html.escape(human_time(float(v)))
+    if isinstance(v, float) and pct and 0.0 <= v <= 1.0:
+        return f"{v:.1%}"
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, (dict, list)):
@@ -47,9 +74,56 @@ def table(rows: list[dict[str, Any]], cols: list[str] | None = None) -> str:
     cols = cols or list(rows[0])
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join("<tr>" + "".join(
-        f"<td class='n'>{_fmt(r.get(c))}</td>" if isinstance(r.get(c), (int, float)) else f"<td>{_fmt(r.get(c))}</td>"
+        f"<td class='n'>{_fmt(r.get(c), c)}</td>" if isinstance(r.get(c), (int, float)) and not isinstance(
+            r.get(c), bool) else f"<td>{_fmt(r.get(c), c)}</td>"
         for c in cols) + "</tr>" for r in rows)  # fmt: skip
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<div class='scroll'><table><tr>{head}</tr>{body}</table></div>"
+
+
+def _check(ok: bool | None, text: str) -> str:
+    mark = "<span class='ok'>&#10003;</span>" if ok else ("<span class='bad'>&#10007;</span>" if ok is False else "")
+    return f"<li>{mark} {text}</li>"
+
+
+def summary_card(d: dict[str, Any]) -> str:
+    """The headline numbers and checks of a demo or pipeline summary, in one card."""
+    items = []
+    acc = d.get("accuracy") or {}
+    for stage, v in acc.items():
+        if isinstance(v, dict) and isinstance(v.get("accuracy"), (int, float)):
+            ci = v.get("ci95")
+            half = f" &plusmn; {(ci[1] - ci[0]) / 2:.1%}" if isinstance(ci, list) and len(ci) == 2 else ""
+            what = html.escape(str(v.get("ci_method") or ""))
+            items.append(f"<li><b>{html.escape(stage.replace('_', ' '))}</b>: {v['accuracy']:.1%}{half}"
+                         f"{f' <small>({what})</small>' if what else ''}</li>")  # fmt: skip
+        elif isinstance(v, (int, float)):
+            items.append(f"<li><b>{html.escape(stage.replace('_', ' '))}</b>: {v:.1%}</li>")
+    checks = []
+    if "fake_quant_equals_hwsim" in d:
+        checks.append(_check(bool(d["fake_quant_equals_hwsim"]), "the fake-quant model trained equals the deployed "
+                             "network in hwsim, bit for bit"))  # fmt: skip
+    lv = d.get("lava_verification")
+    if isinstance(lv, dict):
+        checks.append(_check(lv.get("exit_status") == 0, "Lava: " + html.escape(str(lv.get("result", "")))))
+    nr = d.get("nir")
+    if isinstance(nr, dict):
+        checks.append(_check(bool(nr.get("round_trip_exact")), "NIR export and import: " + (
+            "exact round trip" if nr.get("round_trip_exact") else "the round trip differs")))  # fmt: skip
+    nx = d.get("netx")
+    if isinstance(nx, dict):
+        checks.append(_check(None if nx.get("exit_status") == 2 else nx.get("exit_status") == 0,
+                             "NetX: " + html.escape(str(nx.get("result", "")))))  # fmt: skip
+    act = (d.get("activity") or {}).get("per_inference")
+    if isinstance(act, dict):
+        e = (d.get("activity") or {}).get("energy_nj_per_inference")
+        parts = [f"{act.get('synops', 0):,.0f} synaptic operations", f"{act.get('spikes', 0):,.0f} spikes"]
+        if isinstance(e, (int, float)):
+            parts.append(f"{e:.3g} nJ (estimate)")
+        items.append("<li><b>per inference</b>: " + ", ".join(parts) + "</li>")
+    if not items and not checks:
+        return ""
+    return (f"<div class='card'><b>At a glance</b><ul>{''.join(items)}</ul>"
+            + (f"<b>Checks</b><ul>{''.join(checks)}</ul>" if checks else "") + "</div>")
 
 
 def _img(path: Path, root: Path) -> str:
@@ -122,18 +196,30 @@ def build(root: str | Path) -> str:
         acc = d.get("accuracy", {})
         flat = [{"stage": k, "accuracy": v if not isinstance(v, dict) else v.get("accuracy"),
                  "95% CI": "" if not isinstance(v, dict) else v.get("ci95")} for k, v in acc.items()]  # fmt: skip
-        parts += ["<h2>Summary</h2>", table(flat)]
+        fig = root / "accuracy.png"
+        side = ""
+        if fig.is_file() and not fig.is_symlink() and fig.stat().st_size <= MAX_FILE_BYTES:
+            side = f"<div>{_img(fig, root)}</div>"
+            shown.add(fig)
+        parts += ["<h2>Summary</h2>", f"<div class='row'><div>{summary_card(d)}{table(flat)}</div>{side}</div>"]
         if "activity" in d and d["activity"]:
             parts.append(table([{**d["activity"]["per_inference"],
                                  "energy_nJ": d["activity"]["energy_nj_per_inference"]}]))  # fmt: skip
-        if "drift" in d:
-            parts.append(table(d["drift"]))
+        if "drift" in d and not any((p.parent / "results.csv").is_file() for p in _files(root, "summary.csv")):
+            parts.append(table(d["drift"]))  # (a sweep folder shows the same numbers with its plots below)
     for m in _files(root, "metrics.json"):
         rows = _json(m)
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             parts.append(f"<p>{html.escape(str(m.relative_to(root)))}: not readable training metrics</p>")
             continue
-        parts += [f"<h2>Training: {html.escape(str(m.parent.relative_to(root)) or '.')}</h2>", table(rows)]
+        curve = next((c for c in (m.parent / "training_curve.png", root / "training_curve.png")
+                      if c.is_file() and not c.is_symlink() and c not in shown), None)  # fmt: skip
+        side = ""
+        if curve is not None:
+            side = f"<div>{_img(curve, root)}</div>"
+            shown.add(curve)
+        parts += [f"<h2>Training: {html.escape(str(m.parent.relative_to(root)) or '.')}</h2>",
+                  f"<div class='row'><div>{table(rows)}</div>{side}</div>"]
     for q in _files(root, "*.qnet"):
         try:
             rep = inspect_report(load(q))
@@ -168,7 +254,8 @@ def build(root: str | Path) -> str:
             body = "(too large to show)" if text is None else text
             parts.append(f"<p>{html.escape(str(y.relative_to(root)))}</p><pre>{html.escape(body)}</pre>")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>quantal report: "
-            f"{html.escape(root.name)}</title><style>{CSS}</style></head><body>{''.join(parts)}"
+            f"{html.escape(root.name)}</title><meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<style>{CSS}</style></head><body>{''.join(parts)}"
             f"<script>{SCRIPT}</script></body></html>")  # fmt: skip
 
 

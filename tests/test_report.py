@@ -45,9 +45,26 @@ def test_chromium_renders_the_report(run_dir):
     assert r.returncode == 0
     page = run_dir / "report.html"
     dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
-                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout  # fmt: skip
+                          "--window-size=1280,900", "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout  # fmt: skip
     assert 'data-images-ok="2/2"' in dom  # the inline script ran after load and both images decoded
+    assert 'data-overflow="0"' in dom  # no horizontal scrolling of the page at 1,280 px
     assert "<table>" in dom and "quantal report: run" in dom
+
+
+def test_the_summary_card_leads_with_readable_numbers_and_checks(run_dir):
+    summary = {"accuracy": {"float": 0.9554, "hwsim_stochastic": {"accuracy": 0.9457, "ci95": [0.9421, 0.9493],
+                                                                  "ci_method": "t-interval over 20 trials"}},
+               "fake_quant_equals_hwsim": True, "lava_verification": {"exit_status": 0, "result": "identical"},
+               "nir": {"round_trip_exact": True}, "netx": {"exit_status": 2, "result": "refused: layer 'x'"},
+               "drift": [{"device": "pcm", "time": 31536000.0, "accuracy": 0.91, "ci_lo": 0.9, "ci_hi": 0.92}]}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    text = report.build(run_dir)
+    card = text[text.index("At a glance"):text.index("</div>", text.index("At a glance"))]
+    assert "95.5%" in card and "94.6% &plusmn; 0.4%" in card and "t-interval over 20 trials" in card
+    assert "bit for bit" in card and "Lava: identical" in card and "exact round trip" in card and "refused" in card
+    assert "1 year" in text and "31536000" not in text  # times in people's units
+    assert "0.9554" not in text and "[94.2%, 94.9%]" in text
 
 
 def test_cli_refuses_a_missing_folder(tmp_path):
