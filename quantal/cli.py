@@ -152,8 +152,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load(args.config)
     rows = train(cfg, args.out, progress=sys.stderr.isatty())
-    if rows:
-        print(f"done: {len(rows)} epochs, test accuracy {rows[-1]['test_acc']:.3f}; run in {args.out}")
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps({"run": str(args.out), "epochs": len(rows), "final": rows[-1] if rows else None}))
+    elif rows:
+        print(f"done: {len(rows)} epochs, test accuracy {rows[-1]['test_acc']:.1%}; run in {args.out}")
     return 0
 
 
@@ -240,8 +244,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except LavaRunError as e:
         raise UsageError(str(e).splitlines()[-1]) from None
     steps = next(iter(hw.values())).shape[1]
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps({"target": args.target, "identical": div is None, "layers": len(net.layers),
+                          "samples": int(x.shape[0]), "steps": int(steps), "seed": args.seed, "trial": args.trial,
+                          "first_divergence": div}))  # fmt: skip
+        return 0 if div is None else 1
     if div is None:
-        what = "Lava (via NetX HDF5)" if args.target == "netx" else "Lava"
+        what = "Lava via lava-dl's NetX reader" if args.target == "netx" else "Lava"
         print(f"identical: {what} and hwsim agree on spikes, u and v of {len(net.layers)} layers, {x.shape[0]} "
               f"samples x {steps} steps (seed {args.seed}, trial {args.trial})")  # fmt: skip
         return 0
@@ -409,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a stochastic network from a YAML configuration")
     t.add_argument("config", metavar="CONFIG.yaml")
     t.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (resumed if it exists)")
+    t.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
     t.set_defaults(func=cmd_train)
 
     i = sub.add_parser("inspect", help="validate a .qnet network and describe it")
@@ -470,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--steps", type=_int_arg("--steps", 1), default=None)
     v.add_argument("--seed", type=_int_arg("--seed", 0, 2**64 - 1), default=0)
     v.add_argument("--trial", type=_int_arg("--trial", 0), default=0)
+    v.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
     v.set_defaults(func=cmd_verify)
 
     x = sub.add_parser("export", help="write a .qnet network as NIR (the peers' format) or lava-dl NetX HDF5")

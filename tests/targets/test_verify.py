@@ -51,3 +51,8 @@ def test_verify_holds_on_a_stochastic_network(tmp_path):
     r = cli("verify", str(p), "--target", "lava", "--input", str(tmp_path / "x.npy"), "--steps", "9", "--seed",
             str(2**64 - 1), "--trial", "2")  # fmt: skip
     assert r.returncode == 0 and r.stdout.startswith("identical"), r.stdout + r.stderr
+    r = cli("verify", str(p), "--target", "lava", "--input", str(tmp_path / "x.npy"), "--steps", "9", "--json")
+    import json
+
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["identical"] and out["first_divergence"] is None and out["steps"] == 9
