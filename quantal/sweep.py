@@ -2,11 +2,11 @@
 
 A sweep file::
 
-    name: drift
+    name: drift                  # the sweep's name
     networks: {plain: runs/demo/demo.qnet, hardware-aware: runs/demo/hwa.qnet}   # label: path
-    data: {name: digits, split: test, limit: null}
-    trials: 10
-    seed: 0
+    data: {name: digits, split: test, limit: null}   # the dataset (a name or FILE.npz), split, first N samples
+    trials: 10                   # trials per grid point (random streams and static device draws)
+    seed: 0                      # the random streams' seed
     grid:                        # every axis optional; the sweep runs the Cartesian product
       device: [ideal, pcm, {label: pcm-raw, preset: pcm, drift_compensation: false}]
       time: [1, 3600, 86400, 31536000]       # seconds after programming

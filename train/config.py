@@ -3,35 +3,35 @@
 Every problem raises :class:`ConfigError` naming the key (``model.hidden: expected a list of positive
 integers``). The schema (defaults in brackets)::
 
-    seed: 0
+    seed: 0                     # seeds the weights, the data order and the random streams
     data:
       name: digits              # digits | fashion-mnist | PATH.npz (x_train, y_train, x_test, y_test)
       encoder: rate             # rate | latency | none (static input, for mlp and s2m)
       steps: 8                  # time steps of the spike encoding (lif)
-      max_rate: 1.0
+      max_rate: 1.0             # rate encoder: spike probability per step of a full-intensity pixel
       limit: null               # use only the first N training samples
     model:
       kind: lif                 # mlp (deterministic float baseline) | s2m | lif | binary | rbse
-      hidden: [64]
+      hidden: [64]              # hidden layer sizes
       estimator: surrogate      # binary: surrogate | straight | unbiased | noisy_rectifier | moment, or a list
                                 #   with one of the first four per hidden layer
       p: 0.5                    # blank-out release probability (s2m, lif); 1 = reliable synapses
       escape: null              # lif: null (deterministic) | sigmoid | erf | exponential
-      escape_beta: 5.0
+      escape_beta: 5.0          # steepness of the escape function (float units)
       surrogate: superspike     # superspike | sigmoid | escape | straight
-      scale_by_beta: false
+      scale_by_beta: false      # divide the surrogate by its steepness
       current_decay: 2048       # lif, IR units (0..4096)
-      voltage_decay: 1024
-      threshold: 1.0
-      detach_reset: true
+      voltage_decay: 1024       # lif, IR units (0..4096)
+      threshold: 1.0            # firing threshold (float units)
+      detach_reset: true        # no gradient through the reset
     train:
-      epochs: 5
+      epochs: 5                 # float training epochs
       batch_size: 64
-      lr: 0.002
+      lr: 0.002                 # learning rate
       optimizer: adam           # adam | sgd
     quant:                      # fake-quant training after the float epochs (lif, binary, s2m; docs/compile.md)
       epochs: 0                 # 0 = none; the run then compiles by post-training quantisation
-      lr: 0.0005
+      lr: 0.0005                # learning rate of the fake-quant epochs
       calibration: 512          # training samples used to calibrate the scales
       device: null              # hardware-aware training: a device preset (pcm, rram) or mapping (docs/devices.md)
       device_times: [1, 3600, 86400, 31536000]   # drift times (s); each batch draws one
