@@ -85,6 +85,66 @@ def _check(ok: bool | None, text: str) -> str:
     return f"<li>{mark} {text}</li>"
 
 
+def graph_svg(net: Any) -> str:
+    """The network's graph as inline SVG: the input and each layer a box (name, shape, kind) from left to right;
+    each projection an arrow labelled with its kind (and delay): straight to the next box, an arc above for a
+    skip, below for a connection back, a loop for recurrence onto the layer itself; dashed where stochastic."""
+    from quantal.compile.ir import INPUT
+
+    names = [INPUT] + [la.name for la in net.layers]
+    pos = {n: k for k, n in enumerate(names)}
+    bw, bh, gap = 120, 46, 60
+    width = len(names) * (bw + gap) - gap + 20
+    back = any(pos.get(p.target, 0) < pos.get(p.source, 0) for p in net.projections)
+    span = max([abs(pos.get(p.target, 0) - pos.get(p.source, 0)) for p in net.projections] + [1])
+    top = 40 + 9 * span + 20
+    height = top + bh + (30 + 9 * span + 20 if back else 10)
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
+           "font-family='system-ui,sans-serif' font-size='11'><defs><marker id='ah' viewBox='0 0 10 10' refX='9' "
+           "refY='5' markerWidth='7' markerHeight='7' orient='auto-start-reverse'><path d='M0,0L10,5L0,10z' "
+           "fill='#444'/></marker></defs>"]  # fmt: skip
+    for n in names:
+        x = 10 + pos[n] * (bw + gap)
+        if n == INPUT:
+            sub, kind, fill = "x".join(map(str, net.input_shape)), "input", "#eef3fb"
+        else:
+            la = net.layer(n)
+            sub, kind = "x".join(map(str, la.shape)), la.neuron.kind + (" (subtract)" if la.neuron.reset ==
+                                                                         "subtract" else "")  # fmt: skip
+            fill = "#f3f0fa" if la.neuron.kind == "readout" else "#eef8f1"
+        out.append(f"<rect x='{x}' y='{top}' width='{bw}' height='{bh}' rx='6' fill='{fill}' stroke='#557'/>"
+                   f"<text x='{x + bw / 2}' y='{top + 16}' text-anchor='middle' font-weight='600'>"
+                   f"{html.escape(n[:18])}</text><text x='{x + bw / 2}' y='{top + 30}' text-anchor='middle'>"
+                   f"{html.escape(sub)}</text><text x='{x + bw / 2}' y='{top + 42}' text-anchor='middle' "
+                   f"fill='#666' font-size='9'>{html.escape(kind)}</text>")  # fmt: skip
+    for p in net.projections:
+        a, b = pos.get(p.source, 0), pos.get(p.target, 0)
+        label = ("conv2d" if p.kind == "conv2d" else "dense") + (f", +{p.delay} steps" if p.delay else "")
+        dash = " stroke-dasharray='5,3'" if p.synapse.stochastic else ""
+        style = f"fill='none' stroke='#444'{dash} marker-end='url(#ah)'"
+        xa, xb = 10 + a * (bw + gap), 10 + b * (bw + gap)
+        if a == b:  # recurrence onto the layer itself: a loop above the box
+            cx = xa + bw / 2
+            out.append(f"<path d='M{cx - 18},{top} C{cx - 30},{top - 40} {cx + 30},{top - 40} {cx + 18},{top}' "
+                       f"{style}/><text x='{cx + 26}' y='{top - 22}' font-size='9'>{html.escape(label)}</text>")
+        elif b == a + 1:
+            y = top + bh / 2
+            out.append(f"<line x1='{xa + bw}' y1='{y}' x2='{xb}' y2='{y}' {style}/>"
+                       f"<text x='{(xa + bw + xb) / 2}' y='{y - 5}' text-anchor='middle' font-size='9'>"
+                       f"{html.escape(label)}</text>")  # fmt: skip
+        else:  # a skip (forward, above) or a connection back (below)
+            fwd = b > a
+            y0 = top if fwd else top + bh
+            rise = 30 + 18 * abs(b - a)  # longer jumps arc higher, so that their labels do not collide
+            ym = y0 - rise if fwd else y0 + rise
+            x0, x1 = xa + bw / 2, xb + bw / 2
+            out.append(f"<path d='M{x0},{y0} Q{(x0 + x1) / 2},{ym} {x1},{y0}' {style}/>"
+                       f"<text x='{(x0 + x1) / 2}' y='{(y0 + ym) / 2 + (0 if fwd else 10)}' text-anchor='middle' "
+                       f"font-size='9'>{html.escape(label)}</text>")  # fmt: skip
+    out.append("</svg>")
+    return "<div class='scroll'>" + "".join(out) + "</div>"
+
+
 def summary_card(d: dict[str, Any]) -> str:
     """The headline numbers and checks of a demo or pipeline summary, in one card."""
     items = []
@@ -228,8 +288,9 @@ def build(root: str | Path) -> str:
             continue
         cols = ["name", "kind", "size", "n_in", "synapses", "stochastic_synapses", "weight_bits", "weight_exp",
                 "current_decay", "voltage_decay", "threshold", "memory_bytes", "cores"]  # fmt: skip
-        parts += [f"<h2>Network: {html.escape(str(q.relative_to(root)))}</h2>", table(rep["layers"], cols),
-                  table([rep["totals"]])]  # fmt: skip
+        parts += [f"<h2>Network: {html.escape(str(q.relative_to(root)))}</h2>", graph_svg(load(q)),
+                  "<p><small>boxes: the input and the layers; arrows: projections (dashed: stochastic synapses; "
+                  "a loop: recurrence)</small></p>", table(rep["layers"], cols), table([rep["totals"]])]
         if rep.get("quantization"):
             qq = rep["quantization"]
             acc = {**(qq.get("accuracy") or {}), "fake_quant_equals_hwsim": qq.get("fake_quant_equals_hwsim")}

@@ -93,3 +93,13 @@ def test_the_report_skips_symlinks_fifos_and_unreadable_files(tmp_path):
     text = report.build(run)  # returns: nothing blocks, nothing raises
     assert "a: 1" in text and "hunter2" not in text and "also: secret" not in text
     assert "not readable training metrics" in text
+
+
+def test_networks_are_drawn_with_every_projection():
+    from quantal.compile.testing import random_graph
+
+    net = random_graph(np.random.default_rng(4), conv=True, release="random")
+    svg = report.graph_svg(net)
+    assert svg.count("<rect") == len(net.layers) + 1 and svg.count("marker-end") == len(net.projections)
+    assert any(p.source == p.target for p in net.projections) and "C" in svg  # the recurrent loop is a curve
+    assert svg.count("stroke-dasharray") == sum(p.synapse.stochastic for p in net.projections)
