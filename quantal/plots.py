@@ -123,3 +123,64 @@ def raster(layers: list[tuple[str, np.ndarray]], readout: tuple[str, np.ndarray]
     if title:
         axes[0].set_title(title)
     return _save(fig, path)
+
+
+def weight_drift_histogram(net: Any, path: str | Path | None = None, *, preset: str = "pcm",
+                           times: tuple[float, ...] = (1.0, 86400.0, 31536000.0), max_weights: int = 2_000_000) -> Any:
+    """Histograms of every projection's weights: the stored mantissas, and the weights a ``preset`` device
+    realises at each of ``times`` after programming (seed 0, trial 0; drift compensation as the preset has it),
+    in mantissa units. Returns the PNG bytes when ``path`` is None. Skipped (None) above ``max_weights``."""
+    import io
+
+    from quantal.hwsim.devices import from_config, synapse_arrays
+
+    projs = [p for p in net.projections if p.synapse.weight.size <= max_weights]
+    if not projs:
+        return None
+    fig, axes = _figure(1, len(projs), figsize=(min(4.2 * len(projs), 12.6), 3.0), squeeze=False)
+    for ax, (pi, p) in zip(axes[0], [(net.projections.index(p), p) for p in projs]):
+        stored = p.synapse.weight.astype(np.float64).ravel()
+        lo, hi = float(stored.min(initial=-1)), float(stored.max(initial=1))
+        bins = np.linspace(lo - 0.5, hi + 0.5, 41)
+        ax.hist(stored, bins=bins, histtype="stepfilled", color="0.8", label="stored mantissas")
+        for k, t in enumerate(times):
+            spec = from_config({"preset": preset}, time=t)
+            wq = synapse_arrays(spec, p.synapse.weight, None, seed=0, trial=0, layer=pi)[0]
+            ax.hist(wq.astype(np.float64).ravel() / 2**16, bins=bins, histtype="step", lw=1.4,
+                    color=PALETTE[k % len(PALETTE)], label=f"{preset}, {human_time(t)}")  # fmt: skip
+        ax.set_title(f"{p.name} ({p.synapse.weight.size:,} weights)", fontsize=9)
+        ax.set_xlabel("weight (mantissa units)")
+        ax.set_yscale("log")
+    axes[0][0].set_ylabel("count")
+    axes[0][-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if path is not None:
+        return _save(fig, path)
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def layer_activity(layers: list[dict[str, Any]], path: str | Path | None = None) -> Any:
+    """Per layer: spikes and synaptic operations per inference (bars), from an activity report (``name``,
+    ``spikes``, ``synops``). Returns the PNG bytes when ``path`` is None."""
+    import io
+
+    fig, axes = _figure(1, 2, figsize=(8.4, 2.8))
+    names = [str(r["name"]) for r in layers]
+    for ax, key, title in ((axes[0], "spikes", "spikes per inference"), (axes[1], "synops",
+                                                                          "synaptic operations per inference")):
+        ax.bar(range(len(names)), [float(r.get(key, 0)) for r in layers], color=PALETTE[0])
+        ax.set_xticks(range(len(names)), names, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    if path is not None:
+        return _save(fig, path)
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()

@@ -186,6 +186,12 @@ def summary_card(d: dict[str, Any]) -> str:
             + (f"<b>Checks</b><ul>{''.join(checks)}</ul>" if checks else "") + "</div>")
 
 
+def _png(data: bytes, caption: str) -> str:
+    cap = html.escape(caption)
+    return (f"<figure><img alt='{cap}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+            f"<figcaption>{cap}</figcaption></figure>")
+
+
 def _img(path: Path, root: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     cap = html.escape(str(path.relative_to(root)))
@@ -265,6 +271,11 @@ def build(root: str | Path) -> str:
         if "activity" in d and d["activity"]:
             parts.append(table([{**d["activity"]["per_inference"],
                                  "energy_nJ": d["activity"]["energy_nj_per_inference"]}]))  # fmt: skip
+            layers = d["activity"].get("layers")
+            if isinstance(layers, list) and layers and all(isinstance(r, dict) and "name" in r for r in layers):
+                from quantal.plots import layer_activity
+
+                parts.append(_png(layer_activity(layers), "activity per layer (per inference)"))
         if "drift" in d and not any((p.parent / "results.csv").is_file() for p in _files(root, "summary.csv")):
             parts.append(table(d["drift"]))  # (a sweep folder shows the same numbers with its plots below)
     for m in _files(root, "metrics.json"):
@@ -288,9 +299,16 @@ def build(root: str | Path) -> str:
             continue
         cols = ["name", "kind", "size", "n_in", "synapses", "stochastic_synapses", "weight_bits", "weight_exp",
                 "current_decay", "voltage_decay", "threshold", "memory_bytes", "cores"]  # fmt: skip
-        parts += [f"<h2>Network: {html.escape(str(q.relative_to(root)))}</h2>", graph_svg(load(q)),
+        net_q = load(q)
+        parts += [f"<h2>Network: {html.escape(str(q.relative_to(root)))}</h2>", graph_svg(net_q),
                   "<p><small>boxes: the input and the layers; arrows: projections (dashed: stochastic synapses; "
                   "a loop: recurrence)</small></p>", table(rep["layers"], cols), table([rep["totals"]])]
+        from quantal.plots import weight_drift_histogram
+
+        hist = weight_drift_histogram(net_q)
+        if hist is not None:
+            parts.append(_png(hist, "weights: stored mantissas, and as a PCM device realises them 1 s, 1 day and "
+                                    "1 year after programming (seed 0, trial 0)"))
         if rep.get("quantization"):
             qq = rep["quantization"]
             acc = {**(qq.get("accuracy") or {}), "fake_quant_equals_hwsim": qq.get("fake_quant_equals_hwsim")}

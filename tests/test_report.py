@@ -33,7 +33,7 @@ def run_dir(tmp_path):
 
 def test_the_page_is_self_contained(run_dir):
     text = report.build(run_dir)
-    assert text.count("data:image/png;base64,") == 2
+    assert text.count("data:image/png;base64,") == 3  # the two PNGs and the weight histograms of n.qnet
     assert not re.search(r"(src|href)=['\"](https?:|//|file:)", text)  # nothing fetched from elsewhere
     assert "Training: train" in text and "Network: n.qnet" in text and "seed: 0" in text
 
@@ -47,7 +47,7 @@ def test_chromium_renders_the_report(run_dir):
     dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
                           "--window-size=1280,900", "--dump-dom", page.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout  # fmt: skip
-    assert 'data-images-ok="2/2"' in dom  # the inline script ran after load and both images decoded
+    assert 'data-images-ok="3/3"' in dom  # the inline script ran after load and every image decoded
     assert 'data-overflow="0"' in dom  # no horizontal scrolling of the page at 1,280 px
     assert "<table>" in dom and "quantal report: run" in dom
 
