@@ -1,18 +1,18 @@
 """The minimal network of gygax-zenke section 4 and its two demonstrations.
 
-The text of the seed keeps the network's parameter table (0, 0.05, 0.1, 1, -1, 1, 100, 25) but not Eq. 7
-itself; this is our reconstruction, consistent with that table and with the discussion of Eq. 9 ("a
-summation of two nonlinear functions with different hyperparameters and different weights"):
+The network (the paper's Fig. 4A and parameter table: input x = 1, hidden weight w, v = (0.05, 0.1),
+u = (1, -1), one forward steepness beta = 100 and the surrogate steepness beta_sg, 25 in the table):
 
-    h_k = sigma(beta_k (w x - theta_k)),  k = 1, 2           theta_1 = 0.05, theta_2 = 0.1, x = 1
-    y   = sigma(beta_1 (v_1 h_1 + v_2 h_2 - theta_out))      v_1 = 1, v_2 = -1, theta_out = 0
-                                                             beta_1 = 100, beta_2 = 25
+    g   = sigma_beta(w x)
+    h_k = sigma_beta(v_k g),  k = 1, 2
+    y   = sigma_beta(u_1 h_1 + u_2 h_2)              sigma_beta(z) = 1 / (1 + exp(-beta z))
 
-A surrogate derivative (SD) keeps the forward pass and replaces every sigma' on the backward pass by the
-derivative of one less steep sigmoid of steepness beta_sg (swept). dy/dw has the factor
-v_1 beta_1 sigma'(.) + v_2 beta_2 sigma'(.) (two terms), whose sign the SD need not preserve (section 4.1);
-and the SD field is not conservative, so its integral around a closed path in parameter space is not zero,
-unlike that of the true gradient (4.2).
+A surrogate derivative (SD) keeps the forward pass and replaces every sigma_beta' on the backward pass by the
+derivative of sigma_{beta_sg}. dy/dw has the factor u_1 sigma'(beta v_1 g) v_1 + u_2 sigma'(beta v_2 g) v_2
+(two terms of opposite sign), whose sign the SD need not preserve (section 4.1); and the SD field is not
+conservative, so its integral around a closed path in parameter space is not zero, unlike that of the true
+gradient (4.2; the paper integrates around a circle of radius 1.8 in a random plane of the five parameters,
+with a nearly binary forward pass, beta = 10**4).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import math
 
 import torch
 
-PARAMS = {"theta_out": 0.0, "theta1": 0.05, "theta2": 0.1, "v1": 1.0, "v2": -1.0, "x": 1.0, "beta1": 100.0,
-          "beta2": 25.0, "beta_sg": 10.0}  # fmt: skip
+PARAMS = {"x": 1.0, "w": 0.0, "v1": 0.05, "v2": 0.1, "u1": 1.0, "u2": -1.0, "beta": 100.0, "beta_sg": 25.0}
+NAMES = ("w", "v1", "v2", "u1", "u2")  # the five parameters of the closed-loop integral, in this order
 
 
 class _SigmoidSD(torch.autograd.Function):
@@ -39,46 +39,59 @@ class _SigmoidSD(torch.autograd.Function):
         return g * ctx.beta_sg * s * (1 - s), None, None
 
 
-def output(w: torch.Tensor, v1: torch.Tensor, *, surrogate: bool, p: dict | None = None) -> torch.Tensor:
-    """y(w, v1) with true sigmoids, or with surrogate derivatives on the backward pass."""
+def output(theta: tuple[torch.Tensor, ...], *, surrogate: bool, p: dict | None = None) -> torch.Tensor:
+    """y at the parameters ``theta`` = (w, v1, v2, u1, u2) (tensors of one shape), with true sigmoids or with
+    surrogate derivatives of steepness ``p["beta_sg"]`` on the backward pass."""
     p = {**PARAMS, **(p or {})}
+    beta = p["beta"]
 
-    def act(z: torch.Tensor, beta: float) -> torch.Tensor:
-        if surrogate:
-            return _SigmoidSD.apply(z, beta, p["beta_sg"])
-        return torch.sigmoid(beta * z)
+    def act(z: torch.Tensor) -> torch.Tensor:
+        return _SigmoidSD.apply(z, beta, p["beta_sg"]) if surrogate else torch.sigmoid(beta * z)
 
-    h1 = act(w * p["x"] - p["theta1"], p["beta1"])
-    h2 = act(w * p["x"] - p["theta2"], p["beta2"])
-    return act(v1 * h1 + p["v2"] * h2 - p["theta_out"], p["beta1"])
+    w, v1, v2, u1, u2 = theta
+    g = act(w * p["x"])
+    return act(u1 * act(v1 * g) + u2 * act(v2 * g))
 
 
 def derivative_dw(w: torch.Tensor, *, surrogate: bool, p: dict | None = None) -> torch.Tensor:
-    """dy/dw (true, or the SD) at each w, with v1 from the parameters."""
+    """dy/dw (true, or the SD) at each w, with v and u from the parameters."""
+    q = {**PARAMS, **(p or {})}
     w = w.detach().clone().requires_grad_(True)
-    v1 = torch.tensor((p or {}).get("v1", PARAMS["v1"]), dtype=w.dtype)
-    (g,) = torch.autograd.grad(output(w, v1, surrogate=surrogate, p=p).sum(), w)
+    rest = tuple(torch.full_like(w, q[k]) for k in NAMES[1:])
+    (g,) = torch.autograd.grad(output((w, *rest), surrogate=surrogate, p=p).sum(), w)
     return g
 
 
-def sign_concordance(w: torch.Tensor, beta_sg: float) -> dict:
+def sign_concordance(w: torch.Tensor, beta_sg: float, p: dict | None = None) -> dict:
     """Where the SD with steepness ``beta_sg`` has the opposite sign of the true dy/dw along ``w``."""
-    true = derivative_dw(w, surrogate=False)
-    sd = derivative_dw(w, surrogate=True, p={"beta_sg": beta_sg})
-    significant = true.abs() > 1e-9  # ignore points where the true derivative vanishes numerically
+    true = derivative_dw(w, surrogate=False, p=p)
+    sd = derivative_dw(w, surrogate=True, p={**(p or {}), "beta_sg": beta_sg})
+    significant = true.abs() > 1e-12 * true.abs().max()  # ignore points where the true derivative vanishes
     opposite = (torch.sign(true) != torch.sign(sd)) & significant
     return {"beta_sg": beta_sg, "fraction_opposite": float(opposite.sum() / significant.sum()),
             "true": true, "surrogate": sd, "opposite": opposite}  # fmt: skip
 
 
-def closed_loop_integral(*, surrogate: bool, center: tuple[float, float] = (0.075, 1.0), radius: float = 0.05,
-                         n: int = 4000, beta_sg: float = PARAMS["beta_sg"]) -> float:  # fmt: skip
-    """The integral of the (surrogate) gradient of y with respect to (w, v1) around a circle of ``radius`` about
-    ``center`` (midpoint rule over ``n`` angles). Zero for a true gradient (a conservative field)."""
+def loop_plane(seed: int = 124) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two orthonormal directions in the five-parameter space: the first two rows of a random orthogonal matrix
+    (``scipy.stats.ortho_group.rvs(5, random_state=seed)``)."""
+    from scipy.stats import ortho_group
+
+    q = torch.tensor(ortho_group.rvs(5, random_state=seed), dtype=torch.float64)
+    return q[0], q[1]
+
+
+def closed_loop_integral(*, surrogate: bool, beta_sg: float = PARAMS["beta_sg"], radius: float = 1.8,
+                         n: int = 2_000_000, beta: float = 1e4, seed: int = 124,
+                         center: tuple[float, ...] = (0.0,) * 5) -> float:  # fmt: skip
+    """The integral of the (surrogate) gradient of y around the circle ``theta(phi) = center + radius (sin phi e1
+    + cos phi e2)`` in the plane of :func:`loop_plane` (midpoint rule over ``n`` angles; the forward steepness
+    ``beta`` makes y nearly binary, so the quadrature needs many points). Zero for a true gradient."""
+    e1, e2 = loop_plane(seed)
     phi = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
-    w = (center[0] + radius * torch.cos(phi)).requires_grad_(True)
-    v1 = (center[1] + radius * torch.sin(phi)).requires_grad_(True)
-    y = output(w, v1, surrogate=surrogate, p={"beta_sg": beta_sg})
-    gw, gv = torch.autograd.grad(y.sum(), (w, v1))
-    # dtheta/dphi = radius * (-sin phi, cos phi)
-    return float(((gw * -torch.sin(phi) + gv * torch.cos(phi)) * radius).sum() * (2 * math.pi / n))
+    c = torch.tensor(center, dtype=torch.float64)
+    theta = (c + radius * (torch.sin(phi)[:, None] * e1 + torch.cos(phi)[:, None] * e2)).requires_grad_(True)
+    y = output(tuple(theta[:, k] for k in range(5)), surrogate=surrogate, p={"beta": beta, "beta_sg": beta_sg})
+    (g,) = torch.autograd.grad(y.sum(), theta)
+    dtheta = radius * (torch.cos(phi)[:, None] * e1 - torch.sin(phi)[:, None] * e2)  # d theta / d phi
+    return float((g * dtheta).sum() * (2 * math.pi / n))
