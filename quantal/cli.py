@@ -164,9 +164,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from quantal.pipeline import compile_run
 
+    as_json = getattr(args, "json", False)
     net, rep = compile_run(args.run, args.out, calibration=args.calibration, limit=args.limit, seed=args.seed,
-                           name=args.name, log=(lambda *a: None) if args.quiet else print)  # fmt: skip
-    if not args.quiet:
+                           name=args.name, log=(lambda *a: None) if args.quiet or as_json else print)  # fmt: skip
+    if as_json:
+        import json
+
+        print(json.dumps({"network": str(args.out), "layers": [la.name for la in net.layers], **rep}, default=str))
+    elif not args.quiet:
         acc = rep["accuracy"]
         print(f"wrote {args.out}: {len(net.layers)} layers, "
               + ", ".join(f"{la.name} {la.size}" for la in net.layers))  # fmt: skip
@@ -216,8 +221,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = args.out
     if out is None:
         out = str(Path("runs") / sweep.load(args.sweep)["name"])
+    as_json = getattr(args, "json", False)
     res = sweep.run(args.sweep, out, workers=args.workers, scheduler=args.scheduler,
-                    progress=sys.stderr.isatty(), log=print)  # fmt: skip
+                    progress=sys.stderr.isatty(), log=(lambda *a: None) if as_json else print)  # fmt: skip
+    if as_json:
+        import json
+
+        print(json.dumps(res, default=str))
+        return 0
     print(f"{res['ran']} tasks run, {res['skipped']} already done, {res['seconds']:.1f} s; results in "
           f"{res['results']}, summary in {res['summary']}")  # fmt: skip
     for f in res["figures"]:
@@ -445,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stream and encoder seed of the report's evaluation")  # fmt: skip
     c.add_argument("--name", default=None, help="network name (default: the run directory's name)")
     c.add_argument("-q", "--quiet", action="store_true")
+    c.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
     c.set_defaults(func=cmd_compile)
 
     e = sub.add_parser("eval", help="accuracy of a .qnet network on a dataset through hwsim")
@@ -472,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--workers", type=_int_arg("--workers", 1), default=None,
                    help="local worker processes (default: the CPU count)")  # fmt: skip
     w.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
+    w.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
     w.set_defaults(func=cmd_sweep)
 
     v = sub.add_parser("verify", help="run a network on a target and in hwsim; exit 0 when identical, else 1")

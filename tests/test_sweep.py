@@ -89,6 +89,11 @@ def test_a_killed_sweep_resumes_without_lost_or_duplicated_rows(tmp_path, netfil
     got = rows(res)
     keys = [(g["key"], g["trial"]) for g in got]
     assert len(got) == 72 and len(set(keys)) == 72  # nothing lost, nothing twice
+    r = subprocess.run([*cmd, "--json"], capture_output=True, text=True)  # a finished sweep, as one JSON object
+    import json
+
+    res_json = json.loads(r.stdout)
+    assert r.returncode == 0 and res_json["ran"] == 0 and res_json["skipped"] == res_json["tasks"]
 
 
 @pytest.mark.parametrize("grid,match", [
