@@ -479,11 +479,15 @@ def _sort_key(axis: str, value: Any) -> Any:
         return (1, str(value))
 
 
+MAX_SERIES = 6  # lines per panel before a plot splits into small multiples
+
+
 def plot(summary: list[dict[str, Any]], out: Path) -> list[Path]:
     """``sweep_<axis>.png`` for every axis with more than one value: accuracy (mean, 95% band, in percent, the
     axis zoomed to the data) against it, one line per combination of the other varying axes (and the network).
     Series are sorted by value, labelled in people's units (1 h, 1 day, 8 bits) and keep one colour-blind-safe
-    colour and marker across the figures; the legend sits beside the plot."""
+    colour and marker across the figures; the legend sits beside the plot. Past ``MAX_SERIES`` lines the figure
+    becomes small multiples, one panel per value of the first other varying axis."""
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     from quantal.plots import _figure, _save, colours, human_time
@@ -504,12 +508,14 @@ def plot(summary: list[dict[str, Any]], out: Path) -> list[Path]:
     def name(others: list[str], r: dict[str, Any]) -> str:
         return " / ".join(_value_label(a, r[a]) for a in others) or "all"
 
-    def finish(ax: Any, others: list[str], lo: float, hi: float) -> None:
+    def finish(ax: Any, others: list[str], lo: float, hi: float, legend: bool = True) -> None:
         pad = max(0.01, 0.08 * (hi - lo))
         ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))  # zoomed to the data (the bands included)
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
         ax.set_ylabel("test accuracy (mean, 95% CI)")
         ax.grid(alpha=0.3)
+        if not legend:
+            return
         ax.legend(fontsize=7, title=" / ".join(a.replace("_", " ") for a in others) if others else None,
                   title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # fmt: skip
 
@@ -517,31 +523,43 @@ def plot(summary: list[dict[str, Any]], out: Path) -> list[Path]:
         if ax_name not in vary:
             continue
         others = [a for a in vary if a != ax_name]
-        fig, ax = _figure(figsize=(7.4, 3.8))
-        lines: dict[tuple, list[dict]] = {}
-        for r in summary:
-            lines.setdefault(series(others, r), []).append(r)
-        labels = {k: name(others, rs[0]) for k, rs in lines.items()}
+        n_series = len({series(others, r) for r in summary})
+        # past MAX_SERIES lines, small multiples: one panel per value of the first other axis
+        facet = others[0] if n_series > MAX_SERIES and len(others) >= 2 else None
+        panels = sorted({_sort_key(facet, r[facet]) for r in summary}) if facet else [None]
+        inner = others[1:] if facet else others
+        fig, axs = _figure(1, len(panels), figsize=(min(4.0 * len(panels) + 2.4, 16.0), 3.8), sharey=True,
+                           squeeze=False)  # fmt: skip
         lo, hi = 1.0, 0.0
-        for key in sorted(lines):
-            rs = sorted(lines[key], key=lambda r: _sort_key(ax_name, r[ax_name]))
-            x = [float(r[ax_name]) if r[ax_name] != "" else np.nan for r in rs]
-            m = [r["accuracy"] for r in rs]
-            c, mk = style_of(labels[key])
-            ax.plot(x, m, "-", marker=mk, color=c, label=labels[key])
-            ax.fill_between(x, [r["ci_lo"] for r in rs], [r["ci_hi"] for r in rs], color=c, alpha=0.15, lw=0)
-            lo, hi = min(lo, *(r["ci_lo"] for r in rs)), max(hi, *(r["ci_hi"] for r in rs))
-        xs = sorted({float(r[ax_name]) for r in summary if r[ax_name] != ""})
-        if ax_name == "time":
-            ax.set_xscale("symlog", linthresh=1.0)
-            ax.set_xticks(xs, [human_time(t) for t in xs], fontsize=8)
-            ax.set_xlabel("time after programming")
-        elif ax_name == "weight_bits":
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlabel("weight bits")
-        else:
-            ax.set_xlabel("release probability p")
-        finish(ax, others, lo, hi)
+        for ax, panel in zip(axs[0], panels):
+            lines: dict[tuple, list[dict]] = {}
+            for r in summary:
+                if facet is None or _sort_key(facet, r[facet]) == panel:
+                    lines.setdefault(series(inner, r), []).append(r)
+            labels = {k: name(inner, rs[0]) for k, rs in lines.items()}
+            for key in sorted(lines):
+                rs = sorted(lines[key], key=lambda r: _sort_key(ax_name, r[ax_name]))
+                x = [float(r[ax_name]) if r[ax_name] != "" else np.nan for r in rs]
+                m = [r["accuracy"] for r in rs]
+                c, mk = style_of(labels[key])
+                ax.plot(x, m, "-", marker=mk, color=c, label=labels[key])
+                ax.fill_between(x, [r["ci_lo"] for r in rs], [r["ci_hi"] for r in rs], color=c, alpha=0.15, lw=0)
+                lo, hi = min(lo, *(r["ci_lo"] for r in rs)), max(hi, *(r["ci_hi"] for r in rs))
+            if facet is not None:
+                first = next(r for r in summary if _sort_key(facet, r[facet]) == panel)
+                ax.set_title(f"{facet.replace('_', ' ')}: {_value_label(facet, first[facet])}", fontsize=9)
+            xs = sorted({float(r[ax_name]) for r in summary if r[ax_name] != ""})
+            if ax_name == "time":
+                ax.set_xscale("symlog", linthresh=1.0)
+                ax.set_xticks(xs, [human_time(t) for t in xs], fontsize=8)
+                ax.set_xlabel("time after programming")
+            elif ax_name == "weight_bits":
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                ax.set_xlabel("weight bits")
+            else:
+                ax.set_xlabel("release probability p")
+        for ax in axs[0]:
+            finish(ax, inner, lo, hi, legend=ax is axs[0][-1])
         figs.append(_save(fig, out / f"sweep_{ax_name}.png"))
     if "device" in vary:  # accuracy against the devices in the sweep file's order (e.g. rising noise levels)
         devices = list(dict.fromkeys(r["device"] for r in summary))
