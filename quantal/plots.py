@@ -184,3 +184,31 @@ def layer_activity(layers: list[dict[str, Any]], path: str | Path | None = None)
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+def quantization_errors(rows: list[dict[str, Any]], path: str | Path | None = None) -> Any:
+    """Per layer: the mean |weight error| of the quantisation in LSB of its mantissa, and the share of saturated
+    weights, from a quantisation report. Returns the PNG bytes when ``path`` is None."""
+    import io
+
+    fig, axes = _figure(1, 2, figsize=(8.4, 2.6))
+    names = [str(r.get("name")) for r in rows]
+    err = [float(r.get("mean_abs_weight_error_lsb") or 0.0) for r in rows]
+    sat = [float(r.get("saturated_weights") or 0) / max(float(r.get("weights") or 1), 1.0) for r in rows]
+    axes[0].bar(range(len(names)), err, color=PALETTE[2])
+    axes[0].axhline(0.25, color="0.5", ls="--", lw=1, label="uniform rounding (0.25 LSB)")
+    axes[0].set_title("mean |weight error| (LSB)", fontsize=9)
+    axes[0].legend(fontsize=7, frameon=False)
+    axes[1].bar(range(len(names)), [100 * v for v in sat], color=PALETTE[3])
+    axes[1].set_title("saturated weights (%)", fontsize=9)
+    for ax in axes:
+        ax.set_xticks(range(len(names)), names, fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    if path is not None:
+        return _save(fig, path)
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()

@@ -314,6 +314,10 @@ def build(root: str | Path) -> str:
             acc = {**(qq.get("accuracy") or {}), "fake_quant_equals_hwsim": qq.get("fake_quant_equals_hwsim")}
             parts += ["<p>quantisation (" + html.escape(str(qq.get("method"))) + ")</p>", table(qq["layers"]),
                       table([acc])]
+            if isinstance(qq.get("layers"), list) and qq["layers"]:
+                from quantal.plots import quantization_errors
+
+                parts.append(_png(quantization_errors(qq["layers"]), "quantisation error per layer"))
     for sc in _files(root, "summary.csv"):
         text = _text(sc)
         if not (sc.parent / "results.csv").is_file() or text is None:
