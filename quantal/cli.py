@@ -286,7 +286,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         from quantal.targets import netx
 
         path = netx.export(net, args.out, steps=args.steps)
-        print(f"wrote {path} (NetX HDF5, {len(net.layers)} dense CUBA layers)")
+        print(f"wrote {path} (NetX HDF5, {len(net.layers)} CUBA layers)")
         return 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
