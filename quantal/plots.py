@@ -44,6 +44,21 @@ def _save(fig: Any, path: str | Path) -> Path:
     return out
 
 
+def _save_or_bytes(fig: Any, path: str | Path | None) -> Any:
+    """Write the figure to ``path`` (atomically), or return its PNG bytes when ``path`` is None (for pages that
+    embed their images)."""
+    if path is not None:
+        return _save(fig, path)
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def _figure(*args: Any, **kwargs: Any) -> Any:
     import matplotlib
 
@@ -130,8 +145,6 @@ def weight_drift_histogram(net: Any, path: str | Path | None = None, *, preset: 
     """Histograms of every projection's weights: the stored mantissas, and the weights a ``preset`` device
     realises at each of ``times`` after programming (seed 0, trial 0; drift compensation as the preset has it),
     in mantissa units. Returns the PNG bytes when ``path`` is None. Skipped (None) above ``max_weights``."""
-    import io
-
     from quantal.hwsim.devices import from_config, synapse_arrays
 
     projs = [p for p in net.projections if p.synapse.weight.size <= max_weights]
@@ -153,21 +166,12 @@ def weight_drift_histogram(net: Any, path: str | Path | None = None, *, preset: 
         ax.set_yscale("log")
     axes[0][0].set_ylabel("count")
     axes[0][-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    if path is not None:
-        return _save(fig, path)
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return _save_or_bytes(fig, path)
 
 
 def layer_activity(layers: list[dict[str, Any]], path: str | Path | None = None) -> Any:
     """Per layer: spikes and synaptic operations per inference (bars), from an activity report (``name``,
     ``spikes``, ``synops``). Returns the PNG bytes when ``path`` is None."""
-    import io
-
     fig, axes = _figure(1, 2, figsize=(8.4, 2.8))
     names = [str(r["name"]) for r in layers]
     for ax, key, title in ((axes[0], "spikes", "spikes per inference"), (axes[1], "synops",
@@ -176,21 +180,12 @@ def layer_activity(layers: list[dict[str, Any]], path: str | Path | None = None)
         ax.set_xticks(range(len(names)), names, fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-    if path is not None:
-        return _save(fig, path)
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return _save_or_bytes(fig, path)
 
 
 def quantization_errors(rows: list[dict[str, Any]], path: str | Path | None = None) -> Any:
     """Per layer: the mean |weight error| of the quantisation in LSB of its mantissa, and the share of saturated
     weights, from a quantisation report. Returns the PNG bytes when ``path`` is None."""
-    import io
-
     fig, axes = _figure(1, 2, figsize=(8.4, 2.6))
     names = [str(r.get("name")) for r in rows]
     err = [float(r.get("mean_abs_weight_error_lsb") or 0.0) for r in rows]
@@ -204,11 +199,4 @@ def quantization_errors(rows: list[dict[str, Any]], path: str | Path | None = No
     for ax in axes:
         ax.set_xticks(range(len(names)), names, fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    if path is not None:
-        return _save(fig, path)
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return _save_or_bytes(fig, path)
