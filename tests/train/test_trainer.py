@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,16 +100,18 @@ def test_cli_train_and_its_errors(tmp_path):
     assert not (tmp_path / "r2").exists()
 
 
+# Floors: mean - 3 sd of the test accuracy over seeds 0-2 of examples/train_binary.yaml (blank-out p = 0.5,
+# 10 epochs, lr 0.01), as `python examples/binary_estimators.py` measures them (docs/train.md): surrogate
+# 84.5 +- 4.2%, straight 85.7 +- 2.5%, unbiased 40.7 +- 2.7%, noisy_rectifier 87.4 +- 2.5%, moment 89.4 +- 2.9%.
 @pytest.mark.parametrize(
     "estimator,floor",
-    [("surrogate", 0.75), ("straight", 0.75), ("noisy_rectifier", 0.75), ("moment", 0.75), ("unbiased", 0.25)],
+    [("surrogate", 0.719), ("straight", 0.782), ("noisy_rectifier", 0.799), ("moment", 0.807), ("unbiased", 0.326)],
 )
 def test_binary_units_train_with_every_estimator(tmp_path, estimator, floor):
-    # Chance is 0.1. 4 epochs on all training digits; evaluation samples the stochastic units. Seen at 10
-    # epochs: 0.94, 0.94, 0.95, 0.95 and 0.68 (the unbiased estimator's variance makes it the slowest).
-    c = {"data": {"encoder": "none"},
-         "model": {"kind": "binary", "hidden": [128], "estimator": estimator, "p": 1.0},
-         "train": {"epochs": 4, "lr": 0.01}}  # fmt: skip
+    import yaml
+
+    c = yaml.safe_load((Path(__file__).parents[2] / "examples" / "train_binary.yaml").read_text())
+    c["model"]["estimator"] = estimator  # the documented configuration, seed 0
     rows = train(c, tmp_path, progress=False, log=lambda *_: None)
     assert rows[-1]["test_acc"] > floor, rows
 
