@@ -41,21 +41,6 @@ def print_table(table: list[tuple]) -> None:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
-def best_rate(fn, n_items: int, repeats: int = 3, min_time: float = 0.5) -> float:
-    """Items per second: the best of ``repeats`` timings, each at least ``min_time`` seconds of calls."""
-    best = 0.0
-    for _ in range(repeats):
-        calls, t0 = 0, time.perf_counter()
-        while True:
-            fn()
-            calls += 1
-            dt = time.perf_counter() - t0
-            if dt >= min_time:
-                break
-        best = max(best, calls * n_items / dt)
-    return best
-
-
 def w1_network(rng: np.random.Generator) -> Network:
     sizes = [784, 300, 300, 300, 10]
     layers = []

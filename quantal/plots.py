@@ -147,11 +147,11 @@ def weight_drift_histogram(net: Any, path: str | Path | None = None, *, preset: 
     in mantissa units. Returns the PNG bytes when ``path`` is None. Skipped (None) above ``max_weights``."""
     from quantal.hwsim.devices import from_config, synapse_arrays
 
-    projs = [p for p in net.projections if p.synapse.weight.size <= max_weights]
+    projs = [(pi, p) for pi, p in enumerate(net.projections) if p.synapse.weight.size <= max_weights]
     if not projs:
         return None
     fig, axes = _figure(1, len(projs), figsize=(min(4.2 * len(projs), 12.6), 3.0), squeeze=False)
-    for ax, (pi, p) in zip(axes[0], [(net.projections.index(p), p) for p in projs]):
+    for ax, (pi, p) in zip(axes[0], projs):
         stored = p.synapse.weight.astype(np.float64).ravel()
         lo, hi = float(stored.min(initial=-1)), float(stored.max(initial=1))
         bins = np.linspace(lo - 0.5, hi + 0.5, 41)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from quantal.compile.ir import atomic_write
+from quantal.plots import human_time  # numpy only: matplotlib loads when a figure is drawn
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;
@@ -49,8 +50,6 @@ PERCENT_KEYS = ("acc", "ci", "float", "fake_quant", "hwsim")
 def _fmt(v: Any, key: str = "") -> str:
     """A cell for people: accuracies in percent with one decimal, intervals as [lo, hi], times after programming
     in people's units, other floats with 4 significant digits."""
-    from quantal.plots import human_time
-
     k = key.lower()
     pct = any(t in k for t in PERCENT_KEYS) and "loss" not in k
     if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and pct:

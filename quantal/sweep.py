@@ -40,6 +40,7 @@ import numpy as np
 import yaml
 
 from quantal.compile.ir import atomic_write
+from quantal.plots import human_time  # numpy only: matplotlib loads when a figure is drawn
 
 AXES = ("device", "time", "weight_bits", "release")
 COLUMNS = ["key", "network", "device", "time", "weight_bits", "release", "trial", "accuracy", "samples", "seconds"]
@@ -461,8 +462,6 @@ def _write_summary(path: Path, summary: list[dict[str, Any]]) -> None:
 
 
 def _value_label(axis: str, value: Any) -> str:
-    from quantal.plots import human_time
-
     if axis == "time" and value not in ("", None):
         return human_time(float(value))
     if axis == "weight_bits" and value not in ("", None):
@@ -490,7 +489,7 @@ def plot(summary: list[dict[str, Any]], out: Path) -> list[Path]:
     becomes small multiples, one panel per value of the first other varying axis."""
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-    from quantal.plots import _figure, _save, colours, human_time
+    from quantal.plots import _figure, _save, colours
 
     figs: list[Path] = []
     axes = ["time", "weight_bits", "release"]

@@ -259,6 +259,8 @@ def read_network(path: str | os.PathLike[str], name: str | None = None) -> Netwo
     layers with CUBA neurons, ``delay`` where present); NetX's integer semantics are the IR's, so this is exact."""
     import h5py
 
+    from quantal.compile.graph import sum_pool_conv2d, sum_pool_dense
+
     p = Path(path)
     if not p.is_file():
         raise NetXError(f"{p}: no such file")
@@ -280,6 +282,7 @@ def read_network(path: str | os.PathLike[str], name: str | None = None) -> Netwo
         layers, projs = [], []
         src = INPUT
         pending_pool: list[tuple[int, int]] = []  # (kernel, weight) of pools before the next layer
+        in_shape: tuple[int, ...] | None = None
         for k in keys:
             g = f["layer"][k]
             where = f"layer {k}"
@@ -289,6 +292,7 @@ def read_network(path: str | os.PathLike[str], name: str | None = None) -> Netwo
                     raise NetXError(f"{where}: an input layer with neurons (graded, transformed input) does not import")
                 if "shape" in g:
                     shape = tuple(int(v) for v in _int(_value(g, "shape", where), where, "shape").reshape(-1))
+                    in_shape = in_shape or shape  # the network's input: the first input layer's shape
                 continue
             if typ == "flatten":
                 continue
@@ -353,8 +357,6 @@ def read_network(path: str | os.PathLike[str], name: str | None = None) -> Netwo
                 mant, e = _mantissa(w, where)
                 syn = DenseSynapse(weight=mant, weight_exp=e)
                 out_shape = (size,)
-            from quantal.compile.graph import sum_pool_conv2d, sum_pool_dense
-
             for (kern, wt), before in zip(reversed(pending_pool), reversed(chain_shapes[:-1])):
                 syn = (sum_pool_conv2d(syn, kern, before) if isinstance(syn, Conv2dSynapse) else
                        sum_pool_dense(syn, kern, before))  # fmt: skip
@@ -397,8 +399,7 @@ def read_network(path: str | os.PathLike[str], name: str | None = None) -> Netwo
             raise NetXError(f"{p}: no dense or conv layers")
         if pending_pool:
             raise NetXError(f"{p}: a pool layer at the end, before no layer")
-        first = projs[0].synapse
-        in_shape = layers_input_shape(first, f["layer"], keys)
+        in_shape = in_shape or (int(projs[0].synapse.weight.shape[1]),)  # else the first layer's in-features
     meta: dict[str, Any] = {"source": "netx"}
     if steps is not None and steps >= 1:
         meta["input"] = {"run_steps": steps}
@@ -407,15 +408,6 @@ def read_network(path: str | os.PathLike[str], name: str | None = None) -> Netwo
                        projections=tuple(projs), metadata=meta)  # fmt: skip
     except IRError as err:
         raise NetXError(f"{p}: {err}") from None
-
-
-def layers_input_shape(first: Any, group: Any, keys: list[str]) -> tuple[int, ...]:
-    """The network's input shape: the input layer's, else the first dense layer's in-features."""
-    for k in keys:
-        g = group[k]
-        if _text(_value(g, "type", f"layer {k}")) == "input" and "shape" in g:
-            return tuple(int(v) for v in np.asarray(g["shape"][()]).reshape(-1))
-    return (int(first.weight.shape[1]),)
 
 
 def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

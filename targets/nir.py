@@ -66,38 +66,41 @@ def _node_name(name: str) -> str:
 # --------------------------------------------------------------------------------------------- export
 
 
-def depths(net: Network) -> tuple[dict[str, int], set[int]]:
-    """Each layer's depth ``D`` (see the module docstring) and the indices of the recurrent projections (those
-    that close a cycle in a depth-first walk from the input). ``D_T`` is the smallest ``D_S + 1 + delay`` over the
-    forward projections into T, so that a longer path gets a NIR Delay rather than a shorter one an impossible
-    negative delay."""
-    succ: dict[str, list[int]] = {}
-    for i, p in enumerate(net.projections):
-        succ.setdefault(p.source, []).append(i)
-    back: set[int] = set()
-    state: dict[str, int] = {}  # 1 on the walk's stack, 2 done
-
-    def walk(n: str) -> None:  # iterative depth-first search (graphs can be deep)
-        stack = [(n, iter(succ.get(n, [])))]
-        state[n] = 1
+def _walk(starts: list[Any], succ: dict[Any, list[tuple[Any, Any]]]) -> tuple[list[Any], set[Any], set[Any]]:
+    """An iterative depth-first walk from each of ``starts`` not yet reached, over ``succ[node]`` = [(edge, target)]:
+    the nodes in post-order, the edges that close a cycle (their target is on the walk's stack, itself included)
+    and the nodes reached."""
+    post, back, state = [], set(), {}  # state: 1 on the stack, 2 done
+    for start in starts:
+        if start in state:
+            continue
+        stack = [(start, iter(succ.get(start, [])))]
+        state[start] = 1
         while stack:
             node, it = stack[-1]
-            for i in it:
-                t = net.projections[i].target
+            for e, t in it:
                 if state.get(t) == 1:
-                    back.add(i)
+                    back.add(e)
                 elif t not in state:
                     state[t] = 1
                     stack.append((t, iter(succ.get(t, []))))
                     break
             else:
                 state[node] = 2
+                post.append(node)
                 stack.pop()
+    return post, back, set(state)
 
-    walk(INPUT)
-    for la in net.layers:  # layers fed only through cycles from elsewhere
-        if la.name not in state:
-            walk(la.name)
+
+def depths(net: Network) -> tuple[dict[str, int], set[int]]:
+    """Each layer's depth ``D`` (see the module docstring) and the indices of the recurrent projections (those
+    that close a cycle in a depth-first walk from the input). ``D_T`` is the smallest ``D_S + 1 + delay`` over the
+    forward projections into T, so that a longer path gets a NIR Delay rather than a shorter one an impossible
+    negative delay."""
+    succ: dict[str, list[tuple[int, str]]] = {}
+    for i, p in enumerate(net.projections):
+        succ.setdefault(p.source, []).append((i, p.target))
+    _, back, _ = _walk([INPUT, *(la.name for la in net.layers)], succ)  # layers fed only through cycles too
     # D_T = min over forward projections of D_S + 1 + delay, so that every forward NIR edge has k >= 0 steps of
     # delay; the forward edges form a DAG, taken in topological order (Kahn)
     forward = [i for i in range(len(net.projections)) if i not in back]
@@ -108,7 +111,7 @@ def depths(net: Network) -> tuple[dict[str, int], set[int]]:
     while ready:
         n = ready.pop()
         depth.setdefault(n, 1)
-        for i in succ.get(n, []):
+        for i, _ in succ.get(n, []):
             if i in back:
                 continue
             p = net.projections[i]
@@ -140,7 +143,6 @@ class _Form:
     gain: np.ndarray
     bias_gain: np.ndarray
     exact_bias: bool
-    lost: list[str] = field(default_factory=list)
 
 
 def _neuron_form(la: Any, dt: float) -> _Form:
@@ -227,10 +229,7 @@ def to_nir(net: Network, dt: float = DT) -> Any:
     used = {"input", "output"}
 
     def fresh(base: str) -> str:
-        name, k = _node_name(base), 1
-        while name in used:
-            k += 1
-            name = f"{_node_name(base)}_{k}"
+        name = _fresh_name(_node_name(base), used)
         used.add(name)
         return name
 
@@ -241,15 +240,15 @@ def to_nir(net: Network, dt: float = DT) -> Any:
     lost = _lost(net)
     forms = {la.name: _neuron_form(la, dt) for la in net.layers}
     biased: set[str] = set()
+    heads: dict[str, str] = {}  # the node each layer's synapses feed: its current node, else its membrane
     for la in net.layers:
         f = forms[la.name]
-        head = lname[la.name]
-        nodes[head] = f.membrane
+        nodes[lname[la.name]] = f.membrane
+        heads[la.name] = lname[la.name]
         if f.current is not None:
-            head = fresh(f"{la.name}_cur")
-            nodes[head] = f.current
-            edges.append((head, lname[la.name]))
-        f.lost.append(head)  # the node the synapses feed
+            heads[la.name] = fresh(f"{la.name}_cur")
+            nodes[heads[la.name]] = f.current
+            edges.append((heads[la.name], lname[la.name]))
     for i, p in enumerate(net.projections):
         tgt = next(la for la in net.layers if la.name == p.target)
         f = forms[p.target]
@@ -301,7 +300,7 @@ def to_nir(net: Network, dt: float = DT) -> Any:
             nodes[dname] = nir.Delay(delay=np.full(dshape, k * dt))  # on the source's spikes
             edges.append((src, dname))
             src = dname
-        edges += [(src, pname), (pname, f.lost[-1])]
+        edges += [(src, pname), (pname, heads[p.target])]
     out = net.layers[-1]
     nodes["output"] = nir.Output({"output": np.array(out.shape)})
     edges.append((lname[out.name], "output"))
@@ -491,8 +490,7 @@ def _cells(nodes: dict[str, Any], edges: list[tuple[str, str]], inp: str, out: s
             ps = [through(p) for p in pred[k]]
             if len(ps) == 1 and _kind(nodes[ps[0]]) in ("LI", "I") and ps[0] != k:
                 c = ps[0]
-                cs = [s for s in succ[c]]
-                if len(cs) == 1 and c not in fused and _kind(nodes[k]) != "Threshold":
+                if len(succ[c]) == 1 and c not in fused and _kind(nodes[k]) != "Threshold":
                     fused[c] = k
     cells: dict[str, _Cell] = {}
     for k, v in nodes.items():
@@ -607,13 +605,32 @@ def _dynamics(cell: _Cell, nodes: dict[str, Any], size: int, dt: float) -> dict[
             "spiking": spiking}  # fmt: skip
 
 
+def _conv_out(wnode: Any, name: str, shape: tuple[int, ...]) -> tuple[tuple[int, ...], dict[str, Any]]:
+    """A NIR Conv2d's output shape on [C, H, W] spikes of ``shape``, and its geometry (stride, padding,
+    dilation as pairs; groups)."""
+    from quantal.compile.ir import conv_out
+
+    w = np.asarray(wnode.weight)
+    if w.ndim != 4:
+        raise NIRError(f"node '{name}': Conv2d weight must be (out, in/groups, kh, kw), got {w.shape}")
+    if len(shape) != 3:
+        raise NIRError(f"node '{name}': a Conv2d needs [C, H, W] spikes, got {list(shape)}")
+    geo: dict[str, Any] = {a: tuple(int(v) for v in np.broadcast_to(_a(wnode, a, 1 if a != "padding" else 0), (2,)))
+                           for a in ("stride", "padding", "dilation")}  # fmt: skip
+    geo["groups"] = int(getattr(wnode, "groups", 1) or 1)
+    out = (w.shape[0], *(conv_out(n, k, s, p, d) for n, k, s, p, d in
+                         zip(shape[1:], w.shape[2:], geo["stride"], geo["padding"], geo["dilation"])))  # fmt: skip
+    if min(out) < 1:
+        raise NIRError(f"node '{name}': a Conv2d of {w.shape} on {list(shape)} has no output")
+    return out, geo
+
+
 def _modules(term: _Term, nodes: dict[str, Any], src_shape: tuple[int, ...], dst_size: int, gain: np.ndarray,
              where: str) -> tuple[Any, list[Any], np.ndarray | None, tuple[int, ...]]:  # fmt: skip
     """The torch modules of one path (spatial maps, synapse with the gains folded in) and its bias per target."""
     import torch
     from torch import nn
 
-    from quantal.compile.ir import conv_out
     from quantal.train import layers as L
 
     spatial, shape, scalar = [], src_shape, 1.0
@@ -659,23 +676,15 @@ def _modules(term: _Term, nodes: dict[str, Any], src_shape: tuple[int, ...], dst
     w = _a(wnode, "weight") * scalar
     bias = _a(wnode, "bias") if kk in ("Affine", "Conv2d") and getattr(wnode, "bias", None) is not None else None
     if kk == "Conv2d":
-        if w.ndim != 4:
-            raise NIRError(f"node '{term.weight}': Conv2d weight must be (out, in/groups, kh, kw), got {w.shape}")
-        if len(shape) != 3:
-            raise NIRError(f"node '{term.weight}': a Conv2d needs [C, H, W] spikes, got {list(shape)}")
-        st, pd, dl = (tuple(int(v) for v in np.broadcast_to(_a(wnode, a, 1 if a != "padding" else 0), (2,)))
-                      for a in ("stride", "padding", "dilation"))  # fmt: skip
-        groups = int(getattr(wnode, "groups", 1) or 1)
-        out = (w.shape[0], *(conv_out(n, k, s, p, d) for n, k, s, p, d in zip(shape[1:], w.shape[2:], st, pd, dl)))
-        if math.prod(out) != dst_size or shape[0] != w.shape[1] * groups:
+        out, geo = _conv_out(wnode, term.weight, shape)
+        if math.prod(out) != dst_size or shape[0] != w.shape[1] * geo["groups"]:
             raise NIRError(f"node '{term.weight}': a Conv2d of {w.shape} on {list(shape)} gives {list(out)}, the "
                            f"neuron node '{where}' has {dst_size} neurons")  # fmt: skip
         g3 = g.reshape(out)
         if not np.allclose(g3, g3[:, :1, :1], rtol=1e-9, atol=0):  # (dt / tau) (tau / dt) is 1 only up to rounding
             raise NIRError(f"node '{where}': per-neuron time constants or gains must be uniform per channel under a "
                            "Conv2d")  # fmt: skip
-        mod = nn.Conv2d(shape[0], w.shape[0], w.shape[2:], stride=st, padding=pd, dilation=dl, groups=groups,
-                        bias=False, dtype=torch.float64)  # fmt: skip
+        mod = nn.Conv2d(shape[0], w.shape[0], w.shape[2:], bias=False, dtype=torch.float64, **geo)
         with torch.no_grad():
             mod.weight.copy_(torch.from_numpy(w * g3[:, 0, 0, None, None, None]))
         b = None if bias is None else np.broadcast_to(bias.reshape(-1, 1, 1), out).reshape(-1)
@@ -703,27 +712,11 @@ def _float_graph(graph: Any, dt: float, reset: str = "zero") -> tuple[Any, int, 
     by = {c.membrane: c for c in cells}
     input_shape = _input_shape(nodes[inp], inp)
     # depth-first order from the input: a term is recurrent when its source is on the walk's stack (or itself)
-    order, back, state = [], set(), {}
-
-    succ: dict[str, list[tuple[_Cell, _Term]]] = {}
+    succ: dict[str, list[tuple[int, str]]] = {}
     for c in cells:
         for t in c.terms:
-            succ.setdefault(t.source, []).append((c, t))
-    stack: list[tuple[str, Any]] = [(inp, iter(succ.get(inp, [])))]
-    state[inp] = 1
-    while stack:
-        n, it = stack[-1]
-        for c, t in it:
-            if state.get(c.membrane) == 1:
-                back.add(id(t))
-            elif c.membrane not in state:
-                state[c.membrane] = 1
-                stack.append((c.membrane, iter(succ.get(c.membrane, []))))
-                break
-        else:
-            state[n] = 2
-            order.append(n)
-            stack.pop()
+            succ.setdefault(t.source, []).append((id(t), c.membrane))
+    order, back, state = _walk([inp], succ)
     missing = [c.membrane for c in cells if c.membrane not in state]
     if missing:
         raise NIRError(f"node '{missing[0]}': not reachable from the input")
@@ -757,7 +750,7 @@ def _float_graph(graph: Any, dt: float, reset: str = "zero") -> tuple[Any, int, 
             sp = _Spikes(INPUT if t.source == inp else by[t.source].name, shapes[t.source])
             for s in spatial:
                 sp = _spatial(sp, s, t.weight or c.membrane)
-            pr = _float_projection(_proj_name(c, t, len(c.terms)), sp, mod, c.name, tuple(shape), t.weight or n)
+            pr = _float_projection(_proj_name(c, t), sp, mod, c.name, tuple(shape), t.weight or n)
             pr.delay = depth[n] - depth[t.source] + t.delay - 1
             projections.append(pr)
         shapes[n] = tuple(shape)
@@ -786,7 +779,7 @@ def _float_graph(graph: Any, dt: float, reset: str = "zero") -> tuple[Any, int, 
         sp = _Spikes(by[t.source].name, shapes[t.source])
         for s in spatial:
             sp = _spatial(sp, s, t.weight or n)
-        pr = _float_projection(_proj_name(c, t, len(c.terms)), sp, mod, c.name, shapes[n], t.weight or n)
+        pr = _float_projection(_proj_name(c, t), sp, mod, c.name, shapes[n], t.weight or n)
         d = depth[n] - depth[t.source] + t.delay  # the peer's implicit step closes the loop
         if d < 0:
             raise NIRError(f"node '{t.weight or n}': a recurrent edge from '{t.source}' back to '{n}' spans "
@@ -816,7 +809,7 @@ def _fresh_name(base: str, taken: set[str]) -> str:
     return name
 
 
-def _proj_name(c: _Cell, t: _Term, n_terms: int) -> str:
+def _proj_name(c: _Cell, t: _Term) -> str:
     return _node_name(t.weight) if t.weight else f"{c.name}_in_{_node_name(t.source)}"
 
 
@@ -835,20 +828,12 @@ def _size_of(t: _Term, nodes: dict[str, Any], src_shape: tuple[int, ...]) -> tup
     wt = np.asarray(w.weight)
     if _kind(w) != "Conv2d":
         return (wt.shape[0],), int(wt.shape[0])
-    from quantal.compile.ir import conv_out
-
     shape = src_shape
     for _, node in t.pre:
         if _kind(node) in ("SumPool2d", "AvgPool2d"):
             k = int(np.asarray(node.kernel_size).reshape(-1)[0])
             shape = (shape[0], shape[1] // k, shape[2] // k)
-    if len(shape) != 3 or wt.ndim != 4:
-        raise NIRError(f"node '{t.weight}': a Conv2d needs [C, H, W] spikes, got {list(shape)}")
-    st, pd, dl = (tuple(int(v) for v in np.broadcast_to(_a(w, a, 1 if a != "padding" else 0), (2,)))
-                  for a in ("stride", "padding", "dilation"))  # fmt: skip
-    out = (wt.shape[0], *(conv_out(n, k, s, p, d) for n, k, s, p, d in zip(shape[1:], wt.shape[2:], st, pd, dl)))
-    if min(out) < 1:
-        raise NIRError(f"node '{t.weight}': a Conv2d of {wt.shape} on {list(shape)} has no output")
+    out, _ = _conv_out(w, t.weight, shape)
     return out, int(np.prod(out))
 
 
