@@ -87,7 +87,9 @@ def run(epochs: int = 6, out_dir: str | Path = "runs/own_model", log=print) -> d
         qopt.zero_grad()
         loss.backward()
         qopt.step()
-    net = qnet.to_network("digit_cnn", metadata={"input": {"encoder": "rate", "steps": STEPS, "run_steps": run_steps}})
+    # the input encoding in the metadata lets `quantal eval --data digits` and `quantal report` encode test digits
+    spec = {"dataset": "digits", "encoder": "rate", "steps": STEPS, "run_steps": run_steps}
+    net = qnet.to_network("digit_cnn", metadata={"input": spec})
     path = save(net, Path(out_dir) / "digit_cnn.qnet")
     res["network"] = str(path)
     log(f"wrote {path}: " + ", ".join(f"{r['name']} scale {r['scale']:g}" for r in report))

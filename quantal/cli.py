@@ -103,7 +103,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     out = Simulator(net, device).run(spikes, spec, progress=sys.stderr.isatty() and not args.quiet)
     atomic_write(args.out, lambda f: np.savez(f, **out))
-    if not args.quiet:
+    if args.json:
+        print(json.dumps({"out": str(args.out), "samples": int(spikes.shape[0]), "steps": steps or int(spikes.shape[1]),
+                          "seed": args.seed, "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
+                                                        for k, v in out.items()}}))  # fmt: skip
+    elif not args.quiet:
         parts = [f"{k} {v.shape}" for k, v in out.items()]
         print(f"wrote {args.out}: " + ", ".join(parts))
     return 0
@@ -153,8 +157,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     rows = train(cfg, args.out, progress=sys.stderr.isatty())
     if getattr(args, "json", False):
-        import json
-
         print(json.dumps({"run": str(args.out), "epochs": len(rows), "final": rows[-1] if rows else None}))
     elif rows:
         print(f"done: {len(rows)} epochs, test accuracy {rows[-1]['test_acc']:.1%}; run in {args.out}")
@@ -168,8 +170,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
     net, rep = compile_run(args.run, args.out, calibration=args.calibration, limit=args.limit, seed=args.seed,
                            name=args.name, log=(lambda *a: None) if args.quiet or as_json else print)  # fmt: skip
     if as_json:
-        import json
-
         print(json.dumps({"network": str(args.out), "layers": [la.name for la in net.layers], **rep}, default=str))
     elif not args.quiet:
         acc = rep["accuracy"]
@@ -225,8 +225,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     res = sweep.run(args.sweep, out, workers=args.workers, scheduler=args.scheduler,
                     progress=sys.stderr.isatty(), log=(lambda *a: None) if as_json else print)  # fmt: skip
     if as_json:
-        import json
-
         print(json.dumps(res, default=str))
         return 0
     print(f"{res['ran']} tasks run, {res['skipped']} already done, {res['seconds']:.1f} s; results in "
@@ -256,8 +254,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UsageError(str(e).splitlines()[-1]) from None
     steps = next(iter(hw.values())).shape[1]
     if getattr(args, "json", False):
-        import json
-
         print(json.dumps({"target": args.target, "identical": div is None, "layers": len(net.layers),
                           "samples": int(x.shape[0]), "steps": int(steps), "seed": args.seed, "trial": args.trial,
                           "first_divergence": div}))  # fmt: skip
@@ -286,11 +282,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         from quantal.targets import netx
 
         path = netx.export(net, args.out, steps=args.steps)
-        print(f"wrote {path} (NetX HDF5, {len(net.layers)} CUBA layers)")
+        if args.json:
+            print(json.dumps({"target": "netx", "out": str(path), "layers": [la.name for la in net.layers]}))
+        else:
+            print(f"wrote {path} (NetX HDF5, {len(net.layers)} CUBA layers)")
         return 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         path = qnir.export(net, args.out, dt=args.dt)
+    if args.json:
+        print(json.dumps({"target": "nir", "out": str(path), "dt": args.dt, "layers": [la.name for la in net.layers],
+                          "warnings": [str(w.message) for w in caught]}))  # fmt: skip
+        return 0
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"wrote {path} (NIR, dt = {args.dt:g} s)")
@@ -320,6 +323,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         net = netx.read_network(args.model, name=args.name or Path(args.model).stem)
         save(net, args.out)
         steps = (net.metadata.get("input") or {}).get("run_steps")
+        if args.json:
+            print(json.dumps({"format": "netx", "out": str(args.out), "exact": True, "run_steps": steps,
+                              "layers": [la.name for la in net.layers]}))  # fmt: skip
+            return 0
         print(f"wrote {args.out}: {len(net.layers)} layers ({', '.join(la.name for la in net.layers)}), exactly "
               f"(NetX integers){f'; tSample {steps} steps' if steps else ''}")  # fmt: skip
         return 0
@@ -340,9 +347,13 @@ def cmd_import(args: argparse.Namespace) -> int:
                                           "max_rate": 1.0, "run_steps": args.steps + lag}}  # fmt: skip
         net = net.replace(metadata=meta)
     save(net, args.out)
+    lag = (net.metadata.get("nir") or {}).get("delay_steps")
+    if args.json:
+        print(json.dumps({"format": "nir", "out": str(args.out), "exact": not rows, "delay_steps": lag,
+                          "layers": [la.name for la in net.layers], "quantization": rows}, default=str))  # fmt: skip
+        return 0
     how = "exactly (quantal metadata)" if not rows else "quantised with the compile calibration"
     print(f"wrote {args.out}: {len(net.layers)} layers ({', '.join(la.name for la in net.layers)}), {how}")
-    lag = (net.metadata.get("nir") or {}).get("delay_steps")
     if lag is not None:
         print(f"  the output lags the NIR graph's by {lag} steps (one per layer): quantal run's step t + {lag} is the "
               "graph's step t")  # fmt: skip
@@ -372,8 +383,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not Path(args.run).is_dir():
         raise UsageError(f"{args.run}: no such run directory")
-    path = report.write(args.run, args.out)
-    print(f"wrote {path}")
+    path = report.write(args.run, args.out, sample=args.sample, seed=args.seed)
+    print(json.dumps({"report": str(path), "bytes": path.stat().st_size}) if args.json else f"wrote {path}")
     return 0
 
 
@@ -426,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--time", type=_float_arg("--time"), default=None,
                    help="seconds since programming (drift), overrides the device file's time")  # fmt: skip
     r.add_argument("-q", "--quiet", action="store_true")
+    r.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
     r.set_defaults(func=cmd_run)
 
     t = sub.add_parser("train", help="train a stochastic network from a YAML configuration")
@@ -505,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--dt", type=float, default=1e-4, help="seconds per step in the NIR graph (default 1e-4)")
     x.add_argument("--steps", type=_int_arg("--steps", 1), default=None,
                    help="NetX: steps per sample (tSample; default: the network's stored run_steps)")
+    x.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
     x.set_defaults(func=cmd_export)
 
     im = sub.add_parser("import", help="read a NIR graph (quantal's or a peer's) or a NetX HDF5 file into a .qnet")
@@ -518,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--name", default=None)
     im.add_argument("--reset", choices=("zero", "subtract"), default="zero",
                     help="reset of imported neurons: zero (NIR's v_reset = 0, default) or subtract (sinabs, spyx)")
+    im.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
     wu = sub.add_parser("warmup", help="compile hwsim's kernels into Numba's cache (make does this after install)")
     wu.add_argument("-q", "--quiet", action="store_true")
     wu.set_defaults(func=cmd_warmup)
@@ -526,6 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="one self-contained HTML page of a run, sweep or demo folder")
     rp.add_argument("run", metavar="RUN_DIR")
     rp.add_argument("--out", default=None, metavar="REPORT.html", help="default: RUN_DIR/report.html")
+    rp.add_argument("--sample", type=_int_arg("--sample", 0), default=0, metavar="N",
+                    help="test sample whose spike raster each network shows (default 0)")
+    rp.add_argument("--seed", type=_int_arg("--seed", 0, 2**64 - 1), default=0,
+                    help="random streams of that run (default 0)")
+    rp.add_argument("--json", action="store_true", help="machine-readable output (one JSON object)")
     rp.set_defaults(func=cmd_report)
     return p
 

@@ -90,8 +90,12 @@ def activity(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0) -> 
             events = src[:, : max(steps - 1 - p.delay, 0)].sum(axis=(0, 1)).astype(np.int64)
             synops += float((events * fan_out(net, pi)).sum()) / n
         s = out[f"{la.name}.spikes"]
-        per_layer.append({"name": la.name, "synops": synops, "spikes": float(s.sum()) / n,
-                          "neuron_updates": float(la.size * steps)})  # fmt: skip
+        row = {"name": la.name, "synops": synops, "spikes": float(s.sum()) / n,
+               "neuron_updates": float(la.size * steps)}  # fmt: skip
+        # the layer's share of the estimate: its input synaptic operations, its neurons' updates and spikes
+        row["energy_nj"] = (row["synops"] * E_SYNOP_PJ + row["neuron_updates"] * E_NEURON_UPDATE_PJ
+                            + row["spikes"] * E_SPIKE_PJ) / 1000.0  # fmt: skip
+        per_layer.append(row)
     tot = {q: sum(r[q] for r in per_layer) for q in ("synops", "spikes", "neuron_updates")}
     energy = (tot["synops"] * E_SYNOP_PJ + tot["neuron_updates"] * E_NEURON_UPDATE_PJ
               + tot["spikes"] * E_SPIKE_PJ)  # fmt: skip

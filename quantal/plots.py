@@ -116,9 +116,10 @@ def accuracy_bars(bars: list[tuple[str, float, tuple[float, float] | None]], pat
     return _save(fig, path)
 
 
-def raster(layers: list[tuple[str, np.ndarray]], readout: tuple[str, np.ndarray] | None, path: str | Path,
-           title: str = "") -> Path:  # fmt: skip
-    """Spike rasters (steps, neurons) of one sample per layer, and the readout's v over time."""
+def raster(layers: list[tuple[str, np.ndarray]], readout: tuple[str, np.ndarray] | None, path: str | Path | None,
+           title: str = "") -> Any:  # fmt: skip
+    """Spike rasters (steps, neurons) of one sample per layer, and the readout's v over time. Returns the PNG
+    bytes when ``path`` is None."""
     n = len(layers) + (readout is not None)
     fig, axes = _figure(n, 1, figsize=(6, 1.6 + 1.5 * n), sharex=True)
     axes = np.atleast_1d(axes)
@@ -130,14 +131,21 @@ def raster(layers: list[tuple[str, np.ndarray]], readout: tuple[str, np.ndarray]
     if readout is not None:
         name, v = readout
         ax = axes[-1]
+        top = float(np.abs(v).max(initial=0))
+        e = int(np.floor(np.log10(top))) if top >= 1000 else 0  # the axis' multiplier, stated in its label
+        win = int(np.argmax(v[-1])) if v.size else -1
         for k in range(v.shape[1]):
-            ax.plot(np.arange(v.shape[0]), v[:, k], label=str(k), lw=1)
-        ax.set_ylabel(f"{name}\nv (IR units,\n64 x the synaptic input)")
-        ax.legend(ncol=5, fontsize=6, loc="upper left", title="output neuron", title_fontsize=6)
+            ax.plot(np.arange(v.shape[0]), v[:, k] / 10.0**e, label=f"{k} (max)" if k == win else str(k),
+                    lw=2.4 if k == win else 0.9, color=PALETTE[k % len(PALETTE)],
+                    ls="-" if k < len(PALETTE) else "--", zorder=3 if k == win else 2)  # fmt: skip
+        unit = f" x 10^{e}" if e else ""
+        ax.set_ylabel(f"{name}\nv{unit}\n(IR units: 64 x\nthe synaptic input)")
+        ax.legend(ncol=2, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="output neuron",
+                  title_fontsize=6, frameon=False)
     axes[-1].set_xlabel("step")
     if title:
         axes[0].set_title(title)
-    return _save(fig, path)
+    return _save_or_bytes(fig, path)
 
 
 def weight_drift_histogram(net: Any, path: str | Path | None = None, *, preset: str = "pcm",
@@ -170,16 +178,22 @@ def weight_drift_histogram(net: Any, path: str | Path | None = None, *, preset: 
 
 
 def layer_activity(layers: list[dict[str, Any]], path: str | Path | None = None) -> Any:
-    """Per layer: spikes and synaptic operations per inference (bars), from an activity report (``name``,
-    ``spikes``, ``synops``). Returns the PNG bytes when ``path`` is None."""
-    fig, axes = _figure(1, 2, figsize=(8.4, 2.8))
+    """Per layer: spikes, synaptic operations and (when the report has it, ``energy_nj``) the estimated energy
+    per inference (bars), from an activity report (``name``, ``spikes``, ``synops``). Returns the PNG bytes when
+    ``path`` is None."""
+    panels = [("spikes", "spikes per inference"), ("synops", "synaptic operations per inference")]
+    if all("energy_nj" in r for r in layers):
+        panels.append(("energy_nj", "estimated energy per inference (nJ)"))
+    fig, axes = _figure(1, len(panels), figsize=(4.2 * len(panels), 2.8))
     names = [str(r["name"]) for r in layers]
-    for ax, key, title in ((axes[0], "spikes", "spikes per inference"), (axes[1], "synops",
-                                                                          "synaptic operations per inference")):
-        ax.bar(range(len(names)), [float(r.get(key, 0)) for r in layers], color=PALETTE[0])
+    for ax, (key, title) in zip(np.atleast_1d(axes), panels):
+        vals = [float(r.get(key, 0)) for r in layers]
+        bars = ax.bar(range(len(names)), vals, color=PALETTE[0])
+        ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 10 else f"{v:.2g}" for v in vals], fontsize=7)
         ax.set_xticks(range(len(names)), names, fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
+        ax.margins(y=0.15)
     return _save_or_bytes(fig, path)
 
 
@@ -190,11 +204,13 @@ def quantization_errors(rows: list[dict[str, Any]], path: str | Path | None = No
     names = [str(r.get("name")) for r in rows]
     err = [float(r.get("mean_abs_weight_error_lsb") or 0.0) for r in rows]
     sat = [float(r.get("saturated_weights") or 0) / max(float(r.get("weights") or 1), 1.0) for r in rows]
-    axes[0].bar(range(len(names)), err, color=PALETTE[2])
+    axes[0].bar_label(axes[0].bar(range(len(names)), err, color=PALETTE[2]), fmt="%.3g", fontsize=7)
     axes[0].axhline(0.25, color="0.5", ls="--", lw=1, label="uniform rounding (0.25 LSB)")
     axes[0].set_title("mean |weight error| (LSB)", fontsize=9)
     axes[0].legend(fontsize=7, frameon=False)
-    axes[1].bar(range(len(names)), [100 * v for v in sat], color=PALETTE[3])
+    pct = [100 * v for v in sat]
+    axes[1].bar_label(axes[1].bar(range(len(names)), pct, color=PALETTE[3]), fmt="%.2g", fontsize=7)
+    axes[1].set_ylim(0, max(1.0, 1.2 * max(pct, default=0.0)))  # a 0-1% axis when nothing saturates
     axes[1].set_title("saturated weights (%)", fontsize=9)
     for ax in axes:
         ax.set_xticks(range(len(names)), names, fontsize=8)

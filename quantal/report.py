@@ -20,6 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from quantal.compile.ir import atomic_write
 from quantal.plots import human_time  # numpy only: matplotlib loads when a figure is drawn
 
@@ -54,12 +56,16 @@ def _fmt(v: Any, key: str = "") -> str:
     pct = any(t in k for t in PERCENT_KEYS) and "loss" not in k
     if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and pct:
         return f"[{v[0]:.1%}, {v[1]:.1%}]"
-    if isinstance(v, bool) or v is None:
+    if v is None:
+        return "&ndash;"  # not applicable (a layer without input projections, a field the file lacks)
+    if isinstance(v, bool):
         return html.escape(str(v))
     if isinstance(v, (int, float)) and k == "time":
         return html.escape(human_time(float(v)))
     if isinstance(v, float) and pct and 0.0 <= v <= 1.0:
         return f"{v:.1%}"
+    if isinstance(v, float) and abs(v) >= 1000:
+        return f"{v:,.0f}"  # counts per inference: 22,207 rather than 2.221e+04
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, (dict, list)):
@@ -245,8 +251,48 @@ def _json(p: Path) -> Any:
         return None
 
 
-def build(root: str | Path) -> str:
-    """The report's HTML for the folder ``root``."""
+MAX_RASTER_NEURONS = 4096  # per layer: wider layers are drawn as their first 4,096 neurons
+
+
+def sample_raster(net: Any, sample: int = 0, seed: int = 0) -> tuple[bytes | None, str]:
+    """The spike raster of test sample ``sample`` of the network's own dataset (``metadata.input.dataset``,
+    encoded as its metadata says, the encoder and the random streams seeded by ``seed`` and the sample's index,
+    as ``quantal eval`` runs it): (PNG bytes, caption), or (None, why not)."""
+    from quantal.compile.runspec import RunSpec
+    from quantal.hwsim import simulate
+    from quantal.pipeline import PipelineError, encoded_dataset
+    from quantal.plots import raster
+
+    meta = net.metadata.get("input") if isinstance(net.metadata, dict) else None
+    data = meta.get("dataset") if isinstance(meta, dict) else None
+    if not isinstance(data, str):
+        return None, "no spike raster: the network's metadata names no dataset (metadata.input.dataset)"
+    try:
+        x, y, spec = encoded_dataset(net, data, seed=seed, limit=sample + 1)
+    except (PipelineError, OSError, ValueError) as e:
+        return None, f"no spike raster: {e}"
+    if sample >= len(x):
+        return None, f"no spike raster: the {data} test split has {len(x)} samples, not a sample {sample}"
+    names = [la.name for la in net.layers]
+    res = simulate(net, x[sample:sample + 1], RunSpec(steps=int(spec["run_steps"]), seed=seed, record=("spikes", "v"),
+                                                      layers=tuple(names)), sample_offset=sample)  # fmt: skip
+    out = net.layers[-1]
+    rows = [("input", x[sample, :, :MAX_RASTER_NEURONS])]
+    rows += [(n, res[f"{n}.spikes"][0][:, :MAX_RASTER_NEURONS]) for n in names[:-1]]
+    last = (out.name, res[f"{out.name}.v"][0]) if out.neuron.kind == "readout" else None
+    if last is None:
+        rows.append((out.name, res[f"{out.name}.spikes"][0][:, :MAX_RASTER_NEURONS]))
+    pred = int(np.argmax(res[f"{out.name}.v"][0][-1])) if out.neuron.kind == "readout" else None
+    title = f"{data} test sample {sample}: label {int(y[sample])}" + ("" if pred is None else f", predicted {pred}")
+    png = raster(rows, last, None, title=title)
+    return png, (f"spikes per layer of {data} test sample {sample} (label {int(y[sample])}"
+                 + ("" if pred is None else f", predicted {pred}") + f"), one run with seed {seed}"
+                 + (", and the readout's v" if last else ""))  # fmt: skip
+
+
+def build(root: str | Path, *, sample: int = 0, seed: int = 0) -> str:
+    """The report's HTML for the folder ``root``; each network with a dataset in its metadata gets the spike
+    raster of test sample ``sample`` (run with ``seed``)."""
     from quantal.compile.ir import IRError, load
     from quantal.inspect import report as inspect_report
 
@@ -299,9 +345,14 @@ def build(root: str | Path) -> str:
         cols = ["name", "kind", "size", "n_in", "synapses", "stochastic_synapses", "weight_bits", "weight_exp",
                 "current_decay", "voltage_decay", "threshold", "memory_bytes", "cores"]  # fmt: skip
         net_q = load(q)
-        parts += [f"<h2>Network: {html.escape(str(q.relative_to(root)))}</h2>", graph_svg(net_q),
+        png, caption = sample_raster(net_q, sample, seed)
+        side = (f"<div>{_png(png, caption)}</div>" if png is not None
+                else f"<div><p><small>{html.escape(caption)}</small></p></div>")  # fmt: skip
+        parts += [f"<h2>Network: {html.escape(str(q.relative_to(root)))}</h2>",
+                  f"<div class='row'><div>{graph_svg(net_q)}"
                   "<p><small>boxes: the input and the layers; arrows: projections (dashed: stochastic synapses; "
-                  "a loop: recurrence)</small></p>", table(rep["layers"], cols), table([rep["totals"]])]
+                  f"a loop: recurrence)</small></p></div>{side}</div>", table(rep["layers"], cols),
+                  table([rep["totals"]])]
         from quantal.plots import weight_drift_histogram
 
         hist = weight_drift_histogram(net_q)
@@ -341,8 +392,8 @@ def build(root: str | Path) -> str:
             f"<script>{SCRIPT}</script></body></html>")  # fmt: skip
 
 
-def write(root: str | Path, out: str | Path | None = None) -> Path:
+def write(root: str | Path, out: str | Path | None = None, *, sample: int = 0, seed: int = 0) -> Path:
     """Write the report (default ``RUN_DIR/report.html``) atomically; returns its path."""
-    text = build(root)
+    text = build(root, sample=sample, seed=seed)
     path = Path(out) if out is not None else Path(root) / "report.html"
     return atomic_write(path, lambda f: f.write(text.encode()))

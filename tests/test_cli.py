@@ -331,3 +331,31 @@ def test_write_errors_name_the_users_path_not_a_temporary_file(files):
     for out in (tmp / "outdir", "/proc/quantal-test/o.npz"):
         r = cli("run", str(netp), "--input", str(xp), "--out", str(out))
         assert r.returncode == 2 and str(out) in r.stderr and ".tmp" not in r.stderr, r.stderr
+
+
+def test_every_command_that_writes_results_reports_them_as_json(files):
+    """run, export and import print one JSON object with --json, and it describes the files they wrote."""
+    net, netp, x, xp, tmp = files
+    r = cli("run", str(netp), "--input", str(xp), "--out", str(tmp / "o.npz"), "--record", "spikes,counts",
+            "--json")  # fmt: skip
+    rep = json.loads(r.stdout)
+    got = np.load(tmp / "o.npz")
+    assert rep["samples"] == 5 and {k: v["shape"] for k, v in rep["arrays"].items()} == {
+        k: list(got[k].shape) for k in got.files}
+    r = cli("export", str(netp), "--target", "nir", "-o", str(tmp / "n.nir"), "--json")
+    rep = json.loads(r.stdout)
+    assert rep["out"] == str(tmp / "n.nir") and rep["layers"] == [la.name for la in net.layers]
+    assert any("escape noise" in w for w in rep["warnings"]) and r.stderr == ""
+    r = cli("import", str(tmp / "n.nir"), "-o", str(tmp / "back.qnet"), "--json")
+    rep = json.loads(r.stdout)
+    assert rep["exact"] is True and ir.load(tmp / "back.qnet").layers == net.layers
+    from tests.targets.test_netx import netx_network
+
+    det = netx_network(np.random.default_rng(2), [6, 5, 4])
+    ir.save(det, tmp / "det.qnet")
+    r = cli("export", str(tmp / "det.qnet"), "--target", "netx", "-o", str(tmp / "det.h5"), "--steps", "6", "--json")
+    assert json.loads(r.stdout)["target"] == "netx", r.stderr
+    r = cli("import", str(tmp / "det.h5"), "-o", str(tmp / "det2.qnet"), "--json")
+    back = ir.load(tmp / "det2.qnet")  # NetX keeps no layer names
+    assert json.loads(r.stdout)["format"] == "netx" and [la.neuron for la in back.layers] == [
+        la.neuron for la in det.layers]

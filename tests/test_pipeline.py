@@ -118,6 +118,9 @@ def test_activity_counts_synaptic_operations_by_hand():
     e = (act["per_inference"]["synops"] * 23.6 + act["per_inference"]["neuron_updates"] * 81.0
          + act["per_inference"]["spikes"] * 1.7) / 1000  # fmt: skip
     assert act["energy_nj_per_inference"] == pytest.approx(e)
+    (row,) = act["layers"]  # one layer: its share is the whole estimate, from its own counts
+    assert row["energy_nj"] == pytest.approx((row["synops"] * 23.6 + row["neuron_updates"] * 81.0
+                                              + row["spikes"] * 1.7) / 1000) == pytest.approx(e)  # fmt: skip
     assert cost.cores(net) == [1]
     big = random_network(np.random.default_rng(0), [400, 400])  # 160,000 synapse bytes > 128 KiB
     assert cost.cores(big) == [2]

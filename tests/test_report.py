@@ -103,3 +103,94 @@ def test_networks_are_drawn_with_every_projection():
     assert svg.count("<rect") == len(net.layers) + 1 and svg.count("marker-end") == len(net.projections)
     assert any(p.source == p.target for p in net.projections) and "C" in svg  # the recurrent loop is a curve
     assert svg.count("stroke-dasharray") == sum(p.synapse.stochastic for p in net.projections)
+
+
+def test_the_raster_of_a_chosen_sample_is_the_reference_executors_run():
+    """The raster's sample is the dataset's test sample N encoded as the metadata says; its prediction is the
+    plain-numpy reference executor's on that sample (same seed, the sample's own random streams)."""
+    import dataclasses
+
+    from quantal.compile import reference
+    from quantal.compile.runspec import RunSpec
+    from quantal.pipeline import encoded_dataset
+
+    net = random_network(np.random.default_rng(1), [64, 12, 10], release=0.5, readout=True)
+    net = dataclasses.replace(net, metadata={"input": {"dataset": "digits", "encoder": "rate", "steps": 6}})
+    for sample in (0, 7):
+        png, caption = report.sample_raster(net, sample, seed=3)
+        assert png is not None and png.startswith(b"\x89PNG")
+        x, y, spec = encoded_dataset(net, "digits", seed=3, limit=sample + 1)
+        ref = reference.simulate(net, x[sample:sample + 1], RunSpec(steps=spec["run_steps"], seed=3,
+                                 record=("counts",)), sample_offset=sample)  # fmt: skip
+        pred = int(np.argmax(ref[f"{net.layers[-1].name}.counts"][0]))
+        assert f"test sample {sample} (label {int(y[sample])}, predicted {pred})" in caption
+    png, caption = report.sample_raster(net, 10**9)
+    assert png is None and "not a sample" in caption
+    png, caption = report.sample_raster(dataclasses.replace(net, metadata={}), 0)
+    assert png is None and "names no dataset" in caption
+
+
+def test_report_cli_draws_the_chosen_sample(run_dir, tmp_path):
+    out = tmp_path / "r.html"
+    r = subprocess.run([sys.executable, "-m", "quantal", "report", str(run_dir), "--sample", "2", "--out", str(out)],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "no spike raster: the network" in out.read_text()  # the fixture's network names no dataset
+    r = subprocess.run([sys.executable, "-m", "quantal", "report", str(run_dir), "--sample", "-1"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+
+
+@pytest.fixture
+def full_run(tmp_path):
+    """A folder with every kind of result the demo writes: a summary with per-layer activity, a network with its
+    dataset, training metrics and a drift sweep over two devices."""
+    import yaml
+
+    from quantal import cost, sweep
+    from quantal.pipeline import encoded_dataset
+
+    d = tmp_path / "demo"
+    (d / "train").mkdir(parents=True)
+    rows = [{"epoch": 1, "phase": "float", "train_loss": 1.0, "train_acc": 0.5, "test_acc": 0.6, "seconds": 1.0}]
+    (d / "train" / "metrics.json").write_text(json.dumps(rows))
+    net = random_network(np.random.default_rng(0), [64, 24, 10], release=0.5, readout=True)
+    net = net.replace(name="r", metadata={"input": {"dataset": "digits", "encoder": "rate", "steps": 4,
+                                                    "run_steps": 7}})  # fmt: skip
+    netp = ir.save(net, d / "net.qnet")
+    x, _, _ = encoded_dataset(net, "digits", limit=20)
+    act = cost.activity(net, x, 7)
+    summary = {"accuracy": {"float": 0.9, "hwsim_stochastic": {"accuracy": 0.88, "ci95": [0.86, 0.9]}},
+               "activity": act, "fake_quant_equals_hwsim": True}  # fmt: skip
+    (d / "summary.json").write_text(json.dumps(summary))
+    sw = tmp_path / "sw.yaml"
+    sw.write_text(yaml.safe_dump({"name": "drift", "networks": {"a": str(netp)}, "data": {"limit": 40},
+                                  "trials": 2, "grid": {"device": ["ideal", "pcm"], "time": [1, 86400]}}))  # fmt: skip
+    sweep.run(sw, d / "sweep", workers=1)
+    return d
+
+
+VIEWS = ("At a glance", "spikes per layer of digits test sample", "activity per layer", "weights: stored mantissas",
+         "Sweep: sweep", "Network: net.qnet", "Training: train")  # fmt: skip
+
+
+def test_every_view_is_on_the_page(full_run):
+    text = report.build(full_run)
+    for view in VIEWS:
+        assert view in text, view
+    act = json.loads((full_run / "summary.json").read_text())["activity"]
+    assert all("energy_nj" in r for r in act["layers"])
+    assert sum(r["energy_nj"] for r in act["layers"]) == pytest.approx(act["energy_nj_per_inference"])
+    assert text.count("<svg") >= 1 and len(list((full_run / "sweep").glob("sweep_*.png"))) >= 1
+
+
+@pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true", reason="chromium is not installed")
+def test_chromium_renders_every_view_without_overflow(full_run):
+    assert CHROMIUM is not None, "CI needs Debian's chromium (make apt-deps)"
+    page = report.write(full_run, sample=5)
+    n_img = page.read_text().count("<img")
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                          "--window-size=1280,900", "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout  # fmt: skip
+    assert n_img >= 5 and f'data-images-ok="{n_img}/{n_img}"' in dom
+    assert 'data-overflow="0"' in dom and "test sample 5" in dom
