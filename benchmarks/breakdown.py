@@ -39,9 +39,9 @@ def _words(words, cnt, nw, reps):  # pragma: no cover - compiled
 def _lif(small, a, u, v, dc, dv, th, b, s, reps):  # pragma: no cover - compiled
     for _ in range(reps):
         if small:
-            lif_zero_small(a, u, v, dc, dv, th, b, s)
+            lif_zero_small(a, u, v, dc, dv, th, b, s, 0, u.shape[0])
         else:
-            lif_zero_wide(a, u, v, dc, dv, th, b, s)
+            lif_zero_wide(a, u, v, dc, dv, th, b, s, 0, u.shape[0])
 
 
 def timed(fn, *args) -> float:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 G = np.uint64(0x9E3779B97F4A7C15)
 M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -113,37 +114,124 @@ def accumulate(  # pragma: no cover - compiled
 ):
     # Dense: acc[i] = sum over the cnt active inputs j = idx[a] of (weight_fixed[i, j] + xi_ij * weight[i, j]).
     # Generic over the integer types: int16 or int32 accumulators on int8 weights, int64 on device weights
-    # (Q.16); the caller guarantees no overflow. acc, words and wbytes hold padded(sz) lanes, and the flat
-    # arrays PAD trailing elements; acc[sz:padded(sz)] is scratch.
+    # (Q.16); the caller guarantees that the whole sum cannot overflow, so no partial sum can either, and integer
+    # addition in any order gives the same value. acc holds padded(sz) lanes, and the flat arrays PAD trailing
+    # elements; acc[sz:padded(sz)] is scratch. Columns go four at a time: the accumulator is loaded and stored
+    # once per four columns (measured 1.3-1.9x faster than one at a time).
     szp = padded(sz)
     for i in range(szp):
         acc[i] = 0
     if cnt == 0:
         return
     if has_rel:
-        nw = szp // 8  # whole vectors of words; bytes beyond sz feed only the scratch lanes
-        for a in range(cnt):
-            j = idx[a]
-            k = absorb(hp, j)  # key(seed, 1, trial, sample, t, p, j)
-            for m in range(nw):
-                words[m] = mix(k + G * np.uint64(m + 1))  # word(k, m), wrapping
-            wcol = wT[w_off + j * sz: w_off + j * sz + szp]
-            rcol = relT[rel_off + j * sz: rel_off + j * sz + szp]
-            for i in range(szp):
-                # transmit iff byte i <= release (branch-free, vectorisable)
-                acc[i] += wcol[i] * (wbytes[i] <= rcol[i])
+        _add_released(acc, cnt, idx, sz, wT, w_off, relT, rel_off, hp, words, wbytes)
+    elif acc.itemsize == 4 and wT.itemsize == 1:
+        _add_columns_pairs(acc, cnt, idx, sz, wT, w_off)
     else:
-        for a in range(cnt):
-            j = idx[a]
-            wcol = wT[w_off + j * sz: w_off + j * sz + szp]
-            for i in range(szp):
-                acc[i] += wcol[i]
+        _add_columns(acc, cnt, idx, sz, wT, w_off)
     if has_fix:
-        for a in range(cnt):
-            j = idx[a]
-            fcol = wfT[fix_off + j * sz: fix_off + j * sz + szp]
-            for i in range(szp):
-                acc[i] += fcol[i]
+        if acc.itemsize == 4 and wfT.itemsize == 1:
+            _add_columns_pairs(acc, cnt, idx, sz, wfT, fix_off)
+        else:
+            _add_columns(acc, cnt, idx, sz, wfT, fix_off)
+
+
+@njit(cache=True)  # its own function: inside accumulate's other paths LLVM vectorised it worse (measured)
+def _add_released(acc, cnt, idx, sz, wT, w_off, relT, rel_off, hp, words, wbytes):  # pragma: no cover - compiled
+    # acc[i] += xi_ij * weight[i, j] over the active inputs, xi_ij = (byte i of stream 1's words for j <= release)
+    # stream 1: word(k_j, m) for m < nw2 = szp / 8, whole vectors of words (a count of words that is not a
+    # multiple of 8 leaves a scalar remainder loop that costs more than the words it saves: measured); bytes past
+    # sz feed only the scratch lanes. words holds four columns' words, column c from word c * nw2.
+    szp = padded(sz)
+    nw2 = szp // 8
+    a = 0
+    while a + 4 <= cnt:
+        for c in range(4):
+            k = absorb(hp, idx[a + c])  # key(seed, 1, trial, sample, t, p, j)
+            for m in range(nw2):
+                words[c * nw2 + m] = mix(k + G * np.uint64(m + 1))  # word(k, m), wrapping
+        o0 = w_off + idx[a] * sz
+        o1 = w_off + idx[a + 1] * sz
+        o2 = w_off + idx[a + 2] * sz
+        o3 = w_off + idx[a + 3] * sz
+        w0 = wT[o0:o0 + szp]
+        w1 = wT[o1:o1 + szp]
+        w2 = wT[o2:o2 + szp]
+        w3 = wT[o3:o3 + szp]
+        q0 = o0 - w_off + rel_off
+        q1 = o1 - w_off + rel_off
+        q2 = o2 - w_off + rel_off
+        q3 = o3 - w_off + rel_off
+        r0 = relT[q0:q0 + szp]
+        r1 = relT[q1:q1 + szp]
+        r2 = relT[q2:q2 + szp]
+        r3 = relT[q3:q3 + szp]
+        b0 = wbytes[0:szp]
+        b1 = wbytes[szp:2 * szp]
+        b2 = wbytes[2 * szp:3 * szp]
+        b3 = wbytes[3 * szp:4 * szp]
+        for i in range(szp):
+            # transmit iff byte i <= release (branch-free, vectorisable)
+            acc[i] += ((w0[i] * (b0[i] <= r0[i]) + w1[i] * (b1[i] <= r1[i]))
+                       + (w2[i] * (b2[i] <= r2[i]) + w3[i] * (b3[i] <= r3[i])))  # fmt: skip
+        a += 4
+    while a < cnt:
+        j = idx[a]
+        k = absorb(hp, j)
+        for m in range(nw2):
+            words[m] = mix(k + G * np.uint64(m + 1))
+        wcol = wT[w_off + j * sz: w_off + j * sz + szp]
+        rcol = relT[rel_off + j * sz: rel_off + j * sz + szp]
+        b0 = wbytes[:szp]
+        for i in range(szp):
+            acc[i] += wcol[i] * (b0[i] <= rcol[i])
+        a += 1
+
+
+@njit(cache=True)  # not inline="always": Numba-level inlining keeps LLVM from vectorising the loops below
+def _add_columns(acc, cnt, idx, sz, wT, w_off):  # pragma: no cover - compiled
+    # acc[i] += sum over the active inputs of wT[w_off + j * sz + i], four columns per pass over acc (int16
+    # accumulators: the sum is truncated to int16 lanes, exactly; or device weights into int64)
+    szp = padded(sz)
+    a = 0
+    while a + 4 <= cnt:
+        o0 = w_off + idx[a] * sz
+        o1 = w_off + idx[a + 1] * sz
+        o2 = w_off + idx[a + 2] * sz
+        o3 = w_off + idx[a + 3] * sz
+        c0, c1, c2, c3 = wT[o0:o0 + szp], wT[o1:o1 + szp], wT[o2:o2 + szp], wT[o3:o3 + szp]
+        for i in range(szp):
+            acc[i] += (c0[i] + c1[i]) + (c2[i] + c3[i])
+        a += 4
+    while a < cnt:
+        o0 = w_off + idx[a] * sz
+        c0 = wT[o0:o0 + szp]
+        for i in range(szp):
+            acc[i] += c0[i]
+        a += 1
+
+
+@njit(cache=True)
+def _add_columns_pairs(acc, cnt, idx, sz, wT, w_off):  # pragma: no cover - compiled
+    # int8 weights into int32 accumulators: the four weights summed in int16 first (|.| <= 512, exact), which
+    # vectorises twice as wide as adding each into int32
+    szp = padded(sz)
+    a = 0
+    while a + 4 <= cnt:
+        o0 = w_off + idx[a] * sz
+        o1 = w_off + idx[a + 1] * sz
+        o2 = w_off + idx[a + 2] * sz
+        o3 = w_off + idx[a + 3] * sz
+        c0, c1, c2, c3 = wT[o0:o0 + szp], wT[o1:o1 + szp], wT[o2:o2 + szp], wT[o3:o3 + szp]
+        for i in range(szp):
+            acc[i] += (np.int16(c0[i]) + np.int16(c1[i])) + (np.int16(c2[i]) + np.int16(c3[i]))
+        a += 4
+    while a < cnt:
+        o0 = w_off + idx[a] * sz
+        c0 = wT[o0:o0 + szp]
+        for i in range(szp):
+            acc[i] += c0[i]
+        a += 1
 
 
 @njit(cache=True, inline="always")
@@ -241,96 +329,119 @@ def read_noise(  # pragma: no cover - compiled
 
 
 @njit(cache=True)  # not inline="always": Numba-level inlining keeps LLVM from vectorising the loops below
-def _neuron(i, a_i, u, v, dcf, dvf, thf, bias, sbuf, th_add, wide, subtract, spiking):  # pragma: no cover
+def _neuron(i, k, a_i, u, v, dcf, dvf, thf, bias, sbuf, th_add, wide, subtract, spiking):  # pragma: no cover
+    # Neuron k of the flat state arrays (k = the layer's base + i, unsigned: no wrap-around check), i of the
+    # layer's buffers a and sbuf.
     # d = rz(u * (4096 - current_decay)) + (a << 6): rz is trunc of an exact quotient by 4096. With ``wide`` the
     # 32-bit wraps of a << 6 and of the sum apply; a layer that cannot reach them (``small``) leaves them out.
     if wide:
-        d = wrap32f(np.trunc(u[i] * dcf[i] * INV4096) + wrap32f(a_i * 64.0))
+        d = wrap32f(np.trunc(u[k] * dcf[k] * INV4096) + wrap32f(a_i * 64.0))
     else:
-        d = np.trunc(u[i] * dcf[i] * INV4096) + a_i * 64.0
+        d = np.trunc(u[k] * dcf[k] * INV4096) + a_i * 64.0
     d = _wrap24(d)
     # v = clip(rz(v * (4096 - voltage_decay)) + u + bias, -(2**23 - 1), 2**23 - 1)
-    vv = min(max(np.trunc(v[i] * dvf[i] * INV4096) + d + bias[i], -F_VMAX), F_VMAX)
-    th = thf[i]
+    vv = min(max(np.trunc(v[k] * dvf[k] * INV4096) + d + bias[k], -F_VMAX), F_VMAX)
+    th = thf[k]
     fire = spiking and vv > th + th_add  # strict; th_add is the escape-noise offset theta[U_i] (0 without)
     reset = vv - th if subtract else 0.0  # reset subtract: v -= threshold << 6; reset zero: v = 0
-    v[i] = reset if fire else vv
-    u[i] = d  # u is not reset
+    v[k] = reset if fire else vv
+    u[k] = d  # u is not reset
     sbuf[i] = fire
 
 
 # One loop per combination of the layer's flags (wide: the 32-bit wraps apply; reset subtract; readout), each
 # calling _neuron with constants: a loop-invariant flag tested inside the loop keeps LLVM from vectorising it
-# (measured: 2.7 instead of 0.7 ns per neuron), so the choice is made once per layer, outside the loop.
+# (measured: 2.7 instead of 0.7 ns per neuron), so the choice is made once per layer, outside the loop. They take
+# the whole state arrays and the layer's base offset, not slices: slicing seven arrays for every call cost
+# about 80 ns per layer and step in reference counting (measured), more than updating 256 neurons.
 
 
 @njit(cache=True)
-def lif_zero_small(a, u, v, dcf, dvf, thf, bias, sbuf):  # pragma: no cover - compiled
-    for i in range(u.shape[0]):
-        _neuron(i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, False, False, True)
+def lif_zero_small(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
+    b = np.uint64(base)
+    for i in range(np.uint64(sz)):
+        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, False, False, True)
 
 
 @njit(cache=True)
-def lif_zero_wide(a, u, v, dcf, dvf, thf, bias, sbuf):  # pragma: no cover - compiled
-    for i in range(u.shape[0]):
-        _neuron(i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, True, False, True)
+def lif_zero_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
+    b = np.uint64(base)
+    for i in range(np.uint64(sz)):
+        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, True, False, True)
 
 
 @njit(cache=True)
-def lif_sub_small(a, u, v, dcf, dvf, thf, bias, sbuf):  # pragma: no cover - compiled
-    for i in range(u.shape[0]):
-        _neuron(i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, False, True, True)
+def lif_sub_small(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
+    b = np.uint64(base)
+    for i in range(np.uint64(sz)):
+        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, False, True, True)
 
 
 @njit(cache=True)
-def lif_sub_wide(a, u, v, dcf, dvf, thf, bias, sbuf):  # pragma: no cover - compiled
-    for i in range(u.shape[0]):
-        _neuron(i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, True, True, True)
+def lif_sub_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
+    b = np.uint64(base)
+    for i in range(np.uint64(sz)):
+        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, True, True, True)
 
 
 @njit(cache=True)
-def readout_small(a, u, v, dcf, dvf, thf, bias, sbuf):  # pragma: no cover - compiled
-    for i in range(u.shape[0]):
-        _neuron(i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, False, False, False)
+def readout_small(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
+    b = np.uint64(base)
+    for i in range(np.uint64(sz)):
+        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, False, False, False)
 
 
 @njit(cache=True)
-def readout_wide(a, u, v, dcf, dvf, thf, bias, sbuf):  # pragma: no cover - compiled
-    for i in range(u.shape[0]):
-        _neuron(i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, True, False, False)
+def readout_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
+    b = np.uint64(base)
+    for i in range(np.uint64(sz)):
+        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, True, False, False)
 
 
 @njit(cache=True, inline="always")
-def lif_update(a, u, v, dcf, dvf, thf, bias, sbuf, wide, subtract, spiking):  # pragma: no cover - compiled
-    """One step of a deterministic layer, by the loop specialised for its flags."""
+def lif_update(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz, wide, subtract, spiking):  # pragma: no cover
+    """One step of a deterministic layer (neurons base .. base + sz - 1), by the loop specialised for its flags."""
     if not spiking:
         if wide:
-            readout_wide(a, u, v, dcf, dvf, thf, bias, sbuf)
+            readout_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
         else:
-            readout_small(a, u, v, dcf, dvf, thf, bias, sbuf)
+            readout_small(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
     elif subtract:
         if wide:
-            lif_sub_wide(a, u, v, dcf, dvf, thf, bias, sbuf)
+            lif_sub_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
         else:
-            lif_sub_small(a, u, v, dcf, dvf, thf, bias, sbuf)
+            lif_sub_small(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
     elif wide:
-        lif_zero_wide(a, u, v, dcf, dvf, thf, bias, sbuf)
+        lif_zero_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
     else:
-        lif_zero_small(a, u, v, dcf, dvf, thf, bias, sbuf)
+        lif_zero_small(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
 
 
 @njit(cache=True)
-def lif_update_escape(a, u, v, dcf, dvf, thf, bias, sbuf, wide, subtract, theta, lanes):  # pragma: no cover
+def lif_update_escape(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz, wide, subtract, theta, lanes):  # pragma: no cover
     """One step of a layer with escape noise: spike iff v - (threshold << 6) > theta[U_i] (stream-2 lanes U),
     i.e. v > (threshold << 6) + theta[U_i] (exact: integers below 2**53)."""
-    for i in range(u.shape[0]):
-        _neuron(i, a[i], u, v, dcf, dvf, thf, bias, sbuf, theta[lanes[i]], wide, subtract, True)
+    b = np.uint64(base)
+    for i in range(np.uint64(sz)):
+        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, theta[lanes[i]], wide, subtract, True)
+
+
+@njit(cache=True, inline="always")
+def _add_scaled(a_tot, acc, sz, sc, small):  # pragma: no cover - compiled
+    """a += a_p with a_p = floor(sum * 2**weight_exp) (sc = 2**weight_exp, exact in float64). A layer that is
+    ``small`` (no 32-bit value can wrap: engine, worst case <= 2**24) skips the two 32-bit wraps."""
+    if small:
+        for i in range(sz):
+            a_tot[i] += np.floor(acc[i] * sc)
+    else:
+        for i in range(sz):
+            a_tot[i] = wrap32f(a_tot[i] + wrap32f(np.floor(acc[i] * sc)))
 
 
 @njit(cache=True)
-def at_rest(u, v):  # pragma: no cover - compiled
-    """True when every u and v of the layer is zero."""
-    for i in range(u.shape[0]):
+def at_rest(u, v, base, sz):  # pragma: no cover - compiled
+    """True when every u and v of the layer (neurons base .. base + sz - 1) is zero."""
+    for i in range(base, base + sz):
         if u[i] != 0.0 or v[i] != 0.0:
             return False
     return True
@@ -360,7 +471,8 @@ def run_kernel(  # pragma: no cover - compiled
     max_size = 1
     for li in range(n_layers):
         max_size = max(max_size, size[li])
-    n_words = max((max_size + 3) // 4 + 1, padded(max_size) // 8)  # stream 2's 16-bit lanes, stream 1's bytes
+    # stream 2: 16-bit lanes for every neuron; stream 1: the bytes of four padded columns (see accumulate)
+    n_words = max((max_size + 3) // 4 + 1, 4 * (padded(max_size) // 8))
     max_size = padded(max_size)  # the accumulators' scratch lanes (see accumulate)
     seed_u = np.uint64(seed)
     n_chunks = (n_samples + chunk - 1) // chunk
@@ -382,33 +494,43 @@ def run_kernel(  # pragma: no cover - compiled
         words = np.zeros(n_words, np.uint64)
         wbytes = words.view(np.uint8)  # byte i of the buffer = (words[i // 8] >> 8*(i % 8)) & 0xFF
         wlanes = words.view(np.uint16)  # lane i = (words[i // 4] >> 16*(i % 4)) & 0xFFFF
+        # rest[li]: the layer's u and v are all zero (known without scanning them). Only layers that left rest
+        # are cleared for the next sample, and a layer at rest with no input skips its step (see below).
+        rest = np.ones(n_layers, np.bool_)
         for n in range(c * chunk, min(n_samples, (c + 1) * chunk)):
             sample = np.uint64(sample_offset + n)
-            u[:] = 0
-            v[:] = 0
+            for li in range(n_layers):
+                if not rest[li]:
+                    u[nrn_off[li]:nrn_off[li] + size[li]] = 0
+                    v[nrn_off[li]:nrn_off[li] + size[li]] = 0
+                    rest[li] = True
             cnt = 0
             for s in range(t_in):  # compaction of the input's spikes into per-step index lists
                 row = x[n, s]
                 j0 = 0
-                while j0 + 8 <= n_in:  # 8 channels at a time: sparse input skips most blocks at once
-                    if (row[j0] | row[j0 + 1] | row[j0 + 2] | row[j0 + 3] | row[j0 + 4] | row[j0 + 5] | row[j0 + 6]
-                            | row[j0 + 7]):  # fmt: skip
-                        for j in range(j0, j0 + 8):  # branch-free append of the active ones
-                            in_idx[cnt] = j
-                            cnt += row[j] != 0
-                    j0 += 8
-                for j in range(j0, n_in):
-                    in_idx[cnt] = j
-                    cnt += row[j] != 0
+                while j0 < n_in:
+                    # 64 channels at a time: bit b of m says channel j0 + b spiked (a vectorised compare), then
+                    # the set bits are appended lowest first (2x faster than testing blocks of 8 bytes)
+                    m = np.uint64(0)
+                    if j0 + 64 <= n_in:
+                        for b in range(64):
+                            m |= np.uint64(row[j0 + b] != 0) << np.uint64(b)
+                    else:
+                        for b in range(n_in - j0):
+                            m |= np.uint64(row[j0 + b] != 0) << np.uint64(b)
+                    while m:
+                        in_idx[cnt] = j0 + np.int64(trailing_zeros(m))
+                        cnt += 1
+                        m &= m - np.uint64(1)  # clear the lowest set bit
+                    j0 += 64
                 in_ptr[s + 1] = cnt
             for t in range(steps):
                 slot = t % ring
                 for li in range(n_layers):
                     sz = size[li]
                     base = nrn_off[li]
-                    # ---- synaptic input a = sum_p a_p over the projections into the layer
-                    for i in range(sz):
-                        a_tot[i] = 0.0
+                    # ---- synaptic input a = sum_p a_p over the projections into the layer (a_tot is cleared
+                    # when the first projection with events arrives, or before the update of a layer without any)
                     total_cnt = 0
                     for q in range(tp_ptr[li], tp_ptr[li + 1]):
                         p = tp_list[q]
@@ -427,6 +549,9 @@ def run_kernel(  # pragma: no cover - compiled
                             idx = hist_idx[ss, nrn_off[src]:]
                         if cnt == 0:
                             continue
+                        if total_cnt == 0:
+                            for i in range(sz):
+                                a_tot[i] = 0.0
                         total_cnt += cnt
                         hp = np.uint64(0)
                         if has_rel[p]:  # stream 1: k = key(seed, 1, trial, sample, t, p, j); hp absorbs all but j
@@ -457,20 +582,15 @@ def run_kernel(  # pragma: no cover - compiled
                         if pkind[p] == 0 and cnt * wmax[p] < 32768:
                             accumulate(acc16, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
                                        has_fix[p], wfx, fix_off[p], hp, words, wbytes)
-                            for i in range(sz):
-                                acc[i] = acc16[i]
-                        elif pkind[p] == 0:
+                            _add_scaled(a_tot, acc16, sz, sc, small[li])  # straight from the int16 sums
+                            continue
+                        if pkind[p] == 0:
                             accumulate(acc, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
                                        wfx, fix_off[p], hp, words, wbytes)
                         else:
                             accumulate_conv(acc, scr32, cnt, idx, sz, g, taps, w, w_off[p], has_rel[p], rel, rel_off[p],
                                             has_fix[p], wfx, fix_off[p], hp)
-                        if small[li]:  # no 32-bit value of the layer can wrap (engine: worst case <= 2**24)
-                            for i in range(sz):
-                                a_tot[i] += np.floor(acc[i] * sc)  # a_p = floor(sum * 2**weight_exp)
-                        else:
-                            for i in range(sz):
-                                a_tot[i] = wrap32f(a_tot[i] + wrap32f(np.floor(acc[i] * sc)))
+                        _add_scaled(a_tot, acc, sz, sc, small[li])
                     # ---- escape-noise uniforms, stream 2: k = key(seed, 2, trial, sample, t, layer)
                     e = esc[li]
                     if e >= 0:
@@ -482,20 +602,22 @@ def run_kernel(  # pragma: no cover - compiled
                     # floor/trunc/min/max are exact, so the results equal the integer arithmetic bit for bit
                     # (tests/hwsim) while the loop vectorises on AVX2, which lacks 64-bit integer shifts,
                     # multiplies and min/max.
-                    ub = u[base:base + sz]
-                    vb = v[base:base + sz]
                     # Skip a layer at rest: no input, u = v = 0 and no bias leave every value at zero (and the
                     # outputs were allocated as zeros). Escape noise could still fire at v = 0: never skipped.
-                    if total_cnt == 0 and e < 0 and bias_zero[li] and at_rest(ub, vb):
-                        hist_cnt[slot, li] = 0
-                        continue
+                    if total_cnt == 0:
+                        if e < 0 and bias_zero[li] and (rest[li] or at_rest(u, v, base, sz)):
+                            rest[li] = True
+                            hist_cnt[slot, li] = 0
+                            continue
+                        for i in range(sz):
+                            a_tot[i] = 0.0
+                    rest[li] = False
                     wide = not small[li] or dev
-                    args = (dcf[base:base + sz], dvf[base:base + sz], thf[base:base + sz], biasf[base:base + sz])
                     if e >= 0:
-                        lif_update_escape(a_tot, ub, vb, args[0], args[1], args[2], args[3], sbuf, wide,
-                                          subtract[li], esc_tab[e], wlanes)
+                        lif_update_escape(a_tot, u, v, dcf, dvf, thf, biasf, sbuf, base, sz, wide, subtract[li],
+                                          esc_tab[e], wlanes)
                     else:
-                        lif_update(a_tot, ub, vb, args[0], args[1], args[2], args[3], sbuf, wide, subtract[li],
+                        lif_update(a_tot, u, v, dcf, dvf, thf, biasf, sbuf, base, sz, wide, subtract[li],
                                    spiking[li])
                     ncur = 0
                     hrow = hist_idx[slot]
@@ -509,10 +631,10 @@ def run_kernel(  # pragma: no cover - compiled
                         out_spk[n, t, rs:rs + sz] = sbuf[:sz]
                     if rec_u[li] >= 0:
                         for i in range(sz):
-                            out_u[n, t, rec_u[li] + i] = np.int32(ub[i])
+                            out_u[n, t, rec_u[li] + i] = np.int32(u[base + i])
                     if rec_v[li] >= 0:
                         for i in range(sz):
-                            out_v[n, t, rec_v[li] + i] = np.int32(vb[i])
+                            out_v[n, t, rec_v[li] + i] = np.int32(v[base + i])
                     rc = rec_cnt[li]
                     if rc >= 0 and spiking[li]:
                         for i in range(sz):
