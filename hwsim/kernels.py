@@ -33,6 +33,8 @@ import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+from .simd import compress64
+
 G = np.uint64(0x9E3779B97F4A7C15)
 M1 = np.uint64(0xBF58476D1CE4E5B9)
 M2 = np.uint64(0x94D049BB133111EB)
@@ -457,7 +459,7 @@ def run_kernel(  # pragma: no cover - compiled
     psrc, pdelay, pkind, geo, tab_off, t_ptr, t_out, t_tap, w_off, w, wmax, has_rel, rel_off, rel, has_fix, fix_off,
     wfx, scale_w, qshift,
     dev, noise, s2w, s2f, ntab,
-    rec_spk, rec_u, rec_v, rec_cnt, out_spk, out_u, out_v, out_cnt,
+    rec_spk, rec_u, rec_v, rec_cnt, out_spk, out_u, out_v, out_cnt, simd_compress,
 ):
     n_samples = x.shape[0]
     t_in = x.shape[1]
@@ -507,6 +509,11 @@ def run_kernel(  # pragma: no cover - compiled
             cnt = 0
             for s in range(t_in):  # compaction of the input's spikes into per-step index lists
                 row = x[n, s]
+                if simd_compress:  # 64 channels per masked compress-store (AVX-512; see hwsim/simd.py)
+                    for j0 in range(0, n_in, 64):
+                        cnt = compress64(row, j0, min(64, n_in - j0), in_idx, cnt)
+                    in_ptr[s + 1] = cnt
+                    continue
                 j0 = 0
                 while j0 < n_in:
                     # 64 channels at a time: bit b of m says channel j0 + b spiked (a vectorised compare), then
@@ -556,19 +563,19 @@ def run_kernel(  # pragma: no cover - compiled
                         hp = np.uint64(0)
                         if has_rel[p]:  # stream 1: k = key(seed, 1, trial, sample, t, p, j); hp absorbs all but j
                             hp = layer_key(seed_u, 1, trial, sample, t, p)
-                        g = geo[p]
-                        taps = (t_ptr[tab_off[p]:], t_out, t_tap)  # conv2d tap table (unused for dense)
                         if dev:
                             if pkind[p] == 0:
                                 accumulate(acc64, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
                                            wfx, fix_off[p], hp, words, wbytes)
                             else:
-                                accumulate_conv(acc64, scr64, cnt, idx, sz, g, taps, w, w_off[p], has_rel[p], rel,
-                                                rel_off[p], has_fix[p], wfx, fix_off[p], hp)
+                                accumulate_conv(acc64, scr64, cnt, idx, sz, geo[p], (t_ptr[tab_off[p]:], t_out, t_tap),
+                                                w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p], wfx, fix_off[p],
+                                                hp)  # fmt: skip
                             if noise[p]:  # stream 7: key(seed, 7, trial, sample, t, p, j)
                                 hp7 = layer_key(seed_u, 7, trial, sample, t, p)
-                                read_noise(acc64, cnt, idx, sz, pkind[p], g, taps, w_off[p], has_rel[p], rel,
-                                           rel_off[p], has_fix[p], fix_off[p], hp, hp7, s2w, s2f, ntab)
+                                read_noise(acc64, cnt, idx, sz, pkind[p], geo[p], (t_ptr[tab_off[p]:], t_out, t_tap),
+                                           w_off[p], has_rel[p], rel, rel_off[p], has_fix[p], fix_off[p], hp, hp7, s2w,
+                                           s2f, ntab)  # fmt: skip
                             qs = qshift[p]
                             for i in range(sz):
                                 # a_p = floor(sum_q16 / 2**(16 - weight_exp)), a 32-bit value; a += a_p wraps
@@ -588,8 +595,9 @@ def run_kernel(  # pragma: no cover - compiled
                             accumulate(acc, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
                                        wfx, fix_off[p], hp, words, wbytes)
                         else:
-                            accumulate_conv(acc, scr32, cnt, idx, sz, g, taps, w, w_off[p], has_rel[p], rel, rel_off[p],
-                                            has_fix[p], wfx, fix_off[p], hp)
+                            # the conv2d geometry and tap table (slices, so made only here)
+                            accumulate_conv(acc, scr32, cnt, idx, sz, geo[p], (t_ptr[tab_off[p]:], t_out, t_tap), w,
+                                            w_off[p], has_rel[p], rel, rel_off[p], has_fix[p], wfx, fix_off[p], hp)
                         _add_scaled(a_tot, acc, sz, sc, small[li])
                     # ---- escape-noise uniforms, stream 2: k = key(seed, 2, trial, sample, t, layer)
                     e = esc[li]
@@ -619,11 +627,17 @@ def run_kernel(  # pragma: no cover - compiled
                     else:
                         lif_update(a_tot, u, v, dcf, dvf, thf, biasf, sbuf, base, sz, wide, subtract[li],
                                    spiking[li])
-                    ncur = 0
                     hrow = hist_idx[slot]
-                    for i in range(sz):  # branch-free compaction of the spikes into an index list
-                        hrow[base + ncur] = i
-                        ncur += sbuf[i]
+                    if simd_compress:  # the spikes into an index list, 64 neurons per compress-store
+                        pos = base  # the list of layer li starts at hrow[base]
+                        for i0 in range(0, sz, 64):
+                            pos = compress64(sbuf, i0, min(64, sz - i0), hrow, pos)
+                        ncur = pos - base
+                    else:
+                        ncur = 0
+                        for i in range(sz):  # branch-free compaction of the spikes into an index list
+                            hrow[base + ncur] = i
+                            ncur += sbuf[i]
                     hist_cnt[slot, li] = ncur
                     # ---- recording (per-layer decisions kept out of the neuron loop)
                     rs = rec_spk[li]
