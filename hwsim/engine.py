@@ -55,6 +55,11 @@ class Simulator:
         self.thf = (per["threshold"] << 6).astype(np.float64)  # v > threshold << 6 spikes (MSB alignment)
         bias = np.concatenate([la.neuron.effective_bias(la.size) for la in net.layers]).astype(i64)
         self.biasf = bias.astype(np.float64)
+        # the same as int32 for the integer update of layers that cannot wrap (kernels._neuron_i)
+        self.dci = (4096 - per["current_decay"]).astype(np.int32)
+        self.dvi = (4096 - per["voltage_decay"]).astype(np.int32)
+        self.thi = (per["threshold"] << 6).astype(np.int32)  # threshold <= 131071: below 2**23
+        self.biasi = bias.astype(np.int32)  # |bias_mant << bias_exp| < 2**19
         self.bias_zero = np.array([not bias[o : o + s].any() for o, s in zip(self.nrn_off, self.size)], np.bool_)
         self.spiking = np.array([la.neuron.kind != "readout" for la in net.layers], np.bool_)
         self.subtract = np.array([la.neuron.reset == "subtract" for la in net.layers], np.bool_)
@@ -67,6 +72,7 @@ class Simulator:
                 self.esc[li] = len(tables)
                 tables.append(streams.escape_thresholds(la.neuron.escape_noise.scale).astype(np.float64))
         self.esc_tab = np.stack(tables) if tables else np.zeros((1, streams.ESCAPE_LEVELS), np.float64)
+        self.esc_int = self.esc_tab.astype(np.int64)  # integers below 2**36 (exact in float64)
         # ---- projections, grouped by target
         order = sorted(range(P), key=lambda pi: net.layer_index(net.projections[pi].target))
         self.tp_list = np.array(order, i64) if order else np.zeros(0, i64)
@@ -206,6 +212,7 @@ class Simulator:
                         wfx, self.scale_w, self.qshift, dev, noise, s2w, s2f, ntab,
                         offs["spikes"], offs["u"], offs["v"], offs["counts"],
                         buf["spikes"], buf["u"], buf["v"], buf["counts"], SIMD_COMPRESS,
+                        self.dci, self.dvi, self.thi, self.biasi, self.esc_int, self.wexp,
                     )  # fmt: skip
                     for q in spec.record:
                         for li in recorded:
