@@ -79,9 +79,9 @@ test: $(VENV)/.stamp lava-env peer-envs apt-deps lint
 demo: $(VENV)/.stamp lava-env
 	$(VENV)/bin/python examples/demo.py --out runs/demo
 
-bench: $(VENV)/.stamp
+# one table: W1-W4 against PyTorch, snnTorch and Norse, and Lava at batch 1 (needs the Lava venv for that row)
+bench: $(VENV)/.stamp lava-env
 	$(VENV)/bin/python benchmarks/run.py
-	$(VENV)/bin/python benchmarks/graphs.py
 
 clean:
 	rm -rf $(VENV) $(LAVA_VENV) $(SINABS_VENV) $(SPYX_VENV) runs .pytest_cache .hypothesis

@@ -13,7 +13,8 @@ import time
 import numpy as np
 from numba import njit
 
-from quantal.hwsim.kernels import PAD, G, accumulate, lif_zero_small, lif_zero_wide, mix
+from quantal.hwsim.kernels import PAD, G, accumulate, lif_zero_int, lif_zero_small, lif_zero_wide, mix
+from quantal.hwsim.simd import compress64
 
 
 @njit(cache=True)
@@ -42,6 +43,27 @@ def _lif(small, a, u, v, dc, dv, th, b, s, reps):  # pragma: no cover - compiled
             lif_zero_small(a, u, v, dc, dv, th, b, s, 0, u.shape[0])
         else:
             lif_zero_wide(a, u, v, dc, dv, th, b, s, 0, u.shape[0])
+
+
+@njit(cache=True)
+def _lif_int(a, u, v, dc, dv, th, b, s, reps):  # pragma: no cover - compiled
+    for _ in range(reps):
+        lif_zero_int(a, u, v, dc, dv, th, b, s, 0, u.shape[0])
+
+
+@njit(cache=True)
+def _compact(simd, row, out, reps):  # pragma: no cover - compiled
+    cnt = 0
+    for _ in range(reps):
+        cnt = 0
+        if simd:
+            for j0 in range(0, row.shape[0], 64):
+                cnt = compress64(row, j0, min(64, row.shape[0] - j0), out, cnt)
+        else:
+            for j in range(row.shape[0]):
+                out[cnt] = j
+                cnt += row[j] != 0
+    return cnt
 
 
 def timed(fn, *args) -> float:
@@ -76,6 +98,17 @@ def main() -> None:
         t = timed(_lif, small, a, u, v, dc, dv, th, b, s, 200000) / 200000
         name = "no-wrap path" if small else "with 32-bit wraps"
         rows.append((f"LIF update of 256 neurons ({name})", t * 1e6, t / 256 * 1e9, "ns/neuron"))
+    a = rng.integers(-400, 400, 256).astype(np.int32)
+    ui, vi, bi, s = np.zeros(256, np.int32), np.zeros(256, np.int32), np.zeros(256, np.int32), np.zeros(256, np.uint8)
+    dci, dvi, thi = np.full(256, 3686, np.int32), np.full(256, 3891, np.int32), np.full(256, 19200, np.int32)
+    t = timed(_lif_int, a, ui, vi, dci, dvi, thi, bi, s, 200000) / 200000
+    rows.append(("LIF update of 256 neurons (int32 path)", t * 1e6, t / 256 * 1e9, "ns/neuron"))
+    row = (rng.random(700) < 0.05).astype(np.uint8)
+    out = np.zeros(720, np.int32)
+    for simd in (True, False):
+        t = timed(_compact, simd, row, out, 200000) / 200000
+        name = "masked compress-store (AVX-512)" if simd else "portable loop"
+        rows.append((f"compaction of 700 inputs at 5% ({name})", t * 1e6, t / 700 * 1e9, "ns/input"))
     w = max(len(r[0]) for r in rows)
     print(f"{'piece'.ljust(w)}  us/step  per unit")
     for name, us, per, unit in rows:

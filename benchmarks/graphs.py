@@ -21,9 +21,6 @@ CPU-seconds well below wall x cores. Numba's cold compile is measured separately
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import platform
 import statistics
 import sys
@@ -269,83 +266,89 @@ def snntorch_w4(wts: dict[str, np.ndarray], x: np.ndarray):
     return run
 
 
-# ------------------------------------------------------------------------------------------------- main
-
-
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--json", default=None, help="also write the results as JSON")
-    args = p.parse_args()
-
-    import numba
+def norse_w4(wts: dict[str, np.ndarray], x: np.ndarray):
+    """W4 in Norse: ``LIFRecurrentCell`` (current-based LIF with a recurrent weight, Norse's own discretisation
+    with the IR's decays) and a ``LIFCell`` readout layer, float32."""
+    import norse.torch as nt
     import torch
-    from run import print_table  # benchmarks/run.py, beside this script
 
+    par = nt.LIFParameters(tau_syn_inv=torch.tensor(W4_NEURON["current_decay"] / 4096 / 1e-3),
+                           tau_mem_inv=torch.tensor(W4_NEURON["voltage_decay"] / 4096 / 1e-3),
+                           v_th=torch.tensor(float(W4_NEURON["threshold"])), v_leak=torch.tensor(0.0),
+                           v_reset=torch.tensor(0.0))  # fmt: skip
+    rec = nt.LIFRecurrentCell(700, 256, par, dt=1e-3, autapses=True)
+    rec.input_weights.data = torch.tensor(wts["in"], dtype=torch.float32)
+    rec.recurrent_weights.data = torch.tensor(wts["rec"], dtype=torch.float32)
+    fc_out = torch.nn.Linear(256, 20, bias=False)
+    fc_out.weight.data = torch.tensor(wts["out"], dtype=torch.float32)
+    out = nt.LIFCell(par, dt=1e-3)
+    xs = torch.tensor(x, dtype=torch.float32)
+
+    def run():
+        with torch.no_grad():
+            s1 = s2 = None
+            count = 0
+            for t in range(xs.shape[1]):
+                z, s1 = rec(xs[:, t], s1)
+                z2, s2 = out(fc_out(z), s2)
+                count = count + z2
+        return count
+
+    return run
+
+
+def graph_rows(which: set[str], quick: bool, repeats: int, peer_rates) -> list[tuple]:  # noqa: ANN001
+    """The W3 and W4 rows of benchmarks/run.py's table (``which`` of them): hwsim on the deterministic and the
+    stochastic network, the peers through ``peer_rates`` (1 thread and every core)."""
     from quantal.hwsim import Simulator
 
-    threads = os.cpu_count() or 1
-    torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
-    rows, notes = [], []
+    rows = []
 
     def hwsim_rows(label: str, build, wts: dict, x: np.ndarray, steps: int, peers: dict) -> None:  # noqa: ANN001
-        """Time hwsim on the deterministic and the stochastic network; note the deterministic firing rates."""
         for stochastic in (False, True):
             net = build(wts, stochastic)
             sim = Simulator(net)
             out = net.layers[-1].name
-            rate = timed(lambda sim=sim, out=out: sim.run(x, record=("counts",), layers=(out,)), len(x), args.repeats)
+            rate = timed(lambda sim=sim, out=out: sim.run(x, record=("counts",), layers=(out,)), len(x), repeats)
+            note = ""
             if not stochastic:
                 c = sim.run(x[:8], record=("counts",))
-                notes.append(f"{label.split()[0]} firing (spikes per neuron per step): " + ", ".join(
-                    f"{la.name} {c[f'{la.name}.counts'].mean() / steps:.3f}" for la in net.layers if
-                    la.neuron.kind != "readout"))  # fmt: skip
-            rows.append((label + (", stochastic p=0.5" if stochastic else ""), rate, peers))
+                note = "firing (spikes per neuron per step): " + ", ".join(
+                    f"{la.name} {c[f'{la.name}.counts'].mean() / steps:.3f}" for la in net.layers
+                    if la.neuron.kind != "readout")  # fmt: skip
+            rows.append((label + (", stochastic p=0.5" if stochastic else ""), rate, peers, (None, 10), None, "",
+                         note or "the deterministic peers"))  # fmt: skip
 
-    # ---- W3
-    w3 = w3_weights(rng)
-    n3 = 16 if args.quick else 64
-    x3 = rng.random((n3, 300, 2 * 34 * 34)) < 0.02
-    pb = 16 if args.quick else 32  # peer batch
-    peers3 = {"PyTorch loop": timed(torch_w3(w3, x3[:pb]), pb, args.repeats),
-              "snnTorch": timed(snntorch_w3(w3, x3[:pb]), pb, args.repeats)}  # fmt: skip
-    hwsim_rows("W3 spiking CNN", w3_network, w3, x3, 300, peers3)
+    if "W3" in which:
+        w3 = w3_weights(rng)
+        n3 = 16 if quick else 64
+        x3 = rng.random((n3, 300, 2 * 34 * 34)) < 0.02
+        pb = 16 if quick else 32  # peer batch
+        peers3 = {f"PyTorch loop, {k}": v for k, v in peer_rates(lambda: (torch_w3(w3, x3[:pb]), pb)).items()}
+        peers3.update({f"snnTorch, {k}": v for k, v in peer_rates(lambda: (snntorch_w3(w3, x3[:pb]), pb)).items()})
+        hwsim_rows("W3 spiking CNN", w3_network, w3, x3, 300, peers3)
+    if "W4" in which:
+        w4 = w4_weights(rng)
+        n4 = 200 if quick else 2000
+        x4 = rng.random((n4, 100, 700)) < 0.05
+        pb4 = 64 if quick else 256
+        peers4 = {}
+        for label, fn in (("PyTorch loop", torch_w4), ("snnTorch RLeaky", snntorch_w4), ("Norse", norse_w4)):
+            peers4.update({f"{label}, {k}": v for k, v in peer_rates(lambda fn=fn: (fn(w4, x4[:pb4]), pb4)).items()})
+        hwsim_rows("W4 recurrent LIF 700-256r-20", w4_network, w4, x4, 100, peers4)
+    return rows
 
-    # ---- W4
-    w4 = w4_weights(rng)
-    n4 = 200 if args.quick else 2000
-    x4 = rng.random((n4, 100, 700)) < 0.05
-    pb4 = 64 if args.quick else 256
-    peers4 = {"PyTorch loop": timed(torch_w4(w4, x4[:pb4]), pb4, args.repeats),
-              "snnTorch RLeaky": timed(snntorch_w4(w4, x4[:pb4]), pb4, args.repeats)}  # fmt: skip
-    hwsim_rows("W4 recurrent LIF 700-256r-20", w4_network, w4, x4, 100, peers4)
 
-    print(f"machine: {platform.processor() or platform.machine()}, {threads} cores, vector ISA {vector_isa()}, "
-          f"numba {numba.__version__} ({numba.get_num_threads()} threads), torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads); {args.repeats} repeats per row")  # fmt: skip
-    head = ("workload", "hwsim samples/s min/med/max", "hwsim /CPU-s", "peer", "peer samples/s min/med/max",
-            "peer /CPU-s", "ratio (medians)", "goal >= 10x fastest peer")  # fmt: skip
-    table, results = [head], []
-    for name, rate, peers in rows:
-        fastest = max(peers.values(), key=lambda r: r["median"])["median"]
-        for k, (peer, pr) in enumerate(peers.items()):
-            ratio = rate["median"] / pr["median"]
-            met = rate["median"] >= 10 * fastest
-            table.append((name if k == 0 else "", f"{rate['min']:,.0f} / {rate['median']:,.0f} / {rate['max']:,.0f}"
-                          if k == 0 else "", f"{rate['per_cpu_s']:,.0f}" if k == 0 else "", peer,
-                          f"{pr['min']:,.0f} / {pr['median']:,.0f} / {pr['max']:,.0f}", f"{pr['per_cpu_s']:,.0f}",
-                          f"{ratio:,.1f}x", ("yes" if met else "no") if k == 0 else ""))  # fmt: skip
-            results.append({"workload": name, "hwsim": rate, "peer": peer, "peer_rate": pr, "ratio": ratio,
-                            "met": met})  # fmt: skip
-    print_table(table)
-    for n in notes:
-        print(n)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"isa": vector_isa(), "rows": results, "notes": notes}, f, indent=2)
-    return 0
+# ------------------------------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    """The W3 and W4 rows alone (``make bench`` prints them in benchmarks/run.py's one table)."""
+    sys.argv = [sys.argv[0], "--only", "W3,W4", *sys.argv[1:]]
+    from run import main as run_main  # benchmarks/run.py, beside this script
+
+    return run_main()
 
 
 if __name__ == "__main__":

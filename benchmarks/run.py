@@ -1,17 +1,21 @@
-"""quantal benchmarks: hwsim against peers measured in the same run. Not a test.
+"""quantal benchmarks: hwsim against peers measured in the same run, one table (``make bench``). Not a test.
 
-    python benchmarks/run.py [--quick] [--json OUT.json]
+    python benchmarks/run.py [--quick] [--repeats R] [--only W1,W2,W3,W4,L1] [--json OUT.json]
 
 W1  784-300-300-300-10 memoryless binary layers, every synapse stochastic (p = 0.5), input density 0.2, one
     input step, 5 steps (the wave reaches the last layer at t = 4). Peer: exact Bernoulli sampling of every
     synapse in plain PyTorch (one mask per synapse and sample), same network in float.
-W2  LIF 700-256-20, 100 steps, input density 0.05. Peers: a PyTorch LIF loop (float, batched matmuls) and
-    snnTorch's ``Synaptic`` with the same weights and decays.
+W2  LIF 700-256-20, 100 steps, input density 0.05. Peers: a PyTorch LIF loop (float, batched matmuls),
+    snnTorch's ``Synaptic`` with the same weights and decays, and Norse's ``LIFCell`` (its own discretisation of
+    the same current-based LIF: the same sizes and work).
+W3, W4  the spiking CNN and the recurrent SNN of benchmarks/graphs.py, with their peers.
+L1  Lava at batch 1 (one sample in the graph, as a chip runs it): sample-steps per second of the demo-sized
+    stochastic network of benchmarks/targets.py, against hwsim's on the same network.
 
 hwsim and every peer are timed ``--repeats`` times (after a warm-up call): min / median / max samples per second
 of wall time and the median samples per CPU-second (process time over all threads); the PyTorch peers with 1
-thread and with every core, since their threads collapse on a loaded machine. Goals compare hwsim's median with
-the fastest PyTorch row.
+thread and with every core, since their threads collapse on a loaded machine. Goals (and the lower floors) compare
+hwsim's median with the fastest PyTorch row for W1 and W2, with the fastest peer for W3 and W4, with Lava for L1.
 
 Numba's compile time is measured separately, in a fresh process with an empty cache.
 """
@@ -146,6 +150,38 @@ def snntorch_w2(net: Network, x: np.ndarray, batch: int):
     return run
 
 
+def norse_w2(net: Network, x: np.ndarray, batch: int):
+    """W2 in Norse: a linear layer and ``LIFCell`` (current-based LIF, Norse's own Euler discretisation with
+    dt * tau_syn_inv and dt * tau_mem_inv set to the IR's decays), float32."""
+    import norse.torch as nt
+    import torch
+
+    fcs, cells = [], []
+    for p, la in zip(net.projections, net.layers):
+        fc = torch.nn.Linear(p.synapse.weight.shape[1], p.synapse.weight.shape[0], bias=False)
+        fc.weight.data = torch.tensor(p.synapse.weight, dtype=torch.float32)
+        fcs.append(fc)
+        par = nt.LIFParameters(tau_syn_inv=torch.tensor(la.neuron.current_decay / 4096 / 1e-3),
+                               tau_mem_inv=torch.tensor(la.neuron.voltage_decay / 4096 / 1e-3),
+                               v_th=torch.tensor(float(la.neuron.threshold)), v_leak=torch.tensor(0.0),
+                               v_reset=torch.tensor(0.0))  # fmt: skip
+        cells.append(nt.LIFCell(par, dt=1e-3))
+    xs = torch.tensor(x[:batch], dtype=torch.float32)
+
+    def run():
+        with torch.no_grad():
+            state = [None] * len(cells)
+            count = 0
+            for t in range(xs.shape[1]):
+                h = xs[:, t]
+                for k, (fc, c) in enumerate(zip(fcs, cells)):
+                    h, state[k] = c(fc(h), state[k])
+                count = count + h
+        return count
+
+    return run
+
+
 COMPILE_SCRIPT = """
 import time, numpy as np
 t0 = time.perf_counter()
@@ -194,18 +230,80 @@ def startup_times() -> dict[str, float]:
     return out
 
 
+def render(rows: list[tuple]) -> tuple[list[tuple], list[dict]]:
+    """The table (header first) and the JSON records of ``rows``: (workload, hwsim rate, peers, goal, floor,
+    basis, note), goal and floor as (samples/s or None, ratio) and ``basis`` the prefix of the peers the ratios
+    count against ("" for every peer)."""
+    head = ("workload", "hwsim samples/s min/med/max", "hwsim /CPU-s", "peer", "peer samples/s min/med/max",
+            "peer /CPU-s", "ratio (medians)", "goal / floor (vs the fastest basis peer)", "met: goal / floor")
+    table, results = [head], []
+
+    def met(g: tuple | None, rate: float, ratio: float) -> bool | None:
+        return None if g is None else (g[0] is None or rate >= g[0]) and ratio >= g[1]
+
+    def txt(g: tuple | None) -> str:
+        return "-" if g is None else (f">= {g[0]:,} and " if g[0] else "") + f">= {g[1]:,}x"
+
+    yn = {True: "yes", False: "no", None: "-"}
+    for name, r_hw, peers, goal, floor, basis, note in rows:
+        best = max(v["median"] for k, v in peers.items() if k.startswith(basis))
+        ratio = r_hw["median"] / best
+        ok_goal, ok_floor = met(goal, r_hw["median"], ratio), met(floor, r_hw["median"], ratio)
+        for k, (peer, pr) in enumerate(peers.items()):
+            first = k == 0
+            table.append((name if first else "", f"{r_hw['min']:,.0f} / {r_hw['median']:,.0f} / {r_hw['max']:,.0f}"
+                          if first else "", f"{r_hw['per_cpu_s']:,.0f}" if first else "", peer,
+                          f"{pr['min']:,.0f} / {pr['median']:,.0f} / {pr['max']:,.0f}", f"{pr['per_cpu_s']:,.0f}",
+                          f"{r_hw['median'] / pr['median']:,.1f}x", f"{txt(goal)} / {txt(floor)}" if first else "",
+                          f"{yn[ok_goal]} / {yn[ok_floor]}" if first else ""))  # fmt: skip
+        results.append({"workload": name, "hwsim": r_hw, "peers": peers, "ratio_vs_fastest_basis_peer": ratio,
+                        "goal": goal, "floor": floor, "goal_met": ok_goal, "floor_met": ok_floor, "notes": note})
+    return table, results
+
+
+def lava_batch1_row(repeats: int) -> tuple | None:
+    """L1: Lava at batch 1 (one sample per graph; graph start-up excluded), against hwsim on the same network,
+    in sample-steps per second; None without the Lava venv."""
+    import statistics
+
+    from quantal.hwsim import Simulator
+    from quantal.targets.lava import driver
+    from quantal.train.data import encode, load
+    from targets import network  # benchmarks/targets.py, beside this script
+
+    if driver.lava_python() is None:
+        return None
+    net, steps = network(True), 10
+    x = encode(load("digits", "test").x[:1], "rate", 8, seed=0)
+    lava = []
+    for _ in range(repeats):
+        timing: dict = {}
+        driver.run_in_lava(net, x, steps, timing=timing, spikes_only=True)
+        lava.append((steps - 1) / timing["steady_seconds"])
+    sim = Simulator(net)
+    big = np.repeat(x, 20000, axis=0)
+    from graphs import timed  # benchmarks/graphs.py
+
+    hw = timed(lambda: sim.run(big, steps=steps), len(big) * steps, repeats)
+    peer = {"min": min(lava), "median": statistics.median(lava), "max": max(lava), "per_cpu_s": float("nan")}
+    return ("L1 Lava batch 1, demo net (sample-steps/s)", hw, {"Lava 0.10 fixed_pt, 1 sample": peer}, (None, 1000),
+            None, "", "hwsim runs 20,000 copies of the sample; Lava one, as a chip does")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller batches (a smoke run)")
     p.add_argument("--json", default=None, help="also write the results as JSON")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per row (min / median / max)")
+    p.add_argument("--only", default="W1,W2,W3,W4,L1", help="comma list of workloads (default: all)")
     args = p.parse_args()
+    only = {w.strip().upper() for w in args.only.split(",")}
 
     import numba
     import torch
-    from graphs import timed, vector_isa  # benchmarks/graphs.py, beside this script
+    from graphs import graph_rows, timed, vector_isa  # benchmarks/graphs.py, beside this script
 
-    from quantal.hwsim import Simulator
+    from quantal.hwsim import Simulator, engine
 
     threads = os.cpu_count() or 1
     rng = np.random.default_rng(0)
@@ -213,6 +311,7 @@ def main() -> int:
     cold = compile_time()
     start = startup_times()
     reps = args.repeats
+    warm1 = float("nan")
 
     def peer_rates(make) -> dict[str, dict[str, float]]:  # noqa: ANN001
         """The peer at 1 thread and at every core: PyTorch's threads collapse on a loaded machine."""
@@ -224,67 +323,60 @@ def main() -> int:
         torch.set_num_threads(threads)
         return out
 
-    # ---- W1
-    net1 = w1_network(rng)
-    n1 = 2000 if args.quick else 20000
-    x1 = rng.random((n1, 1, 784)) < 0.2
-    sim1 = Simulator(net1)
-    t0 = time.perf_counter()
-    sim1.run(x1[:2], steps=5, layers=("fc4",), record=("counts",))
-    warm1 = time.perf_counter() - t0
-    q = sim1.run(x1[:2000], steps=5, record=("counts",))
-    rates = [float((q[f"{la.name}.counts"] > 0).mean()) for la in net1.layers[:-1]]
-    r_hw1 = timed(lambda: sim1.run(x1, steps=5, layers=("fc4",), record=("counts",)), n1, reps)
-    tb = 16 if args.quick else 64
-    peers1 = {f"PyTorch exact Bernoulli, {k}": v for k, v in peer_rates(lambda: (torch_w1(net1, x1, tb), tb)).items()}
-    rows.append(("W1 stochastic 784-300-300-300-10", r_hw1, peers1, 300_000, 1000,
-                 f"hidden firing {', '.join(f'{r:.2f}' for r in rates)}"))  # fmt: skip
+    if "W1" in only:
+        net1 = w1_network(rng)
+        n1 = 2000 if args.quick else 20000
+        x1 = rng.random((n1, 1, 784)) < 0.2
+        sim1 = Simulator(net1)
+        t0 = time.perf_counter()
+        sim1.run(x1[:2], steps=5, layers=("fc4",), record=("counts",))
+        warm1 = time.perf_counter() - t0
+        q = sim1.run(x1[:2000], steps=5, record=("counts",))
+        rates = [float((q[f"{la.name}.counts"] > 0).mean()) for la in net1.layers[:-1]]
+        r_hw1 = timed(lambda: sim1.run(x1, steps=5, layers=("fc4",), record=("counts",)), n1, reps)
+        tb = 16 if args.quick else 64
+        peers1 = {f"PyTorch exact Bernoulli, {k}": v
+                  for k, v in peer_rates(lambda: (torch_w1(net1, x1, tb), tb)).items()}  # fmt: skip
+        rows.append(("W1 stochastic 784-300-300-300-10", r_hw1, peers1, (300_000, 1000), (200_000, 700), "PyTorch",
+                     f"hidden firing {', '.join(f'{r:.2f}' for r in rates)}"))  # fmt: skip
 
-    # ---- W2
-    net2 = w2_network(rng)
-    n2 = 500 if args.quick else 5000
-    x2 = rng.random((n2, 100, 700)) < 0.05
-    sim2 = Simulator(net2)
-    sim2.run(x2[:2], record=("counts",), layers=("out",))
-    q = sim2.run(x2[:500], record=("counts",))
-    rate2 = float(q["hidden.counts"].mean() / 100)
-    r_hw2 = timed(lambda: sim2.run(x2, record=("counts",), layers=("out",)), n2, reps)
-    tb2 = 64 if args.quick else 256
-    peers2 = {f"PyTorch LIF loop, {k}": v for k, v in peer_rates(lambda: (torch_w2(net2, x2, tb2), tb2)).items()}
-    peers2.update({f"snnTorch Synaptic, {k}": v for k, v in
-                   peer_rates(lambda: (snntorch_w2(net2, x2, tb2), tb2)).items()})  # fmt: skip
-    rows.append(("W2 LIF 700-256-20, 100 steps", r_hw2, peers2, 50_000, 15, f"hidden rate {rate2:.3f} spikes/step"))
+    if "W2" in only:
+        net2 = w2_network(rng)
+        n2 = 500 if args.quick else 5000
+        x2 = rng.random((n2, 100, 700)) < 0.05
+        sim2 = Simulator(net2)
+        sim2.run(x2[:2], record=("counts",), layers=("out",))
+        q = sim2.run(x2[:500], record=("counts",))
+        rate2 = float(q["hidden.counts"].mean() / 100)
+        r_hw2 = timed(lambda: sim2.run(x2, record=("counts",), layers=("out",)), n2, reps)
+        tb2 = 64 if args.quick else 256
+        peers2 = {f"PyTorch LIF loop, {k}": v for k, v in peer_rates(lambda: (torch_w2(net2, x2, tb2), tb2)).items()}
+        for label, fn in (("snnTorch Synaptic", snntorch_w2), ("Norse LIFCell", norse_w2)):
+            peers2.update({f"{label}, {k}": v for k, v in peer_rates(lambda fn=fn: (fn(net2, x2, tb2), tb2)).items()})
+        rows.append(("W2 LIF 700-256-20, 100 steps", r_hw2, peers2, (40_000, 12), (30_000, 8), "PyTorch",
+                     f"hidden rate {rate2:.3f} spikes/step"))  # fmt: skip
 
-    print(f"machine: {platform.processor() or platform.machine()}, {threads} cores, vector ISA {vector_isa()}, "
-          f"numba {numba.__version__} ({numba.get_num_threads()} threads), torch {torch.__version__}; "
-          f"{reps} repeats per row")  # fmt: skip
+    rows += graph_rows({w for w in only if w in ("W3", "W4")}, args.quick, reps, peer_rates)
+    if "L1" in only:
+        lava_row = lava_batch1_row(reps)
+        if lava_row is not None:
+            rows.append(lava_row)
+
+    print(f"machine: {platform.processor() or platform.machine()}, {threads} cores, vector ISA {vector_isa()} "
+          f"(hwsim compiled for {engine.ISA}), numba {numba.__version__} ({numba.get_num_threads()} threads), "
+          f"torch {torch.__version__}; {reps} repeats per row")  # fmt: skip
     print(f"numba compile time (cold cache, first call): {cold:.1f} s; first call with a warm cache: {warm1:.2f} s")
     print(f"first `quantal run` of a fresh install (process wall time): {start['cold_run_s']:.1f} s with an empty "
           f"Numba cache; {start['warm_run_s']:.2f} s after `quantal warmup` (run by make; it took "
           f"{start['warmup_s']:.1f} s)")  # fmt: skip
-    head = ("workload", "hwsim samples/s min/med/max", "hwsim /CPU-s", "peer", "peer samples/s min/med/max",
-            "peer /CPU-s", "ratio (medians)", "goal (vs the fastest PyTorch row)", "met")  # fmt: skip
-    table, results = [head], []
-    for name, r_hw, peers, goal_abs, goal_ratio, note in rows:
-        torch_rows = [v["median"] for k, v in peers.items() if k.startswith("PyTorch")]
-        best_ratio = r_hw["median"] / max(torch_rows)
-        met = r_hw["median"] >= goal_abs and best_ratio >= goal_ratio
-        for k, (peer, pr) in enumerate(peers.items()):
-            first = k == 0
-            table.append((name if first else "", f"{r_hw['min']:,.0f} / {r_hw['median']:,.0f} / {r_hw['max']:,.0f}"
-                          if first else "", f"{r_hw['per_cpu_s']:,.0f}" if first else "", peer,
-                          f"{pr['min']:,.0f} / {pr['median']:,.0f} / {pr['max']:,.0f}", f"{pr['per_cpu_s']:,.0f}",
-                          f"{r_hw['median'] / pr['median']:,.1f}x",
-                          f">= {goal_abs:,} and >= {goal_ratio}x" if first else "",
-                          ("yes" if met else "no") if first else ""))  # fmt: skip
-        results.append({"workload": name, "hwsim": r_hw, "peers": peers, "ratio_vs_fastest_pytorch": best_ratio,
-                        "goal_samples_per_s": goal_abs, "goal_ratio": goal_ratio, "met": met, "notes": note})
+    table, results = render(rows)
     print_table(table)
     for name, *_, note in rows:
         print(f"{name.split()[0]}: {note}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"isa": vector_isa(), "compile_s": cold, "startup": start, "rows": results}, f, indent=2)
+            json.dump({"isa": vector_isa(), "hwsim_isa": engine.ISA, "compile_s": cold, "startup": start,
+                       "rows": results}, f, indent=2)  # fmt: skip
     return 0
 
 
