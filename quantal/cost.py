@@ -92,6 +92,7 @@ def activity(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0) -> 
         s = out[f"{la.name}.spikes"]
         row = {"name": la.name, "synops": synops, "spikes": float(s.sum()) / n,
                "neuron_updates": float(la.size * steps)}  # fmt: skip
+        row["rate"] = row["spikes"] / (la.size * steps)  # spikes per neuron per step
         # the layer's share of the estimate: its input synaptic operations, its neurons' updates and spikes
         row["energy_nj"] = (row["synops"] * E_SYNOP_PJ + row["neuron_updates"] * E_NEURON_UPDATE_PJ
                             + row["spikes"] * E_SPIKE_PJ) / 1000.0  # fmt: skip

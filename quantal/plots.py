@@ -178,18 +178,25 @@ def weight_drift_histogram(net: Any, path: str | Path | None = None, *, preset: 
 
 
 def layer_activity(layers: list[dict[str, Any]], path: str | Path | None = None) -> Any:
-    """Per layer: spikes, synaptic operations and (when the report has it, ``energy_nj``) the estimated energy
-    per inference (bars), from an activity report (``name``, ``spikes``, ``synops``). Returns the PNG bytes when
-    ``path`` is None."""
+    """Per layer: the firing rate (``rate``, when the report has it), spikes, synaptic operations and the estimated
+    energy (``energy_nj``, when present) per inference (bars), from an activity report (``name``, ``spikes``,
+    ``synops``). Returns the PNG bytes when ``path`` is None."""
     panels = [("spikes", "spikes per inference"), ("synops", "synaptic operations per inference")]
+    if all("rate" in r for r in layers):
+        panels.insert(0, ("rate", "firing rate (spikes per neuron per step)"))
     if all("energy_nj" in r for r in layers):
         panels.append(("energy_nj", "estimated energy per inference (nJ)"))
-    fig, axes = _figure(1, len(panels), figsize=(4.2 * len(panels), 2.8))
+    fig, axes = _figure(1, len(panels), figsize=(min(4.2 * len(panels), 14.0), 2.8))
     names = [str(r["name"]) for r in layers]
     for ax, (key, title) in zip(np.atleast_1d(axes), panels):
         vals = [float(r.get(key, 0)) for r in layers]
         bars = ax.bar(range(len(names)), vals, color=PALETTE[0])
-        ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 10 else f"{v:.2g}" for v in vals], fontsize=7)
+        labels = [f"{v:.1%}" if key == "rate" else f"{v:,.0f}" if v >= 10 else f"{v:.2g}" for v in vals]
+        ax.bar_label(bars, labels=labels, fontsize=7)
+        if key == "rate":
+            from matplotlib.ticker import PercentFormatter
+
+            ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_xticks(range(len(names)), names, fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.grid(axis="y", alpha=0.3)

@@ -320,7 +320,9 @@ def build(root: str | Path, *, sample: int = 0, seed: int = 0) -> str:
             if isinstance(layers, list) and layers and all(isinstance(r, dict) and "name" in r for r in layers):
                 from quantal.plots import layer_activity
 
-                parts.append(_png(layer_activity(layers), "activity per layer (per inference)"))
+                parts.append(_png(layer_activity(layers), "activity per layer: firing rate, and spikes, synaptic "
+                                                          "operations and estimated energy per inference (Loihi's "
+                                                          "published per-operation energies)"))
         if "drift" in d and not any((p.parent / "results.csv").is_file() for p in _files(root, "summary.csv")):
             parts.append(table(d["drift"]))  # (a sweep folder shows the same numbers with its plots below)
     for m in _files(root, "metrics.json"):

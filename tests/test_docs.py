@@ -89,3 +89,28 @@ def test_the_readme_leads_with_what_quantal_does_and_its_picture():
     assert text.index("docs/pipeline.svg") < text.index("## Quick start") < text.index("## Where the code lives")
     svg = ET.parse(ROOT / "docs" / "pipeline.svg").getroot()
     assert svg.tag.endswith("svg") and svg.find("{http://www.w3.org/2000/svg}title") is not None
+
+
+def test_the_file_format_reference_matches_the_code():
+    """docs/ir.md's example manifest is a valid network, and the ranges its comments state are the validator's."""
+    import numpy as np
+    import yaml
+
+    from quantal.compile import ir
+
+    text = (ROOT / "docs" / "ir.md").read_text()
+    block = re.search(r"```yaml\n(format: quantal\.ir.*?)```", text, re.S).group(1)
+    ranges = {m.group(1): (int(m.group(2)), int(m.group(3)))
+              for m in re.finditer(r"^\s*(?:- )?(\w+): .*?# int in \[(-?\d+), (-?\d+)\]", block, re.M)}  # fmt: skip
+    code = {"current_decay": ir.DECAY_RANGE, "voltage_decay": ir.DECAY_RANGE, "threshold": ir.THRESHOLD_RANGE,
+            "bias_mant": ir.BIAS_MANT_RANGE, "bias_exp": ir.BIAS_EXP_RANGE, "delay": ir.DELAY_RANGE,
+            "weight_exp": ir.WEIGHT_EXP_RANGE}  # fmt: skip
+    assert ranges == code
+    manifest = yaml.safe_load(block)
+    rng = np.random.default_rng(0)
+    arrays = {"c1.in.weight": rng.integers(-128, 128, (16, 2, 5, 5)).astype(np.int8),
+              "c1.in.release": np.full((16, 2, 5, 5), 127, np.uint8),
+              "c1.in.fixed": np.zeros((16, 2, 5, 5), np.int8),
+              "out.in.weight": rng.integers(-128, 128, (10, 16 * 16 * 16)).astype(np.int8)}  # fmt: skip
+    net = ir.from_manifest(manifest, arrays)
+    assert [la.name for la in net.layers] == ["c1", "out"] and net.input_shape == (2, 34, 34)

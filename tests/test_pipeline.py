@@ -119,6 +119,7 @@ def test_activity_counts_synaptic_operations_by_hand():
          + act["per_inference"]["spikes"] * 1.7) / 1000  # fmt: skip
     assert act["energy_nj_per_inference"] == pytest.approx(e)
     (row,) = act["layers"]  # one layer: its share is the whole estimate, from its own counts
+    assert row["rate"] == pytest.approx(row["spikes"] / (net.layers[0].size * 4))
     assert row["energy_nj"] == pytest.approx((row["synops"] * 23.6 + row["neuron_updates"] * 81.0
                                               + row["spikes"] * 1.7) / 1000) == pytest.approx(e)  # fmt: skip
     assert cost.cores(net) == [1]
