@@ -64,7 +64,7 @@ class Simulator:
         self.spiking = np.array([la.neuron.kind != "readout" for la in net.layers], np.bool_)
         self.subtract = np.array([la.neuron.reset == "subtract" for la in net.layers], np.bool_)
         # Layers whose worst case |a << 6| (summed over their projections) is <= 2**24 never wrap a 32-bit
-        # value (kernels._neuron with wide=False): they take the shorter update.
+        # value: they take the int32 update (kernels._neuron_i); the others the float64 one with the wraps.
         self.small = np.array([net.worst_case_input(li) <= 2**24 for li in range(L)], np.bool_)
         tables, self.esc = [], np.full(L, -1, i64)
         for li, la in enumerate(net.layers):

@@ -351,18 +351,12 @@ def _neuron(i, k, a_i, u, v, dcf, dvf, thf, bias, sbuf, th_add, wide, subtract, 
     sbuf[i] = fire
 
 
-# One loop per combination of the layer's flags (wide: the 32-bit wraps apply; reset subtract; readout), each
+# One loop per combination of the layer's flags (reset subtract; readout; the float64 update serves the layers
+# that can wrap 32 bits, so ``wide`` is set), each
 # calling _neuron with constants: a loop-invariant flag tested inside the loop keeps LLVM from vectorising it
 # (measured: 2.7 instead of 0.7 ns per neuron), so the choice is made once per layer, outside the loop. They take
 # the whole state arrays and the layer's base offset, not slices: slicing seven arrays for every call cost
 # about 80 ns per layer and step in reference counting (measured), more than updating 256 neurons.
-
-
-@njit(cache=True)
-def lif_zero_small(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
-    b = np.uint64(base)
-    for i in range(np.uint64(sz)):
-        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, False, False, True)
 
 
 @njit(cache=True)
@@ -373,24 +367,10 @@ def lif_zero_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no c
 
 
 @njit(cache=True)
-def lif_sub_small(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
-    b = np.uint64(base)
-    for i in range(np.uint64(sz)):
-        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, False, True, True)
-
-
-@njit(cache=True)
 def lif_sub_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
     b = np.uint64(base)
     for i in range(np.uint64(sz)):
         _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, True, True, True)
-
-
-@njit(cache=True)
-def readout_small(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
-    b = np.uint64(base)
-    for i in range(np.uint64(sz)):
-        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, False, False, False)
 
 
 @njit(cache=True)
@@ -401,31 +381,24 @@ def readout_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no co
 
 
 @njit(cache=True, inline="always")
-def lif_update(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz, wide, subtract, spiking):  # pragma: no cover
-    """One step of a deterministic layer (neurons base .. base + sz - 1), by the loop specialised for its flags."""
+def lif_update(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz, subtract, spiking):  # pragma: no cover - compiled
+    """One step of a deterministic layer that can wrap 32 bits (neurons base .. base + sz - 1), by the loop
+    specialised for its flags; layers that cannot wrap take the int32 update (lif_zero_int and friends)."""
     if not spiking:
-        if wide:
-            readout_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
-        else:
-            readout_small(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
+        readout_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
     elif subtract:
-        if wide:
-            lif_sub_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
-        else:
-            lif_sub_small(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
-    elif wide:
-        lif_zero_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
+        lif_sub_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
     else:
-        lif_zero_small(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
+        lif_zero_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz)
 
 
 @njit(cache=True)
-def lif_update_escape(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz, wide, subtract, theta, lanes):  # pragma: no cover
-    """One step of a layer with escape noise: spike iff v - (threshold << 6) > theta[U_i] (stream-2 lanes U),
-    i.e. v > (threshold << 6) + theta[U_i] (exact: integers below 2**53)."""
+def lif_update_escape(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz, subtract, theta, lanes):  # pragma: no cover
+    """One step of a layer with escape noise that can wrap 32 bits: spike iff v - (threshold << 6) > theta[U_i]
+    (stream-2 lanes U), i.e. v > (threshold << 6) + theta[U_i] (exact: integers below 2**53)."""
     b = np.uint64(base)
     for i in range(np.uint64(sz)):
-        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, theta[lanes[i]], wide, subtract, True)
+        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, theta[lanes[i]], True, subtract, True)
 
 
 # ---- the integer neuron update of layers that cannot wrap 32 bits (engine: ``small``), in int32 lanes: twice
@@ -500,15 +473,11 @@ def _add_shifted(a_int, acc, sz, e):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _add_scaled(a_tot, acc, sz, sc, small):  # pragma: no cover - compiled
-    """a += a_p with a_p = floor(sum * 2**weight_exp) (sc = 2**weight_exp, exact in float64). A layer that is
-    ``small`` (no 32-bit value can wrap: engine, worst case <= 2**24) skips the two 32-bit wraps."""
-    if small:
-        for i in range(sz):
-            a_tot[i] += np.floor(acc[i] * sc)
-    else:
-        for i in range(sz):
-            a_tot[i] = wrap32f(a_tot[i] + wrap32f(np.floor(acc[i] * sc)))
+def _add_scaled(a_tot, acc, sz, sc):  # pragma: no cover - compiled
+    """a += a_p with a_p = floor(sum * 2**weight_exp) (sc = 2**weight_exp, exact in float64), both wrapped to
+    32 bits, in a layer that can wrap (the others add in int32: _add_shifted)."""
+    for i in range(sz):
+        a_tot[i] = wrap32f(a_tot[i] + wrap32f(np.floor(acc[i] * sc)))
 
 
 @njit(cache=True)
@@ -677,7 +646,7 @@ def run_kernel(  # pragma: no cover - compiled
                             if small[li]:  # straight from the int16 sums
                                 _add_shifted(a_int, acc16, sz, wexp[p])
                             else:
-                                _add_scaled(a_tot, acc16, sz, sc, False)
+                                _add_scaled(a_tot, acc16, sz, sc)
                             continue
                         if pkind[p] == 0:
                             accumulate(acc, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
@@ -689,7 +658,7 @@ def run_kernel(  # pragma: no cover - compiled
                         if small[li]:
                             _add_shifted(a_int, acc, sz, wexp[p])
                         else:
-                            _add_scaled(a_tot, acc, sz, sc, False)
+                            _add_scaled(a_tot, acc, sz, sc)
                     # ---- escape-noise uniforms, stream 2: k = key(seed, 2, trial, sample, t, layer)
                     e = esc[li]
                     if e >= 0:
@@ -716,7 +685,6 @@ def run_kernel(  # pragma: no cover - compiled
                             for i in range(sz):
                                 a_tot[i] = 0.0
                     rest[li] = False
-                    wide = not small[li] or dev
                     if small[li]:  # the int32 update (dev runs are never small: engine)
                         if e >= 0:
                             lif_escape_int(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz, subtract[li],
@@ -728,11 +696,10 @@ def run_kernel(  # pragma: no cover - compiled
                         else:
                             lif_zero_int(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz)
                     elif e >= 0:
-                        lif_update_escape(a_tot, u, v, dcf, dvf, thf, biasf, sbuf, base, sz, wide, subtract[li],
+                        lif_update_escape(a_tot, u, v, dcf, dvf, thf, biasf, sbuf, base, sz, subtract[li],
                                           esc_tab[e], wlanes)
                     else:
-                        lif_update(a_tot, u, v, dcf, dvf, thf, biasf, sbuf, base, sz, wide, subtract[li],
-                                   spiking[li])
+                        lif_update(a_tot, u, v, dcf, dvf, thf, biasf, sbuf, base, sz, subtract[li], spiking[li])
                     hrow = hist_idx[slot]
                     if simd_compress:  # the spikes into an index list, 64 neurons per compress-store
                         pos = base  # the list of layer li starts at hrow[base]
