@@ -91,3 +91,33 @@ def test_noisy_rectifier_homeostasis_reaches_the_target_rate():
     a = torch.randn(3, 5, requires_grad=True)
     layer(a).sum().backward()
     assert a.grad is not None and set(a.grad.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_the_optimal_baseline_by_exact_enumeration():
+    """examples/binary_estimators.py's enumeration: E[g] is the exact gradient for b = 0 and b*, and b* has the
+    smallest variance of any constant baseline (a grid around it)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+    from binary_estimators import baseline_variance
+
+    r = baseline_variance()
+    g = float(exact_gradient()[0])
+    assert abs(r["mean_b0"] - g) < 1e-12 and abs(r["mean_bopt"] - g) < 1e-12
+    assert r["var_bopt"] < r["var_b0"] / 10  # the +3 offset's variance is gone
+    s1 = 1 / (1 + math.exp(-T1))
+    states = [(h1, h2) for h1 in (0.0, 1.0) for h2 in (0.0, 1.0)]
+
+    def prob(h1: float, h2: float) -> float:
+        p2 = 1 / (1 + math.exp(-(T2 + W * h1)))
+        return (s1 if h1 else 1 - s1) * (p2 if h2 else 1 - p2)
+
+    def var(b: float) -> float:
+        pr = [prob(h1, h2) for h1, h2 in states]
+        gs = [(h1 - s1) * (loss_fn(h1, h2) - b) for h1, h2 in states]
+        m = sum(p * x for p, x in zip(pr, gs))
+        return sum(p * x * x for p, x in zip(pr, gs)) - m * m
+
+    assert abs(var(r["b_opt"]) - r["var_bopt"]) < 1e-12
+    assert all(var(r["b_opt"] + d) > r["var_bopt"] for d in (-1.0, -0.1, -0.01, 0.01, 0.1, 1.0))
