@@ -345,10 +345,9 @@ def graph_rows(which: set[str], quick: bool, repeats: int, peer_rates) -> list[t
 
 def main() -> int:
     """The W3 and W4 rows alone (``make bench`` prints them in benchmarks/run.py's one table)."""
-    sys.argv = [sys.argv[0], "--only", "W3,W4", *sys.argv[1:]]
     from run import main as run_main  # benchmarks/run.py, beside this script
 
-    return run_main()
+    return run_main(["--only", "W3,W4", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

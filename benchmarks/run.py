@@ -290,13 +290,13 @@ def lava_batch1_row(repeats: int) -> tuple | None:
             None, "", "hwsim runs 20,000 copies of the sample; Lava one, as a chip does")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller batches (a smoke run)")
     p.add_argument("--json", default=None, help="also write the results as JSON")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per row (min / median / max)")
     p.add_argument("--only", default="W1,W2,W3,W4,L1", help="comma list of workloads (default: all)")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     only = {w.strip().upper() for w in args.only.split(",")}
 
     import numba

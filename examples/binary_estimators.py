@@ -16,6 +16,7 @@ import copy
 import itertools
 import statistics
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -32,25 +33,27 @@ ENSEMBLE = 10
 T1, T2, W, C = 0.3, -0.4, 1.5, 0.7
 
 
-def ensemble_accuracy(cfg: dict, run_dir: Path, k: int = ENSEMBLE) -> float:
-    """Test accuracy of the mean softmax output of k stochastic passes of the trained network (seeded)."""
+def trained(cfg: dict, run_dir: Path) -> tuple[torch.nn.Module, Any]:
+    """The network of a finished run (its last checkpoint) and the test split it was evaluated on."""
     test = data.load(cfg["data"]["name"], "test", seed=cfg["seed"])
     model = build_model(cfg, test.x.shape[1], test.n_classes)
     model.load_state_dict(torch.load(run_dir / "last.pt", weights_only=False)["model"])
+    return model, test
+
+
+def ensemble_accuracy(model: torch.nn.Module, test: Any, seed: int, k: int = ENSEMBLE) -> float:
+    """Test accuracy of the mean softmax output of k stochastic passes of the trained network (seeded)."""
     model.eval()
     x = torch.tensor(test.x, dtype=torch.float32)
-    torch.manual_seed(10**6 + cfg["seed"])
+    torch.manual_seed(10**6 + seed)
     with torch.no_grad():
         prob = sum(torch.softmax(model(x), 1) for _ in range(k)) / k
     return float((prob.argmax(1) == torch.tensor(test.y)).float().mean())
 
 
-def mean_field_accuracy(cfg: dict, run_dir: Path) -> float:
+def mean_field_accuracy(model: torch.nn.Module, test: Any) -> float:
     """Test accuracy of a moment-trained network evaluated by moment propagation itself (the mean-field forward
     it was trained with, deterministic) instead of sampling its units."""
-    test = data.load(cfg["data"]["name"], "test", seed=cfg["seed"])
-    model = build_model(cfg, test.x.shape[1], test.n_classes)
-    model.load_state_dict(torch.load(run_dir / "last.pt", weights_only=False)["model"])
     model.train()  # BinaryNet propagates moments in training mode; no parameter changes under no_grad
     with torch.no_grad():
         logits = model(torch.tensor(test.x, dtype=torch.float32))
@@ -98,9 +101,10 @@ def main() -> None:
             run_dir = Path(args.out) / f"{est}-{seed}"
             rows = train(cfg, run_dir, progress=False, log=lambda *a: None)
             accs.append(rows[-1]["test_acc"])
-            ens.append(ensemble_accuracy(cfg, run_dir))
+            model, test = trained(cfg, run_dir)
+            ens.append(ensemble_accuracy(model, test, seed))
             if est == "moment":
-                mf.append(mean_field_accuracy(cfg, run_dir))
+                mf.append(mean_field_accuracy(model, test))
 
         def ms(v: list[float]) -> str:
             return f"{100 * statistics.mean(v):5.1f}% +- {100 * (statistics.stdev(v) if len(v) > 1 else 0.0):.1f}%"

@@ -332,15 +332,15 @@ def read_noise(  # pragma: no cover - compiled
 
 
 @njit(cache=True)  # not inline="always": Numba-level inlining keeps LLVM from vectorising the loops below
-def _neuron(i, k, a_i, u, v, dcf, dvf, thf, bias, sbuf, th_add, wide, subtract, spiking):  # pragma: no cover
-    # Neuron k of the flat state arrays (k = the layer's base + i, unsigned: no wrap-around check), i of the
-    # layer's buffers a and sbuf.
-    # d = rz(u * (4096 - current_decay)) + (a << 6): rz is trunc of an exact quotient by 4096. With ``wide`` the
-    # 32-bit wraps of a << 6 and of the sum apply; a layer that cannot reach them (``small``) leaves them out.
-    if wide:
-        d = wrap32f(np.trunc(u[k] * dcf[k] * INV4096) + wrap32f(a_i * 64.0))
-    else:
-        d = np.trunc(u[k] * dcf[k] * INV4096) + a_i * 64.0
+def _neuron(i, k, a_i, u, v, dcf, dvf, thf, bias, sbuf, th_add, subtract, spiking):  # pragma: no cover
+    # The float64 update of a layer that can wrap 32 bits (the others take _neuron_i). Neuron k of the flat state
+    # arrays (k = the layer's base + i, unsigned: no wrap-around check), i of the layer's buffers a and sbuf.
+    # u and v are float64 holding exact integers: every intermediate is an integer of magnitude < 2**44 < 2**53,
+    # products by powers of two are exact, and floor/trunc/min/max are exact, so the results equal the integer
+    # arithmetic bit for bit (tests/hwsim) while the loop vectorises without 64-bit integer multiplies.
+    # d = rz(u * (4096 - current_decay)) + (a << 6), with the 32-bit wraps of a << 6 and of the sum: rz is trunc
+    # of an exact quotient by 4096.
+    d = wrap32f(np.trunc(u[k] * dcf[k] * INV4096) + wrap32f(a_i * 64.0))
     d = _wrap24(d)
     # v = clip(rz(v * (4096 - voltage_decay)) + u + bias, -(2**23 - 1), 2**23 - 1)
     vv = min(max(np.trunc(v[k] * dvf[k] * INV4096) + d + bias[k], -F_VMAX), F_VMAX)
@@ -352,33 +352,32 @@ def _neuron(i, k, a_i, u, v, dcf, dvf, thf, bias, sbuf, th_add, wide, subtract, 
     sbuf[i] = fire
 
 
-# One loop per combination of the layer's flags (reset subtract; readout; the float64 update serves the layers
-# that can wrap 32 bits, so ``wide`` is set), each
-# calling _neuron with constants: a loop-invariant flag tested inside the loop keeps LLVM from vectorising it
-# (measured: 2.7 instead of 0.7 ns per neuron), so the choice is made once per layer, outside the loop. They take
-# the whole state arrays and the layer's base offset, not slices: slicing seven arrays for every call cost
-# about 80 ns per layer and step in reference counting (measured), more than updating 256 neurons.
+# One loop per combination of the layer's flags (reset subtract; readout), each calling _neuron with constants:
+# a loop-invariant flag tested inside the loop keeps LLVM from vectorising it (measured: 2.7 instead of 0.7 ns
+# per neuron), so the choice is made once per layer, outside the loop. They take the whole state arrays and the
+# layer's base offset, not slices: slicing seven arrays for every call cost about 80 ns per layer and step in
+# reference counting (measured), more than updating 256 neurons.
 
 
 @njit(cache=True)
 def lif_zero_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
     b = np.uint64(base)
     for i in range(np.uint64(sz)):
-        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, True, False, True)
+        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, False, True)
 
 
 @njit(cache=True)
 def lif_sub_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
     b = np.uint64(base)
     for i in range(np.uint64(sz)):
-        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, True, True, True)
+        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, True, True)
 
 
 @njit(cache=True)
 def readout_wide(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz):  # pragma: no cover - compiled
     b = np.uint64(base)
     for i in range(np.uint64(sz)):
-        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, True, False, False)
+        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, 0.0, False, False)
 
 
 @njit(cache=True, inline="always")
@@ -399,7 +398,7 @@ def lif_update_escape(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz, subtract, th
     (stream-2 lanes U), i.e. v > (threshold << 6) + theta[U_i] (exact: integers below 2**53)."""
     b = np.uint64(base)
     for i in range(np.uint64(sz)):
-        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, theta[lanes[i]], True, subtract, True)
+        _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, theta[lanes[i]], subtract, True)
 
 
 # ---- the integer neuron update of layers that cannot wrap 32 bits (engine: ``small``), in int32 lanes: twice
@@ -459,6 +458,17 @@ def lif_escape_int(a, u, v, dc, dv, th, bias, sbuf, base, sz, subtract, theta, l
     b = np.uint64(base)
     for i in range(np.uint64(sz)):
         _neuron_i(i, b + i, a[i], u, v, dc, dv, th, bias, sbuf, theta[lanes[i]], subtract, True)
+
+
+@njit(cache=True, inline="always")
+def _clear_input(a_int, a_tot, sz, small):  # pragma: no cover - compiled
+    """Zero a layer's synaptic input: the int32 buffer of a layer that cannot wrap, else the float64 one."""
+    if small:
+        for i in range(sz):
+            a_int[i] = 0
+    else:
+        for i in range(sz):
+            a_tot[i] = 0.0
 
 
 @njit(cache=True, inline="always")
@@ -608,12 +618,7 @@ def run_kernel(  # pragma: no cover - compiled
                         if cnt == 0:
                             continue
                         if total_cnt == 0:
-                            if small[li]:
-                                for i in range(sz):
-                                    a_int[i] = 0
-                            else:
-                                for i in range(sz):
-                                    a_tot[i] = 0.0
+                            _clear_input(a_int, a_tot, sz, small[li])
                         total_cnt += cnt
                         hp = np.uint64(0)
                         if has_rel[p]:  # stream 1: k = key(seed, 1, trial, sample, t, p, j); hp absorbs all but j
@@ -666,11 +671,8 @@ def run_kernel(  # pragma: no cover - compiled
                         k2 = layer_key(seed_u, 2, trial, sample, t, li)
                         for m in range((sz + 3) // 4):
                             words[m] = mix(k2 + G * np.uint64(m + 1))  # word(k, m), wrapping
-                    # ---- neurons. The state is carried in float64 holding exact integers: every intermediate
-                    # is an integer of magnitude < 2**44 < 2**53, products by powers of two are exact, and
-                    # floor/trunc/min/max are exact, so the results equal the integer arithmetic bit for bit
-                    # (tests/hwsim) while the loop vectorises on AVX2, which lacks 64-bit integer shifts,
-                    # multiplies and min/max.
+                    # ---- neurons: int32 state for layers that cannot wrap 32 bits (_neuron_i), float64 holding
+                    # exact integers for the others (_neuron); both equal the reference bit for bit (tests/hwsim).
                     # Skip a layer at rest: no input, u = v = 0 and no bias leave every value at zero (and the
                     # outputs were allocated as zeros). Escape noise could still fire at v = 0: never skipped.
                     if total_cnt == 0:
@@ -679,12 +681,7 @@ def run_kernel(  # pragma: no cover - compiled
                             rest[li] = True
                             hist_cnt[slot, li] = 0
                             continue
-                        if small[li]:
-                            for i in range(sz):
-                                a_int[i] = 0
-                        else:
-                            for i in range(sz):
-                                a_tot[i] = 0.0
+                        _clear_input(a_int, a_tot, sz, small[li])
                     rest[li] = False
                     if small[li]:  # the int32 update (dev runs are never small: engine)
                         if e >= 0:

@@ -94,14 +94,15 @@ def activity(net: Network, spikes: np.ndarray, steps: int, *, seed: int = 0) -> 
                "neuron_updates": float(la.size * steps)}  # fmt: skip
         row["rate"] = row["spikes"] / (la.size * steps)  # spikes per neuron per step
         # the layer's share of the estimate: its input synaptic operations, its neurons' updates and spikes
-        row["energy_nj"] = (row["synops"] * E_SYNOP_PJ + row["neuron_updates"] * E_NEURON_UPDATE_PJ
-                            + row["spikes"] * E_SPIKE_PJ) / 1000.0  # fmt: skip
+        row["energy_nj"] = sum(_energy_nj(row).values())
         per_layer.append(row)
     tot = {q: sum(r[q] for r in per_layer) for q in ("synops", "spikes", "neuron_updates")}
-    energy = (tot["synops"] * E_SYNOP_PJ + tot["neuron_updates"] * E_NEURON_UPDATE_PJ
-              + tot["spikes"] * E_SPIKE_PJ)  # fmt: skip
+    breakdown = _energy_nj(tot)
     return {"samples": n, "steps": steps, "layers": per_layer, "per_inference": tot,
-            "energy_nj_per_inference": energy / 1000.0,
-            "energy_breakdown_nj": {"synops": tot["synops"] * E_SYNOP_PJ / 1000,
-                                    "neuron_updates": tot["neuron_updates"] * E_NEURON_UPDATE_PJ / 1000,
-                                    "spikes": tot["spikes"] * E_SPIKE_PJ / 1000}}  # fmt: skip
+            "energy_nj_per_inference": sum(breakdown.values()), "energy_breakdown_nj": breakdown}
+
+
+def _energy_nj(counts: dict[str, float]) -> dict[str, float]:
+    """The estimate's terms in nJ for per-inference counts of synaptic operations, neuron updates and spikes."""
+    return {"synops": counts["synops"] * E_SYNOP_PJ / 1000, "neuron_updates":
+            counts["neuron_updates"] * E_NEURON_UPDATE_PJ / 1000, "spikes": counts["spikes"] * E_SPIKE_PJ / 1000}

@@ -277,17 +277,16 @@ def sample_raster(net: Any, sample: int = 0, seed: int = 0) -> tuple[bytes | Non
     res = simulate(net, x[sample:sample + 1], RunSpec(steps=int(spec["run_steps"]), seed=seed, record=("spikes", "v"),
                                                       layers=tuple(names)), sample_offset=sample)  # fmt: skip
     out = net.layers[-1]
+    readout = out.neuron.kind == "readout"
+    # a readout is drawn as its v over time (and its final v's argmax is the prediction); other layers as spikes
+    spiking = names if not readout else names[:-1]
     rows = [("input", x[sample, :, :MAX_RASTER_NEURONS])]
-    rows += [(n, res[f"{n}.spikes"][0][:, :MAX_RASTER_NEURONS]) for n in names[:-1]]
-    last = (out.name, res[f"{out.name}.v"][0]) if out.neuron.kind == "readout" else None
-    if last is None:
-        rows.append((out.name, res[f"{out.name}.spikes"][0][:, :MAX_RASTER_NEURONS]))
-    pred = int(np.argmax(res[f"{out.name}.v"][0][-1])) if out.neuron.kind == "readout" else None
-    title = f"{data} test sample {sample}: label {int(y[sample])}" + ("" if pred is None else f", predicted {pred}")
-    png = raster(rows, last, None, title=title)
-    return png, (f"spikes per layer of {data} test sample {sample} (label {int(y[sample])}"
-                 + ("" if pred is None else f", predicted {pred}") + f"), one run with seed {seed}"
-                 + (", and the readout's v" if last else ""))  # fmt: skip
+    rows += [(n, res[f"{n}.spikes"][0][:, :MAX_RASTER_NEURONS]) for n in spiking]
+    last = (out.name, res[f"{out.name}.v"][0]) if readout else None
+    what = f"label {int(y[sample])}" + (f", predicted {int(np.argmax(last[1][-1]))}" if readout else "")
+    png = raster(rows, last, None, title=f"{data} test sample {sample}: {what}")
+    return png, (f"spikes per layer of {data} test sample {sample} ({what}), one run with seed {seed}"
+                 + (", and the readout's v" if readout else ""))  # fmt: skip
 
 
 def build(root: str | Path, *, sample: int = 0, seed: int = 0) -> str:
@@ -340,13 +339,13 @@ def build(root: str | Path, *, sample: int = 0, seed: int = 0) -> str:
                   f"<div class='row'><div>{table(rows)}</div>{side}</div>"]
     for q in _files(root, "*.qnet"):
         try:
-            rep = inspect_report(load(q))
+            net_q = load(q)
+            rep = inspect_report(net_q)
         except (IRError, OSError, ValueError, KeyError, TypeError) as e:
             parts.append(f"<p>{html.escape(str(q))}: {html.escape(str(e))}</p>")
             continue
         cols = ["name", "kind", "size", "n_in", "synapses", "stochastic_synapses", "weight_bits", "weight_exp",
                 "current_decay", "voltage_decay", "threshold", "memory_bytes", "cores"]  # fmt: skip
-        net_q = load(q)
         png, caption = sample_raster(net_q, sample, seed)
         side = (f"<div>{_png(png, caption)}</div>" if png is not None
                 else f"<div><p><small>{html.escape(caption)}</small></p></div>")  # fmt: skip
