@@ -22,10 +22,9 @@ from . import kernels
 from .devices import DeviceSpec, layer_weights
 from .simd import codegen_isa
 
-# The kernels compact spikes into index lists by masked compress-stores where the code is generated for
-# AVX-512, by the portable loops elsewhere (hwsim/simd.py); both give the same lists.
+# The vector instruction set the kernels are compiled for (reported by the benchmarks; the results do not
+# depend on it)
 ISA = codegen_isa()
-SIMD_COMPRESS = ISA == "avx512"
 
 # The int32 accumulator of the kernels cannot overflow while (source size) * 2 * 127 < 2**31.
 MAX_FAN_IN = (2**31 - 1) // 254
@@ -211,7 +210,7 @@ class Simulator:
                         self.w_off, w, self.wmax, self.has_rel, self.rel_off, self.rel, self.has_fix, self.fix_off,
                         wfx, self.scale_w, self.qshift, dev, noise, s2w, s2f, ntab,
                         offs["spikes"], offs["u"], offs["v"], offs["counts"],
-                        buf["spikes"], buf["u"], buf["v"], buf["counts"], SIMD_COMPRESS,
+                        buf["spikes"], buf["u"], buf["v"], buf["counts"],
                         self.dci, self.dvi, self.thi, self.biasi, self.esc_int, self.wexp,
                     )  # fmt: skip
                     for q in spec.record:

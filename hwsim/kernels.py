@@ -22,18 +22,17 @@ arrays below and allocates the outputs. Layout (L layers, P projections, offsets
   projection of delay d reads step ``t - 1 - d`` while step t is written; the input as per-step index lists.
 
 A conv2d projection scatters each active input's kernel taps into the outputs they reach; the dense matrix is
-never built. Random streams v1 are computed inline (:func:`mix`); for dense projections the bytes of whole
-64-bit words are read through a uint8 view, which on a little-endian machine is the byte order ``(word >>
-8*b) & 0xFF`` of the specification; conv2d projections draw the word of each reached output.
+never built. Random streams v1 are computed inline (:func:`mix`); dense projections make 8 words of stream 1 at
+once in vector registers and read them as 64 bytes (hwsim/simd.py: on a little-endian machine the byte order
+``(word >> 8*b) & 0xFF`` of the specification); conv2d projections draw the word of each reached output.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from numba.cpython.unsafe.numbers import trailing_zeros
 
-from .simd import compress64
+from .simd import add_block64, add_block64_rel, expand64, mask64, prefetch
 
 G = np.uint64(0x9E3779B97F4A7C15)
 M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -111,130 +110,30 @@ def padded(sz):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def accumulate(  # pragma: no cover - compiled
-    acc, cnt, idx, sz, wT, w_off, has_rel, relT, rel_off, has_fix, wfT, fix_off, hp, words, wbytes
-):
+def accumulate(acc, cnt, idx, sz, wT, w_off, has_rel, relT, rel_off, has_fix, wfT, fix_off, hp, keys):  # noqa: E501  # pragma: no cover
     # Dense: acc[i] = sum over the cnt active inputs j = idx[a] of (weight_fixed[i, j] + xi_ij * weight[i, j]).
-    # Generic over the integer types: int16 or int32 accumulators on int8 weights, int64 on device weights
-    # (Q.16); the caller guarantees that the whole sum cannot overflow, so no partial sum can either, and integer
-    # addition in any order gives the same value. acc holds padded(sz) lanes, and the flat arrays PAD trailing
-    # elements; acc[sz:padded(sz)] is scratch. Columns go four at a time: the accumulator is loaded and stored
-    # once per four columns (measured 1.3-1.9x faster than one at a time).
+    # int16 or int32 accumulators on int8 weights, int64 on device weights (Q.16); the caller guarantees that the
+    # whole sum cannot overflow, so no partial sum can either, and integer addition in any order gives the same
+    # value. acc holds padded(sz) lanes, and the flat arrays PAD trailing elements; acc[sz:padded(sz)] is scratch.
+    # One block of 64 targets at a time, summed over all the active inputs in vector registers (hwsim/simd.py:
+    # the accumulator is loaded and stored once per block; measured 1.8-6.7x faster than four columns per pass
+    # over the whole accumulator); stream 1's words are made there too, from the inputs' keys k_j made here.
     szp = padded(sz)
     for i in range(szp):
         acc[i] = 0
     if cnt == 0:
         return
     if has_rel:
-        _add_released(acc, cnt, idx, sz, wT, w_off, relT, rel_off, hp, words, wbytes)
-    elif acc.itemsize == 4 and wT.itemsize == 1:
-        _add_columns_pairs(acc, cnt, idx, sz, wT, w_off)
+        for a in range(cnt):
+            keys[a] = absorb(hp, idx[a])  # key(seed, 1, trial, sample, t, p, j)
+        for b in range(0, szp, 64):
+            add_block64_rel(acc, wT, relT, keys, idx, cnt, w_off, rel_off, sz, b)
     else:
-        _add_columns(acc, cnt, idx, sz, wT, w_off)
+        for b in range(0, szp, 64):
+            add_block64(acc, wT, idx, cnt, w_off, sz, b)
     if has_fix:
-        if acc.itemsize == 4 and wfT.itemsize == 1:
-            _add_columns_pairs(acc, cnt, idx, sz, wfT, fix_off)
-        else:
-            _add_columns(acc, cnt, idx, sz, wfT, fix_off)
-
-
-@njit(cache=True)  # its own function: inside accumulate's other paths LLVM vectorised it worse (measured)
-def _add_released(acc, cnt, idx, sz, wT, w_off, relT, rel_off, hp, words, wbytes):  # pragma: no cover - compiled
-    # acc[i] += xi_ij * weight[i, j] over the active inputs, xi_ij = (byte i of stream 1's words for j <= release)
-    # stream 1: word(k_j, m) for m < nw2 = szp / 8, whole vectors of words (a count of words that is not a
-    # multiple of 8 leaves a scalar remainder loop that costs more than the words it saves: measured); bytes past
-    # sz feed only the scratch lanes. words holds four columns' words, column c from word c * nw2.
-    szp = padded(sz)
-    nw2 = szp // 8
-    a = 0
-    while a + 4 <= cnt:
-        for c in range(4):
-            k = absorb(hp, idx[a + c])  # key(seed, 1, trial, sample, t, p, j)
-            for m in range(nw2):
-                words[c * nw2 + m] = mix(k + G * np.uint64(m + 1))  # word(k, m), wrapping
-        o0 = w_off + idx[a] * sz
-        o1 = w_off + idx[a + 1] * sz
-        o2 = w_off + idx[a + 2] * sz
-        o3 = w_off + idx[a + 3] * sz
-        w0 = wT[o0:o0 + szp]
-        w1 = wT[o1:o1 + szp]
-        w2 = wT[o2:o2 + szp]
-        w3 = wT[o3:o3 + szp]
-        q0 = o0 - w_off + rel_off
-        q1 = o1 - w_off + rel_off
-        q2 = o2 - w_off + rel_off
-        q3 = o3 - w_off + rel_off
-        r0 = relT[q0:q0 + szp]
-        r1 = relT[q1:q1 + szp]
-        r2 = relT[q2:q2 + szp]
-        r3 = relT[q3:q3 + szp]
-        b0 = wbytes[0:szp]
-        b1 = wbytes[szp:2 * szp]
-        b2 = wbytes[2 * szp:3 * szp]
-        b3 = wbytes[3 * szp:4 * szp]
-        for i in range(szp):
-            # transmit iff byte i <= release (branch-free, vectorisable)
-            acc[i] += ((w0[i] * (b0[i] <= r0[i]) + w1[i] * (b1[i] <= r1[i]))
-                       + (w2[i] * (b2[i] <= r2[i]) + w3[i] * (b3[i] <= r3[i])))  # fmt: skip
-        a += 4
-    while a < cnt:
-        j = idx[a]
-        k = absorb(hp, j)
-        for m in range(nw2):
-            words[m] = mix(k + G * np.uint64(m + 1))
-        wcol = wT[w_off + j * sz: w_off + j * sz + szp]
-        rcol = relT[rel_off + j * sz: rel_off + j * sz + szp]
-        b0 = wbytes[:szp]
-        for i in range(szp):
-            acc[i] += wcol[i] * (b0[i] <= rcol[i])
-        a += 1
-
-
-@njit(cache=True)  # not inline="always": Numba-level inlining keeps LLVM from vectorising the loops below
-def _add_columns(acc, cnt, idx, sz, wT, w_off):  # pragma: no cover - compiled
-    # acc[i] += sum over the active inputs of wT[w_off + j * sz + i], four columns per pass over acc (int16
-    # accumulators: the sum is truncated to int16 lanes, exactly; or device weights into int64)
-    szp = padded(sz)
-    a = 0
-    while a + 4 <= cnt:
-        o0 = w_off + idx[a] * sz
-        o1 = w_off + idx[a + 1] * sz
-        o2 = w_off + idx[a + 2] * sz
-        o3 = w_off + idx[a + 3] * sz
-        c0, c1, c2, c3 = wT[o0:o0 + szp], wT[o1:o1 + szp], wT[o2:o2 + szp], wT[o3:o3 + szp]
-        for i in range(szp):
-            acc[i] += (c0[i] + c1[i]) + (c2[i] + c3[i])
-        a += 4
-    while a < cnt:
-        o0 = w_off + idx[a] * sz
-        c0 = wT[o0:o0 + szp]
-        for i in range(szp):
-            acc[i] += c0[i]
-        a += 1
-
-
-@njit(cache=True)
-def _add_columns_pairs(acc, cnt, idx, sz, wT, w_off):  # pragma: no cover - compiled
-    # int8 weights into int32 accumulators: the four weights summed in int16 first (|.| <= 512, exact), which
-    # vectorises twice as wide as adding each into int32. A twin of _add_columns on purpose: one function with a
-    # branch on the accumulator's width ran about 2x slower (measured), so each width gets its own loop.
-    szp = padded(sz)
-    a = 0
-    while a + 4 <= cnt:
-        o0 = w_off + idx[a] * sz
-        o1 = w_off + idx[a + 1] * sz
-        o2 = w_off + idx[a + 2] * sz
-        o3 = w_off + idx[a + 3] * sz
-        c0, c1, c2, c3 = wT[o0:o0 + szp], wT[o1:o1 + szp], wT[o2:o2 + szp], wT[o3:o3 + szp]
-        for i in range(szp):
-            acc[i] += (np.int16(c0[i]) + np.int16(c1[i])) + (np.int16(c2[i]) + np.int16(c3[i]))
-        a += 4
-    while a < cnt:
-        o0 = w_off + idx[a] * sz
-        c0 = wT[o0:o0 + szp]
-        for i in range(szp):
-            acc[i] += c0[i]
-        a += 1
+        for b in range(0, szp, 64):
+            add_block64(acc, wfT, idx, cnt, fix_off, sz, b)
 
 
 @njit(cache=True, inline="always")
@@ -510,7 +409,7 @@ def run_kernel(  # pragma: no cover - compiled
     psrc, pdelay, pkind, geo, tab_off, t_ptr, t_out, t_tap, w_off, w, wmax, has_rel, rel_off, rel, has_fix, fix_off,
     wfx, scale_w, qshift,
     dev, noise, s2w, s2f, ntab,
-    rec_spk, rec_u, rec_v, rec_cnt, out_spk, out_u, out_v, out_cnt, simd_compress,
+    rec_spk, rec_u, rec_v, rec_cnt, out_spk, out_u, out_v, out_cnt,
     dci, dvi, thi, biasi, esc_int, wexp,
 ):
     n_samples = x.shape[0]
@@ -525,8 +424,7 @@ def run_kernel(  # pragma: no cover - compiled
     max_size = 1
     for li in range(n_layers):
         max_size = max(max_size, size[li])
-    # stream 2: 16-bit lanes for every neuron; stream 1: the bytes of four padded columns (see accumulate)
-    n_words = max((max_size + 3) // 4 + 1, 4 * (padded(max_size) // 8))
+    n_words = (max_size + 3) // 4 + 1  # stream 2: 16-bit lanes for every neuron
     max_size = padded(max_size)  # the accumulators' scratch lanes (see accumulate)
     seed_u = np.uint64(seed)
     n_chunks = (n_samples + chunk - 1) // chunk
@@ -538,10 +436,12 @@ def run_kernel(  # pragma: no cover - compiled
         v = np.zeros(n_total, np.float64)
         ui = np.zeros(n_total, np.int32)
         vi = np.zeros(n_total, np.int32)
-        hist_idx = np.zeros((ring, n_total), np.int32)  # spike index lists of the last steps, per layer
+        # spike index lists of the last steps, per layer; 8 elements of slack for expand64's last store (it may
+        # write past a layer's list into the next layer's list of the same step, which is written after it)
+        hist_idx = np.zeros((ring, n_total + 8), np.int32)
         hist_cnt = np.zeros((ring, n_layers), np.int64)
         in_ptr = np.zeros(t_in + 1, np.int64)  # the input's active channels per step
-        in_idx = np.zeros(t_in * n_in + 1, np.int32)
+        in_idx = np.zeros(t_in * n_in + 8, np.int32)  # + expand64's slack
         a_tot = np.zeros(max_size, np.float64)  # a layer's synaptic input: float64 (wide) or int32 (small)
         a_int = np.zeros(max_size, np.int32)
         acc = np.zeros(max_size, np.int32)
@@ -551,7 +451,7 @@ def run_kernel(  # pragma: no cover - compiled
         scr64 = np.zeros(max_size, np.int64)
         sbuf = np.zeros(max_size, np.uint8)
         words = np.zeros(n_words, np.uint64)
-        wbytes = words.view(np.uint8)  # byte i of the buffer = (words[i // 8] >> 8*(i % 8)) & 0xFF
+        keys = np.zeros(max(n_in, n_total) + 1, np.uint64)  # stream 1's k_j of a projection's active inputs
         wlanes = words.view(np.uint16)  # lane i = (words[i // 4] >> 16*(i % 4)) & 0xFFFF
         # rest[li]: the layer's u and v are all zero (known without scanning them). Only layers that left rest
         # are cleared for the next sample, and a layer at rest with no input skips its step (see below).
@@ -570,30 +470,24 @@ def run_kernel(  # pragma: no cover - compiled
             cnt = 0
             for s in range(t_in):  # compaction of the input's spikes into per-step index lists
                 row = x[n, s]
-                if simd_compress:  # 64 channels per masked compress-store (AVX-512; see hwsim/simd.py)
-                    for j0 in range(0, n_in, 64):
-                        cnt = compress64(row, j0, min(64, n_in - j0), in_idx, cnt)
-                    in_ptr[s + 1] = cnt
-                    continue
                 j0 = 0
-                while j0 < n_in:
-                    # 64 channels at a time: bit b of m says channel j0 + b spiked (a vectorised compare), then
-                    # the set bits are appended lowest first (2x faster than testing blocks of 8 bytes)
-                    m = np.uint64(0)
-                    if j0 + 64 <= n_in:
-                        for b in range(64):
-                            m |= np.uint64(row[j0 + b] != 0) << np.uint64(b)
-                    else:
-                        for b in range(n_in - j0):
-                            m |= np.uint64(row[j0 + b] != 0) << np.uint64(b)
-                    while m:
-                        in_idx[cnt] = j0 + np.int64(trailing_zeros(m))
-                        cnt += 1
-                        m &= m - np.uint64(1)  # clear the lowest set bit
+                while j0 + 64 <= n_in:  # 64 channels per mask, expanded to indices by table (hwsim/simd.py)
+                    cnt = expand64(mask64(row, j0), j0, in_idx, cnt)
                     j0 += 64
+                if j0 < n_in:  # the last channels: the row ends before a whole block
+                    m = np.uint64(0)
+                    for b in range(n_in - j0):
+                        m |= np.uint64(row[j0 + b] != 0) << np.uint64(b)
+                    cnt = expand64(m, j0, in_idx, cnt)
                 in_ptr[s + 1] = cnt
             for t in range(steps):
                 slot = t % ring
+                # the next sample's input rows, a share per step, into the caches for its compaction (a hint)
+                if n + 1 < min(n_samples, (c + 1) * chunk):
+                    for s in range(t * t_in // steps, (t + 1) * t_in // steps):
+                        nrow = x[n + 1, s]
+                        for j0 in range(0, n_in, 64):
+                            prefetch(nrow, j0)
                 for li in range(n_layers):
                     sz = size[li]
                     base = nrn_off[li]
@@ -626,7 +520,7 @@ def run_kernel(  # pragma: no cover - compiled
                         if dev:
                             if pkind[p] == 0:
                                 accumulate(acc64, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
-                                           wfx, fix_off[p], hp, words, wbytes)
+                                           wfx, fix_off[p], hp, keys)
                             else:
                                 accumulate_conv(acc64, scr64, cnt, idx, sz, geo[p], (t_ptr[tab_off[p]:], t_out, t_tap),
                                                 w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p], wfx, fix_off[p],
@@ -648,7 +542,7 @@ def run_kernel(  # pragma: no cover - compiled
                         sc = scale_w[p]
                         if pkind[p] == 0 and cnt * wmax[p] < 32768:
                             accumulate(acc16, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
-                                       has_fix[p], wfx, fix_off[p], hp, words, wbytes)
+                                       has_fix[p], wfx, fix_off[p], hp, keys)
                             if small[li]:  # straight from the int16 sums
                                 _add_shifted(a_int, acc16, sz, wexp[p])
                             else:
@@ -656,7 +550,7 @@ def run_kernel(  # pragma: no cover - compiled
                             continue
                         if pkind[p] == 0:
                             accumulate(acc, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
-                                       wfx, fix_off[p], hp, words, wbytes)
+                                       wfx, fix_off[p], hp, keys)
                         else:
                             # the conv2d geometry and tap table (slices, so made only here)
                             accumulate_conv(acc, scr32, cnt, idx, sz, geo[p], (t_ptr[tab_off[p]:], t_out, t_tap), w,
@@ -699,16 +593,15 @@ def run_kernel(  # pragma: no cover - compiled
                     else:
                         lif_update(a_tot, u, v, dcf, dvf, thf, biasf, sbuf, base, sz, subtract[li], spiking[li])
                     hrow = hist_idx[slot]
-                    if simd_compress:  # the spikes into an index list, 64 neurons per compress-store
-                        pos = base  # the list of layer li starts at hrow[base]
-                        for i0 in range(0, sz, 64):
-                            pos = compress64(sbuf, i0, min(64, sz - i0), hrow, pos)
-                        ncur = pos - base
-                    else:
-                        ncur = 0
-                        for i in range(sz):  # branch-free compaction of the spikes into an index list
-                            hrow[base + ncur] = i
-                            ncur += sbuf[i]
+                    # the spikes into an index list, 64 neurons per mask; sbuf holds padded(sz) bytes, those past sz
+                    # are masked off (another layer's leftovers)
+                    pos = base  # the list of layer li starts at hrow[base]
+                    for i0 in range(0, sz, 64):
+                        m = mask64(sbuf, i0)
+                        if sz - i0 < 64:
+                            m &= (np.uint64(1) << np.uint64(sz - i0)) - np.uint64(1)
+                        pos = expand64(m, i0, hrow, pos)
+                    ncur = pos - base
                     hist_cnt[slot, li] = ncur
                     # ---- recording (per-layer decisions kept out of the neuron loop)
                     rs = rec_spk[li]

@@ -1,5 +1,5 @@
-"""The two compaction paths of hwsim (AVX-512 masked compress-stores, portable loops) and an AVX2-only code
-generation all give the reference executor's bits."""
+"""hwsim's explicit vector code (hwsim/simd.py) against plain numpy, the kernels built on it against the reference
+executor, and an AVX2-only code generation of all of it against the reference too."""
 
 import os
 import subprocess
@@ -12,45 +12,79 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from quantal.compile import reference
+from quantal.compile import reference, streams
 from quantal.compile.testing import random_network, random_spikes
-from quantal.hwsim import engine, simulate
-from quantal.hwsim.simd import codegen_isa, compress64
+from quantal.hwsim import simulate
+from quantal.hwsim.simd import add_block64, add_block64_rel, codegen_isa, expand64, mask64
 
 ALL = ("spikes", "u", "v", "counts")
 
 
 @njit(cache=True)
-def _compress(row, j0, nb, out, cnt):  # pragma: no cover - compiled
-    return compress64(row, j0, nb, out, cnt)
+def _mask(row, j0):  # pragma: no cover - compiled
+    return mask64(row, j0)
+
+
+@njit(cache=True)
+def _expand(m, j0, out, cnt):  # pragma: no cover - compiled
+    return expand64(m, j0, out, cnt)
+
+
+@njit(cache=True)
+def _blocks(acc, w, rel, keys, idx, cnt, off, roff, sz, stochastic):  # pragma: no cover - compiled
+    for b in range(0, acc.shape[0], 64):
+        if stochastic:
+            add_block64_rel(acc, w, rel, keys, idx, cnt, off, roff, sz, b)
+        else:
+            add_block64(acc, w, idx, cnt, off, sz, b)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(0, 64), st.integers(0, 100), st.sampled_from([0.0, 0.05, 0.5, 1.0]),
-       st.booleans())  # fmt: skip
-def test_compress64_writes_the_nonzero_indices_in_order(seed, nb, cnt, density, as_bool):
+@given(st.integers(0, 2**32 - 1), st.integers(0, 100), st.sampled_from([0.0, 0.05, 0.5, 1.0]), st.booleans())
+def test_mask64_and_expand64_list_the_nonzero_bytes_in_order(seed, cnt, density, as_bool):
     rng = np.random.default_rng(seed)
     j0 = int(rng.integers(0, 40))
-    row = (rng.random(j0 + nb) < density) * rng.integers(1, 256, j0 + nb)  # any nonzero byte counts
-    row = (row != 0) if as_bool else row.astype(np.uint8)  # the block may end at the array's end
-    out = np.full(cnt + 70, -7, np.int32)
-    end = _compress(row, j0, nb, out, cnt)
-    want = j0 + np.flatnonzero(row[j0:j0 + nb])
-    assert end == cnt + len(want) and np.array_equal(out[cnt:end], want)
-    assert (out[:cnt] == -7).all() and (out[end:] == -7).all()  # nothing else is written
+    row = (rng.random(j0 + 64) < density) * rng.integers(1, 256, j0 + 64)  # any nonzero byte counts
+    row = (row != 0) if as_bool else row.astype(np.uint8)  # the block ends at the array's end
+    m = _mask(row, j0)
+    want = np.flatnonzero(row[j0:j0 + 64])
+    assert int(m) == sum(1 << int(b) for b in want)
+    base = int(rng.integers(0, 2**20))
+    out = np.full(cnt + 72, -7, np.int32)
+    end = _expand(np.uint64(m), base, out, cnt)
+    assert end == cnt + len(want) and np.array_equal(out[cnt:end], base + want)
+    assert (out[:cnt] == -7).all() and (out[end + 8:] == -7).all()  # at most 8 elements of slack are written
 
 
-@pytest.fixture(params=[True, False], ids=["compress-store", "portable"])
-def compaction(request, monkeypatch):
-    monkeypatch.setattr(engine, "SIMD_COMPRESS", request.param)
-    return request.param
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 200), st.integers(0, 40), st.booleans(), st.booleans())
+def test_add_block64_sums_the_columns_and_draws_stream_1(seed, sz, cnt, stochastic, wide):
+    """Blocks of 64 targets (the last partial, its lanes past sz scratch) against a numpy sum, with stream 1's
+    bytes from quantal.compile.streams."""
+    rng = np.random.default_rng(seed)
+    n_src = 50
+    off, roff = int(rng.integers(0, 9)), int(rng.integers(0, 9))
+    w = rng.integers(-128, 128, off + n_src * sz + 64).astype(np.int8)
+    rel = rng.integers(0, 256, roff + n_src * sz + 64).astype(np.uint8)
+    idx = np.sort(rng.choice(n_src, cnt, replace=False)).astype(np.int32)
+    hp = streams.key(seed, 1, 0, 3, 2, 1)  # key(seed, 1, trial, sample, t, p): kernels absorb j on top of it
+    keys = np.array([streams.key(seed, 1, 0, 3, 2, 1, j) for j in idx] or [0], np.uint64)
+    assert hp.dtype == np.uint64
+    acc = np.full((sz + 63) // 64 * 64, 5, np.int32 if wide else np.int16)  # blocks add into what is there
+    _blocks(acc, w, rel, keys, idx, cnt, off, roff, sz, stochastic)
+    cols = np.stack([w[off + j * sz: off + (j + 1) * sz] for j in idx]).astype(np.int64) if cnt else np.zeros((0, sz))
+    if stochastic and cnt:
+        i = np.arange(sz, dtype=np.uint64)
+        draws = (streams.word(keys[:, None], i // np.uint64(8)) >> (np.uint64(8) * (i % np.uint64(8)))) & np.uint64(255)
+        rcols = np.stack([rel[roff + j * sz: roff + (j + 1) * sz] for j in idx])
+        cols = cols * (draws <= rcols)
+    assert np.array_equal(acc[:sz].astype(np.int64), 5 + cols.sum(0))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 200), min_size=2, max_size=4),
        st.sampled_from([0.02, 0.3, 0.9]))  # fmt: skip
-def test_both_compaction_paths_equal_the_reference(compaction, seed, sizes, density):
+def test_wide_layers_equal_the_reference(seed, sizes, density):
     """Layers and inputs wider than one 64-lane block, with partial last blocks, at sparse and dense activity."""
     rng = np.random.default_rng(seed)
     net = random_network(rng, sizes, release="random", escape=bool(seed % 2), readout=bool(seed % 3))
@@ -68,13 +102,14 @@ AVX2 = "+avx2,+avx,+fma,+bmi,+bmi2,+popcnt,+sse4.2,+sse4.1,+ssse3,+sse3,+f16c,+l
 @pytest.mark.slow
 def test_avx2_code_generation_equals_the_reference(tmp_path):
     """The kernels compiled for an AVX2-only CPU (what AMD EPYC Zen 2/3 and older Intel machines run), in a fresh
-    process with its own Numba cache: the portable path, and the same bits as the reference."""
+    process with its own Numba cache: 256-bit vectors and emulated 64-bit multiplies, the same bits as the
+    reference."""
     script = textwrap.dedent("""
         import numpy as np
         from quantal.compile import reference
         from quantal.compile.testing import random_graph, random_network, random_spikes
         from quantal.hwsim import engine, simulate
-        assert engine.ISA == "avx2" and not engine.SIMD_COMPRESS, engine.ISA
+        assert engine.ISA == "avx2", engine.ISA
         for seed in range(4):
             rng = np.random.default_rng(seed)
             nets = [random_network(rng, [150, 90, 70, 10], release="random", escape=True, readout=True),
@@ -101,5 +136,3 @@ def test_the_isa_follows_numbas_code_generation(monkeypatch):
     assert codegen_isa() == "avx2"
     monkeypatch.setattr(config, "CPU_FEATURES", AVX2 + ",+avx512f,+avx512bw,+avx512vl")
     assert codegen_isa() == "avx512"
-    monkeypatch.setenv("QUANTAL_HWSIM_ISA", "avx2")
-    assert codegen_isa() == "avx2"  # forced to the portable path

@@ -1,0 +1,87 @@
+"""hwsim at two or more git revisions, measured in one process, alternating. Not a test.
+
+    python benchmarks/ab.py REV [REV ...] [--only W1,W2] [--repeats 7]
+
+Each revision's ``hwsim`` package (``git archive REV hwsim``; ``work`` is the working tree) is imported under its
+own name from a temporary folder, with its own Numba cache (so each compiles once, before the timed runs). The
+W1 and W2 networks of benchmarks/run.py run on every version in turn, ``--repeats`` times, and the table gives
+min / median / max samples per second of wall time; alternating spreads the machine's load over all versions
+alike. The versions' outputs are checked to be identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def load(rev: str, folder: Path, k: int):  # noqa: ANN201
+    """The hwsim package of ``rev`` as module ``hwsim_ab<k>``."""
+    dest = folder / f"hwsim_ab{k}"
+    if rev == "work":
+        src = ROOT / "hwsim"
+        dest.mkdir()
+        for f in src.glob("*.py"):
+            (dest / f.name).write_bytes(f.read_bytes())
+    else:
+        tar = subprocess.run(["git", "archive", rev, "hwsim"], cwd=ROOT, check=True, capture_output=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+            t.extractall(folder / f"rev{k}", filter="data")
+        (folder / f"rev{k}" / "hwsim").rename(dest)
+    spec = importlib.util.spec_from_file_location(dest.name, dest / "__init__.py", submodule_search_locations=[str(dest)])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[dest.name] = mod
+    spec.loader.exec_module(mod)
+    return importlib.import_module(f"{dest.name}.engine")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("revs", nargs="+", help="git revisions, or 'work' for the working tree")
+    p.add_argument("--only", default="W1,W2")
+    p.add_argument("--repeats", type=int, default=7)
+    a = p.parse_args(argv)
+    from run import w1_network, w2_network  # benchmarks/run.py
+
+    rng = np.random.default_rng(0)
+    work = {}
+    if "W1" in a.only:
+        work["W1"] = (w1_network(rng), rng.random((20000, 1, 784)) < 0.2,
+                      {"steps": 5, "layers": ("fc4",), "record": ("counts",)})  # fmt: skip
+    if "W2" in a.only:
+        work["W2"] = (w2_network(rng), rng.random((3000, 100, 700)) < 0.05,
+                      {"layers": ("out",), "record": ("counts",)})  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        engines = [load(rev, Path(tmp), k) for k, rev in enumerate(a.revs)]
+        print(f"{'workload':8}  {'revision':12}  samples/s min / median / max")
+        for name, (net, x, kw) in work.items():
+            sims = [e.Simulator(net) for e in engines]
+            outs = [s.run(x[:500], **kw) for s in sims]  # compiles each version, then checks they agree
+            for o in outs[1:]:
+                assert all(np.array_equal(o[q], outs[0][q]) for q in o), "the versions' outputs differ"
+            rates: list[list[float]] = [[] for _ in sims]
+            for _ in range(a.repeats):
+                for k, s in enumerate(sims):
+                    t0 = time.perf_counter()
+                    s.run(x, **kw)
+                    rates[k].append(len(x) / (time.perf_counter() - t0))
+            for rev, r in zip(a.revs, rates):
+                print(f"{name:8}  {rev[:12]:12}  {min(r):,.0f} / {statistics.median(r):,.0f} / {max(r):,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
