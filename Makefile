@@ -10,7 +10,7 @@ LAVA_PY ?= $(shell for p in "$$(pyenv root 2>/dev/null)/versions/3.10.13/bin/pyt
 		[ -n "$$p" ] && [ -x "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null \
 		&& { echo "$$p"; break; }; done)
 
-.PHONY: demo test lint lava-env peer-envs apt-deps bench clean nir-peers
+.PHONY: demo test lint lava-env peer-envs apt-deps bench clean nir-peers results
 
 $(VENV)/.stamp: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,10 @@ demo: $(VENV)/.stamp lava-env
 # one table: W1-W4 against PyTorch, snnTorch and Norse, and Lava at batch 1 (needs the Lava venv for that row)
 bench: $(VENV)/.stamp lava-env
 	$(VENV)/bin/python benchmarks/run.py
+
+# Every number in the docs, regenerated (examples/results.py; `make results NAME=s2m` for one of them)
+results: $(VENV)/.stamp lava-env peer-envs
+	$(VENV)/bin/python examples/results.py $(or $(NAME),all)
 
 clean:
 	rm -rf $(VENV) $(LAVA_VENV) $(SINABS_VENV) $(SPYX_VENV) runs .pytest_cache .hypothesis

@@ -179,7 +179,7 @@ def _lower_s2m(model: S2MNet, steps: int) -> tuple[list[tuple[FloatLayer, FloatP
             raise LoweringError(f"layers.{k}: {type(lay).__name__} is not an S2MLinear")
         p = float(lay.p)
         w = _np(lay.weight)
-        a = _np(lay.beta) * math.sqrt(2 * p * (1 - p)) - p  # reliable fraction from the learned gain
+        a = _np(lay.gain) * math.sqrt(2 * p * (1 - p)) - p  # reliable fraction from the learned gain
         wpair = np.concatenate([np.concatenate([w, -w], 1), np.concatenate([-w, w], 1)])  # rows: on, off
         wf = a[:, None] * w
         wfpair = np.concatenate([np.concatenate([wf, -wf], 1), np.concatenate([-wf, wf], 1)])

@@ -24,6 +24,7 @@ integers``). The schema (defaults in brackets)::
       voltage_decay: 1024       # lif, IR units (0..4096)
       threshold: 1.0            # firing threshold (float units)
       detach_reset: true        # no gradient through the reset
+      weight_norm: true         # s2m: learn the gain beta and the direction w / ||w|| apart (false: v directly)
     train:
       epochs: 5                 # float training epochs
       batch_size: 64
@@ -50,7 +51,7 @@ DEFAULTS: dict[str, Any] = {
         "kind": "lif", "hidden": [64], "estimator": "surrogate", "p": 0.5, "escape": None, "escape_beta": 5.0,
         "surrogate": "superspike",
         "scale_by_beta": False, "current_decay": 2048, "voltage_decay": 1024, "threshold": 1.0,
-        "detach_reset": True,
+        "detach_reset": True, "weight_norm": True,
     },
     "train": {"epochs": 5, "batch_size": 64, "lr": 0.002, "optimizer": "adam"},
     "quant": {"epochs": 0, "lr": 0.0005, "calibration": 512, "device": None,
@@ -141,7 +142,7 @@ def validate(raw: Any) -> dict:
     _num(cfg, "model.current_decay", 0, 4096, integer=True)
     _num(cfg, "model.voltage_decay", 0, 4096, integer=True)
     _num(cfg, "model.threshold", 0, 1e6, open_lo=True)
-    for key in ("model.scale_by_beta", "model.detach_reset"):
+    for key in ("model.scale_by_beta", "model.detach_reset", "model.weight_norm"):
         section, name = key.split(".")
         if not isinstance(cfg[section][name], bool):
             raise ConfigError(f"{key}: expected true or false")

@@ -98,15 +98,32 @@ class S2MLinear(nn.Module):
     """Synaptic Sampling Machine layer: sign units with weight-normalised erf activation (Eq. 3).
 
     ``beta`` is learned per neuron (initialised from p and a = 0); outputs are sampled in {-1, +1}.
+    ``weight_norm=False`` keeps the same units and initial function but learns v_i directly
+    (P(z_i = 1) = (1 + erf(v_i . z)) / 2, ``weight`` holds v): the parameterisation without weight normalisation,
+    for comparing the two (the gain is then ||v_i||, see :attr:`gain`).
     """
 
-    def __init__(self, in_features: int, out_features: int, p: float = 0.5) -> None:
+    def __init__(self, in_features: int, out_features: int, p: float = 0.5, *, weight_norm: bool = True) -> None:
         super().__init__()
         self.p = p
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / math.sqrt(in_features))
-        self.beta = nn.Parameter(torch.full((out_features,), float(s2m_beta(p))))
+        self.weight_norm = bool(weight_norm)
+        w = torch.randn(out_features, in_features) / math.sqrt(in_features)
+        beta0 = float(s2m_beta(p))
+        if self.weight_norm:
+            self.weight = nn.Parameter(w)
+            self.beta = nn.Parameter(torch.full((out_features,), beta0))
+        else:  # v = beta0 w / ||w||: the same initial probabilities as the normalised layer
+            self.weight = nn.Parameter(beta0 * w / w.norm(dim=1, keepdim=True))
+
+    @property
+    def gain(self) -> torch.Tensor:
+        """beta_i: the learned gain, or ||v_i|| without weight normalisation (then v_i = beta_i w_i / ||w_i||
+        with w = v), so that both lower to the same blank-out synapses (compile/lower.py)."""
+        return self.beta if self.weight_norm else self.weight.norm(dim=1)
 
     def probability(self, z: torch.Tensor) -> torch.Tensor:
+        if not self.weight_norm:
+            return 0.5 * (1.0 + torch.special.erf(z @ self.weight.T))
         return s2m_probability(z, self.weight, self.beta)
 
     def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

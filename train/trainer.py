@@ -62,10 +62,10 @@ class MLP(nn.Module):
 
 
 class S2MNet(nn.Module):
-    def __init__(self, n_in: int, hidden: list[int], n_out: int, p: float) -> None:
+    def __init__(self, n_in: int, hidden: list[int], n_out: int, p: float, weight_norm: bool = True) -> None:
         super().__init__()
         sizes = [n_in, *hidden]
-        self.layers = nn.ModuleList(S2MLinear(a, b, p) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(S2MLinear(a, b, p, weight_norm=weight_norm) for a, b in zip(sizes[:-1], sizes[1:]))
         self.readout = nn.Linear(sizes[-1], n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,7 +167,7 @@ def build_model(cfg: dict, n_in: int, n_out: int) -> nn.Module:
     if m["kind"] == "mlp":
         return MLP(n_in, m["hidden"], n_out)
     if m["kind"] == "s2m":
-        return S2MNet(n_in, m["hidden"], n_out, m["p"])
+        return S2MNet(n_in, m["hidden"], n_out, m["p"], m["weight_norm"])
     if m["kind"] == "binary":
         est = m["estimator"] if isinstance(m["estimator"], list) else [m["estimator"]] * len(m["hidden"])
         return BinaryNet(n_in, m["hidden"], n_out, ["moment"] if "moment" in est else est, m["p"])

@@ -87,14 +87,18 @@ def test_binary_lowering_uses_logistic_escape_with_the_model_scale(digits):
     assert spec["encoder"] == "rate"
 
 
-def test_s2m_on_off_pairs_fire_with_the_exact_blank_out_probability():
+@pytest.mark.parametrize("weight_norm", [True, False])
+def test_s2m_on_off_pairs_fire_with_the_exact_blank_out_probability(weight_norm):
     # one S2M unit with three ±1 inputs: enumerate the 2**3 release patterns for the exact probability
-    m, cfg = _model("s2m", p=0.5)
+    m, cfg = _model("s2m", p=0.5, weight_norm=weight_norm)
     lay = m.layers[0]
     with torch.no_grad():
         lay.weight.data = torch.zeros_like(lay.weight)
         lay.weight.data[0, :3] = torch.tensor([0.9, -0.5, 0.3])
-        lay.beta.data[0] = 1.2  # a learned gain: a reliable fraction a = beta sqrt(2 p (1 - p)) - p
+        if weight_norm:
+            lay.beta.data[0] = 1.2  # a learned gain: a reliable fraction a = beta sqrt(2 p (1 - p)) - p
+        else:  # v learned directly: its norm is the gain
+            lay.weight.data[0, :3] *= 1.2 / lay.weight.data[0].norm()
     q, rows, spec = lower(m, cfg, np.zeros((1, 64)))
     net = q.to_network("s")
     syn = net.projections[0].synapse

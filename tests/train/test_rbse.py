@@ -66,3 +66,24 @@ def test_features_support_a_classifier_on_digits():
     # chance is 0.1; the learned stochastic features must support > 0.7 held-out accuracy (0.80 seen)
     assert clf.score(feats[1200:], d.target[1200:]) > 0.7
     assert not torch.allclose(m.p, torch.full_like(m.p, 0.6))  # release probabilities were learned
+
+
+def test_the_strongest_synapses_become_the_most_reliable_on_digits():
+    """examples/rbse_digits.py, seed 0 (docs/science.md): over 3 seeds Spearman(|W|, p) = 0.958 ± 0.002 and the
+    5th-95th percentile spread of p = 0.136 ± 0.005 after 30 epochs; the bounds are 10 sd wide (float64 torch
+    sums may differ between CPUs)."""
+    import sys
+    from argparse import Namespace
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+    from rbse_digits import train as rbse_train
+
+    from quantal.train import data
+
+    v = torch.tensor(data.load("digits", "train").x > 0.5, dtype=torch.float64)
+    model = RBSE(v.shape[1], 64, p=0.5, seed=0)
+    a = Namespace(epochs=30, lr=0.2, lr_rho=1.0)
+    last = rbse_train(model, v, a.epochs, a.lr, a.lr_rho, 0, True)[-1]
+    assert abs(last["spearman"] - 0.958) < 0.02
+    assert abs((last["p_95"] - last["p_05"]) - 0.136) < 0.05

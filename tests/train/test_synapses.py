@@ -85,3 +85,28 @@ def test_s2m_beta_needs_noise(p):
 
 def test_beta_closed_form():
     assert math.isclose(S.s2m_beta(0.5), 0.5 / math.sqrt(0.5))
+
+
+def test_s2m_without_weight_norm_starts_from_the_same_function_and_is_not_scale_invariant():
+    torch.manual_seed(3)
+    normed = S.S2MLinear(40, 6, p=0.5)
+    torch.manual_seed(3)
+    plain = S.S2MLinear(40, 6, p=0.5, weight_norm=False)
+    z = torch.where(torch.rand(9, 40) < 0.5, 1.0, -1.0)
+    assert torch.allclose(plain.probability(z), normed.probability(z), atol=1e-6)  # v = beta w / ||w||
+    assert torch.allclose(plain.gain, normed.gain, atol=1e-6)  # the gain is ||v||: the same blank-out synapses
+    assert not hasattr(plain, "beta") or not isinstance(plain.beta, torch.nn.Parameter)
+    with torch.no_grad():
+        plain.weight.mul_(0.1)
+    assert (plain.probability(z) - 0.5).abs().max() < (normed.probability(z) - 0.5).abs().max()
+
+
+def test_weight_norm_is_a_checked_switch_of_s2m_configs():
+    from quantal.train.config import ConfigError, validate
+    from quantal.train.trainer import build_model
+
+    cfg = validate({"model": {"kind": "s2m", "weight_norm": False}})
+    model = build_model(cfg, 64, 10)
+    assert all(not layer.weight_norm for layer in model.layers)
+    with pytest.raises(ConfigError, match="model.weight_norm"):
+        validate({"model": {"kind": "s2m", "weight_norm": "no"}})
