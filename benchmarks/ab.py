@@ -41,7 +41,8 @@ def load(rev: str, folder: Path, k: int):  # noqa: ANN201
         with tarfile.open(fileobj=io.BytesIO(tar)) as t:
             t.extractall(folder / f"rev{k}", filter="data")
         (folder / f"rev{k}" / "hwsim").rename(dest)
-    spec = importlib.util.spec_from_file_location(dest.name, dest / "__init__.py", submodule_search_locations=[str(dest)])
+    spec = importlib.util.spec_from_file_location(dest.name, dest / "__init__.py",
+                                                  submodule_search_locations=[str(dest)])  # fmt: skip
     mod = importlib.util.module_from_spec(spec)
     sys.modules[dest.name] = mod
     spec.loader.exec_module(mod)
@@ -56,12 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     from run import w1_network, w2_network  # benchmarks/run.py
 
-    rng = np.random.default_rng(0)
     work = {}
-    if "W1" in a.only:
+    if "W1" in a.only:  # the generators of benchmarks/run.py: the same networks
+        rng = np.random.default_rng(1)
         work["W1"] = (w1_network(rng), rng.random((20000, 1, 784)) < 0.2,
                       {"steps": 5, "layers": ("fc4",), "record": ("counts",)})  # fmt: skip
     if "W2" in a.only:
+        rng = np.random.default_rng(2)
         work["W2"] = (w2_network(rng), rng.random((3000, 100, 700)) < 0.05,
                       {"layers": ("out",), "record": ("counts",)})  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

@@ -302,7 +302,6 @@ def graph_rows(which: set[str], quick: bool, repeats: int, peer_rates) -> list[t
     stochastic network, the peers through ``peer_rates`` (1 thread and every core)."""
     from quantal.hwsim import Simulator
 
-    rng = np.random.default_rng(0)
     rows = []
 
     def hwsim_rows(label: str, build, wts: dict, x: np.ndarray, steps: int, peers: dict) -> None:  # noqa: ANN001
@@ -321,6 +320,7 @@ def graph_rows(which: set[str], quick: bool, repeats: int, peer_rates) -> list[t
                          note or "the deterministic peers"))  # fmt: skip
 
     if "W3" in which:
+        rng = np.random.default_rng(3)  # each workload its own generator: the same data whatever else runs
         w3 = w3_weights(rng)
         n3 = 16 if quick else 64
         x3 = rng.random((n3, 300, 2 * 34 * 34)) < 0.02
@@ -329,6 +329,7 @@ def graph_rows(which: set[str], quick: bool, repeats: int, peer_rates) -> list[t
         peers3.update({f"snnTorch, {k}": v for k, v in peer_rates(lambda: (snntorch_w3(w3, x3[:pb]), pb)).items()})
         hwsim_rows("W3 spiking CNN", w3_network, w3, x3, 300, peers3)
     if "W4" in which:
+        rng = np.random.default_rng(4)
         w4 = w4_weights(rng)
         n4 = 200 if quick else 2000
         x4 = rng.random((n4, 100, 700)) < 0.05

@@ -306,7 +306,6 @@ def main(argv: list[str] | None = None) -> int:
     from quantal.hwsim import Simulator, engine
 
     threads = os.cpu_count() or 1
-    rng = np.random.default_rng(0)
     rows = []
     cold = compile_time()
     start = startup_times()
@@ -324,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         return out
 
     if "W1" in only:
+        rng = np.random.default_rng(1)  # each workload its own generator: the same data whatever else runs
         net1 = w1_network(rng)
         n1 = 2000 if args.quick else 20000
         x1 = rng.random((n1, 1, 784)) < 0.2
@@ -341,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"hidden firing {', '.join(f'{r:.2f}' for r in rates)}"))  # fmt: skip
 
     if "W2" in only:
+        rng = np.random.default_rng(2)
         net2 = w2_network(rng)
         n2 = 500 if args.quick else 5000
         x2 = rng.random((n2, 100, 700)) < 0.05

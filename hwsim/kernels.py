@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .simd import add_block64, add_block64_rel, expand64, mask64, prefetch
+from .simd import add_block32, add_block32_rel, add_block64, add_block64_rel, expand64, mask64, prefetch
 
 G = np.uint64(0x9E3779B97F4A7C15)
 M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -126,6 +126,15 @@ def accumulate(acc, cnt, idx, sz, wT, w_off, has_rel, relT, rel_off, has_fix, wf
     if has_rel:
         for a in range(cnt):
             keys[a] = absorb(hp, idx[a])  # key(seed, 1, trial, sample, t, p, j)
+    if sz <= 32:  # one 32-lane block: half the work of 64 lanes for small layers (readouts)
+        if has_rel:
+            add_block32_rel(acc, wT, relT, keys, idx, cnt, w_off, rel_off, sz, 0)
+        else:
+            add_block32(acc, wT, idx, cnt, w_off, sz, 0)
+        if has_fix:
+            add_block32(acc, wfT, idx, cnt, fix_off, sz, 0)
+        return
+    if has_rel:
         for b in range(0, szp, 64):
             add_block64_rel(acc, wT, relT, keys, idx, cnt, w_off, rel_off, sz, b)
     else:

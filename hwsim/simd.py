@@ -99,10 +99,10 @@ def _mix(builder: ir.IRBuilder, z: ir.Value) -> ir.Value:
     return builder.xor(z, builder.lshr(z, c(31)))
 
 
-def _block_types(context, signature):  # noqa: ANN001, ANN202
+def _block_types(context, signature, n: int):  # noqa: ANN001, ANN202
     ta = context.get_value_type(signature.args[0].dtype)  # accumulator lanes: i16, i32 or i64
     tw = context.get_value_type(signature.args[1].dtype)  # weights: i8 (i64 for device weights)
-    return ir.VectorType(ta, 64), ir.VectorType(tw, 64), ta.width // 8
+    return ir.VectorType(ta, n), ir.VectorType(tw, n), ta.width // 8
 
 
 def _check_block_types(acc_ty: types.Type, w_ty: types.Type) -> None:
@@ -110,7 +110,7 @@ def _check_block_types(acc_ty: types.Type, w_ty: types.Type) -> None:
     ok = (isinstance(acc_ty, types.Array) and isinstance(acc_ty.dtype, types.Integer) and isinstance(w_ty, types.Array)
           and isinstance(w_ty.dtype, types.Integer))  # fmt: skip
     if not ok:
-        raise TypeError("add_block64: integer accumulators and integer weights")
+        raise TypeError("add_block: integer accumulators and integer weights")
 
 
 def _to_lanes(builder: ir.IRBuilder, c: ir.Value, va: ir.VectorType) -> ir.Value:
@@ -120,80 +120,101 @@ def _to_lanes(builder: ir.IRBuilder, c: ir.Value, va: ir.VectorType) -> ir.Value
     return builder.sext(c, va) if wb > wa else builder.trunc(c, va) if wb < wa else c
 
 
-@intrinsic
-def add_block64(typingctx, acc_ty, w_ty, idx_ty, cnt_ty, off_ty, sz_ty, blk_ty):  # pragma: no cover - compiled
-    """``add_block64(acc, w, idx, cnt, off, sz, blk)``: ``acc[blk + i] += sum over a < cnt of w[off + idx[a] * sz
-    + blk + i]`` for i < 64 (the weights sign-extended to the accumulator's lanes: int16 or int32 on int8
-    weights, int64 on device weights; the caller guarantees that the sums fit). Reads 64 weights per column
-    (the arrays carry kernels.PAD trailing elements)."""
-    _check_block_types(acc_ty, w_ty)
-    i64t = types.int64
-    sig = types.void(acc_ty, w_ty, idx_ty, i64t, i64t, i64t, i64t)
+def _make_add_block(n: int):  # noqa: ANN202
+    """The intrinsic ``add_block<n>`` (n lanes, a multiple of 8)."""
 
-    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-        acc, w, idx, cnt, off, sz, blk = args
-        acca = context.make_array(signature.args[0])(context, builder, acc)
-        wa = context.make_array(signature.args[1])(context, builder, w)
-        ia = context.make_array(signature.args[2])(context, builder, idx)
-        va, vw, align = _block_types(context, signature)
-        dst = builder.bitcast(builder.gep(acca.data, [blk]), va.as_pointer())
-        sum_p = cgutils.alloca_once_value(builder, builder.load(dst, align=align))  # promoted to registers
-        base = builder.add(off, blk)
-        with cgutils.for_range(builder, cnt) as loop:
-            j = builder.sext(builder.load(builder.gep(ia.data, [loop.index])), ir.IntType(64))
-            col = builder.bitcast(builder.gep(wa.data, [builder.add(base, builder.mul(j, sz))]), vw.as_pointer())
-            c = builder.load(col, align=1)
-            builder.store(builder.add(builder.load(sum_p), _to_lanes(builder, c, va)), sum_p)
-        builder.store(builder.load(sum_p), dst, align=align)
-        return context.get_dummy_value()
+    def add_block(typingctx, acc_ty, w_ty, idx_ty, cnt_ty, off_ty, sz_ty, blk_ty):  # pragma: no cover - compiled
+        _check_block_types(acc_ty, w_ty)
+        i64t = types.int64
+        sig = types.void(acc_ty, w_ty, idx_ty, i64t, i64t, i64t, i64t)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+            acc, w, idx, cnt, off, sz, blk = args
+            acca = context.make_array(signature.args[0])(context, builder, acc)
+            wa = context.make_array(signature.args[1])(context, builder, w)
+            ia = context.make_array(signature.args[2])(context, builder, idx)
+            va, vw, align = _block_types(context, signature, n)
+            dst = builder.bitcast(builder.gep(acca.data, [blk]), va.as_pointer())
+            sum_p = cgutils.alloca_once_value(builder, builder.load(dst, align=align))  # promoted to registers
+            base = builder.add(off, blk)
+            with cgutils.for_range(builder, cnt) as loop:
+                j = builder.sext(builder.load(builder.gep(ia.data, [loop.index])), ir.IntType(64))
+                col = builder.bitcast(builder.gep(wa.data, [builder.add(base, builder.mul(j, sz))]), vw.as_pointer())
+                c = builder.load(col, align=1)
+                builder.store(builder.add(builder.load(sum_p), _to_lanes(builder, c, va)), sum_p)
+            builder.store(builder.load(sum_p), dst, align=align)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    add_block.__name__ = f"add_block{n}"
+    add_block.__doc__ = f"""``add_block{n}(acc, w, idx, cnt, off, sz, blk)``: ``acc[blk + i] += sum over a < cnt of
+    w[off + idx[a] * sz + blk + i]`` for i < {n} (the weights sign-extended to the accumulator's lanes: int16 or int32
+    on int8 weights, int64 on device weights; the caller guarantees that the sums fit). Reads {n} weights per
+    column (the arrays carry kernels.PAD trailing elements)."""
+    return intrinsic(add_block)
 
 
-@intrinsic
-def add_block64_rel(typingctx, acc_ty, w_ty, rel_ty, keys_ty, idx_ty, cnt_ty, off_ty, roff_ty, sz_ty,
-                    blk_ty):  # fmt: skip  # pragma: no cover - compiled
-    """``add_block64_rel(acc, w, rel, keys, idx, cnt, off, roff, sz, blk)``: as :func:`add_block64`, each weight
-    counted iff its stream-1 byte is <= its release byte: for column a (input j = idx[a], key k = keys[a]) and
-    target t = blk + i, byte t % 8 of word(k, t // 8) = mix(k + G (t // 8 + 1)) against ``rel[roff + j * sz + t]``.
-    ``blk`` is a multiple of 64, so the block's bytes are those of words blk / 8 .. blk / 8 + 7, made as one
-    vector ``mix(k + G (blk / 8 + 1) + G (0 .. 7))`` and read as 64 bytes (little-endian: byte b of word m is
-    ``(word >> 8 b) & 0xFF``, the specification's order)."""
-    _check_block_types(acc_ty, w_ty)
-    i64t = types.int64
-    sig = types.void(acc_ty, w_ty, rel_ty, keys_ty, idx_ty, i64t, i64t, i64t, i64t, i64t)
+def _make_add_block_rel(n: int):  # noqa: ANN202
+    """The intrinsic ``add_block<n>_rel`` (n lanes, a multiple of 8; blocks start at multiples of n)."""
+    nw = n // 8  # words per block
 
-    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-        acc, w, rel, keys, idx, cnt, off, roff, sz, blk = args
-        acca = context.make_array(signature.args[0])(context, builder, acc)
-        wa = context.make_array(signature.args[1])(context, builder, w)
-        ra = context.make_array(signature.args[2])(context, builder, rel)
-        ka = context.make_array(signature.args[3])(context, builder, keys)
-        ia = context.make_array(signature.args[4])(context, builder, idx)
-        va, vw, align = _block_types(context, signature)
-        i8, i64 = ir.IntType(8), ir.IntType(64)
-        v8, vk = ir.VectorType(i8, 64), ir.VectorType(i64, 8)
-        dst = builder.bitcast(builder.gep(acca.data, [blk]), va.as_pointer())
-        sum_p = cgutils.alloca_once_value(builder, builder.load(dst, align=align))
-        # G (blk / 8 + 1), wrapping modulo 2**64, then + G l for the lanes l = 0 .. 7
-        g0 = builder.mul(builder.add(builder.udiv(blk, ir.Constant(i64, 8)), ir.Constant(i64, 1)), ir.Constant(i64, _G))
-        g_lanes = ir.Constant(vk, [(_G * m) % 2**64 for m in range(8)])
-        zero = ir.Constant(va, [0] * 64)
-        with cgutils.for_range(builder, cnt) as loop:
-            j = builder.sext(builder.load(builder.gep(ia.data, [loop.index])), i64)
-            e = builder.add(builder.mul(j, sz), blk)  # the column's element of target blk
-            k = builder.add(builder.load(builder.gep(ka.data, [loop.index])), g0)
-            words = _mix(builder, builder.add(_splat(builder, k, vk), g_lanes))
-            draws = builder.bitcast(words, v8)  # byte i of the block = byte i % 8 of word blk / 8 + i // 8
-            r = builder.load(builder.bitcast(builder.gep(ra.data, [builder.add(roff, e)]), v8.as_pointer()), align=1)
-            c = builder.load(builder.bitcast(builder.gep(wa.data, [builder.add(off, e)]), vw.as_pointer()), align=1)
-            c = _to_lanes(builder, c, va)
-            sel = builder.select(builder.icmp_unsigned("<=", draws, r), c, zero)  # transmit iff byte <= release
-            builder.store(builder.add(builder.load(sum_p), sel), sum_p)
-        builder.store(builder.load(sum_p), dst, align=align)
-        return context.get_dummy_value()
+    def add_block_rel(typingctx, acc_ty, w_ty, rel_ty, keys_ty, idx_ty, cnt_ty, off_ty, roff_ty, sz_ty,
+                      blk_ty):  # fmt: skip  # pragma: no cover - compiled
+        _check_block_types(acc_ty, w_ty)
+        i64t = types.int64
+        sig = types.void(acc_ty, w_ty, rel_ty, keys_ty, idx_ty, i64t, i64t, i64t, i64t, i64t)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+            acc, w, rel, keys, idx, cnt, off, roff, sz, blk = args
+            acca = context.make_array(signature.args[0])(context, builder, acc)
+            wa = context.make_array(signature.args[1])(context, builder, w)
+            ra = context.make_array(signature.args[2])(context, builder, rel)
+            ka = context.make_array(signature.args[3])(context, builder, keys)
+            ia = context.make_array(signature.args[4])(context, builder, idx)
+            va, vw, align = _block_types(context, signature, n)
+            i8, i64 = ir.IntType(8), ir.IntType(64)
+            v8, vk = ir.VectorType(i8, n), ir.VectorType(i64, nw)
+            dst = builder.bitcast(builder.gep(acca.data, [blk]), va.as_pointer())
+            sum_p = cgutils.alloca_once_value(builder, builder.load(dst, align=align))
+            # G (blk / 8 + 1), wrapping modulo 2**64, then + G l for the block's words l = 0 .. nw - 1
+            g0 = builder.mul(builder.add(builder.udiv(blk, ir.Constant(i64, 8)), ir.Constant(i64, 1)),
+                             ir.Constant(i64, _G))  # fmt: skip
+            g_lanes = ir.Constant(vk, [(_G * m) % 2**64 for m in range(nw)])
+            zero = ir.Constant(va, [0] * n)
+            with cgutils.for_range(builder, cnt) as loop:
+                j = builder.sext(builder.load(builder.gep(ia.data, [loop.index])), i64)
+                e = builder.add(builder.mul(j, sz), blk)  # the column's element of target blk
+                k = builder.add(builder.load(builder.gep(ka.data, [loop.index])), g0)
+                words = _mix(builder, builder.add(_splat(builder, k, vk), g_lanes))
+                draws = builder.bitcast(words, v8)  # byte i of the block = byte i % 8 of word blk / 8 + i // 8
+                r = builder.load(builder.bitcast(builder.gep(ra.data, [builder.add(roff, e)]), v8.as_pointer()),
+                                 align=1)  # fmt: skip
+                c = builder.load(builder.bitcast(builder.gep(wa.data, [builder.add(off, e)]), vw.as_pointer()),
+                                 align=1)  # fmt: skip
+                c = _to_lanes(builder, c, va)
+                sel = builder.select(builder.icmp_unsigned("<=", draws, r), c, zero)  # transmit iff byte <= release
+                builder.store(builder.add(builder.load(sum_p), sel), sum_p)
+            builder.store(builder.load(sum_p), dst, align=align)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    add_block_rel.__name__ = f"add_block{n}_rel"
+    add_block_rel.__doc__ = f"""``add_block{n}_rel(acc, w, rel, keys, idx, cnt, off, roff, sz, blk)``: as
+    ``add_block{n}``, each weight counted iff its stream-1 byte is <= its release byte: for column a (input
+    j = idx[a], key k = keys[a]) and target t = blk + i, byte t % 8 of word(k, t // 8) = mix(k + G (t // 8 + 1))
+    against ``rel[roff + j * sz + t]``. ``blk`` is a multiple of {n}, so the block's bytes are those of words
+    blk / 8 .. blk / 8 + {nw - 1}, made as one vector ``mix(k + G (blk / 8 + 1) + G (0 .. {nw - 1}))`` and read as
+    {n} bytes (little-endian: byte b of word m is ``(word >> 8 b) & 0xFF``, the specification's order)."""
+    return intrinsic(add_block_rel)
+
+
+#: 64 targets per block; 32 for layers of at most 32 targets (half the work of a 64-lane block for readouts)
+add_block64 = _make_add_block(64)
+add_block32 = _make_add_block(32)
+add_block64_rel = _make_add_block_rel(64)
+add_block32_rel = _make_add_block_rel(32)
 
 
 @intrinsic

@@ -15,7 +15,8 @@ from numba import njit
 from quantal.compile import reference, streams
 from quantal.compile.testing import random_network, random_spikes
 from quantal.hwsim import simulate
-from quantal.hwsim.simd import add_block64, add_block64_rel, codegen_isa, expand64, mask64
+from quantal.hwsim.simd import (add_block32, add_block32_rel, add_block64, add_block64_rel, codegen_isa,
+                                expand64, mask64)
 
 ALL = ("spikes", "u", "v", "counts")
 
@@ -31,7 +32,13 @@ def _expand(m, j0, out, cnt):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _blocks(acc, w, rel, keys, idx, cnt, off, roff, sz, stochastic):  # pragma: no cover - compiled
+def _blocks(acc, w, rel, keys, idx, cnt, off, roff, sz, stochastic, narrow):  # pragma: no cover - compiled
+    if narrow:  # one 32-lane block
+        if stochastic:
+            add_block32_rel(acc, w, rel, keys, idx, cnt, off, roff, sz, 0)
+        else:
+            add_block32(acc, w, idx, cnt, off, sz, 0)
+        return
     for b in range(0, acc.shape[0], 64):
         if stochastic:
             add_block64_rel(acc, w, rel, keys, idx, cnt, off, roff, sz, b)
@@ -71,7 +78,7 @@ def test_add_block64_sums_the_columns_and_draws_stream_1(seed, sz, cnt, stochast
     keys = np.array([streams.key(seed, 1, 0, 3, 2, 1, j) for j in idx] or [0], np.uint64)
     assert hp.dtype == np.uint64
     acc = np.full((sz + 63) // 64 * 64, 5, np.int32 if wide else np.int16)  # blocks add into what is there
-    _blocks(acc, w, rel, keys, idx, cnt, off, roff, sz, stochastic)
+    _blocks(acc, w, rel, keys, idx, cnt, off, roff, sz, stochastic, sz <= 32 and seed % 2 == 0)
     cols = np.stack([w[off + j * sz: off + (j + 1) * sz] for j in idx]).astype(np.int64) if cnt else np.zeros((0, sz))
     if stochastic and cnt:
         i = np.arange(sz, dtype=np.uint64)
