@@ -15,8 +15,7 @@ from numba import njit
 from quantal.compile import reference, streams
 from quantal.compile.testing import random_network, random_spikes
 from quantal.hwsim import simulate
-from quantal.hwsim.simd import (add_block32, add_block32_rel, add_block64, add_block64_rel, codegen_isa,
-                                expand64, mask64)
+from quantal.hwsim.simd import add_block32, add_block32_rel, add_block64, add_block64_rel, codegen_isa, expand64, mask64
 
 ALL = ("spikes", "u", "v", "counts")
 
