@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from quantal.plots import _save
 from quantal.train import data
 from quantal.train.rbse import RBSE
 
@@ -114,9 +115,7 @@ def plot(results: list[dict], path: Path) -> None:
     ax[2].set_title("few-shot logistic regression (± sd, seeds)")
     ax[2].legend()
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+    _save(fig, path)  # written atomically
 
 
 def main(argv: list[str] | None = None) -> int:

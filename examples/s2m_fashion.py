@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from quantal.plots import _save
 from quantal.train import data
 from quantal.train.trainer import MLP, S2MNet
 
@@ -157,9 +158,7 @@ def plot(results: dict, path: Path) -> None:
     ax.set_title("PI Fashion-MNIST 784-300-300-300-10 (mean; band: min-max over seeds)", fontsize=10)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+    _save(fig, path)  # written atomically
 
 
 def main(argv: list[str] | None = None) -> int:
