@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from quantal.plots import _save
+from quantal.plots import _figure, _save
 from quantal.train import data
 from quantal.train.rbse import RBSE
 
@@ -86,12 +86,7 @@ def _ms(v: list[float], scale: float = 100.0, unit: str = "%", digits: int = 1) 
 
 
 def plot(results: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 3, figsize=(13.5, 3.8))
+    fig, ax = _figure(1, 3, figsize=(13.5, 3.8))
     r0 = results[0]
     ax[0].scatter(r0["W"], r0["p"], s=3, alpha=0.4)
     ax[0].set_xlabel("|W_ij|")

@@ -37,22 +37,23 @@ class Result:
 
 
 PY = "{python}"
+
+
+def _train(kind: str, what: str, minutes: float) -> Result:
+    """``quantal train examples/train_<kind>.yaml``: the model table of docs/train.md."""
+    return Result((PY, "-m", "quantal", "train", f"examples/train_{kind}.yaml", "--out", "{out}"),
+                  "docs/train.md (models)", f"single run of seed 0: {what}", minutes)
+
+
 RESULTS: dict[str, Result] = {
     "demo": Result(("make", "demo"), "docs/compile.md §8, docs/devices.md (hardware-aware table), README.md",
                    "single run of seed 0: accuracies on the digits test split; 20 trials or chips with 95% intervals",
                    4),
-    "train-mlp": Result((PY, "-m", "quantal", "train", "examples/train_mlp.yaml", "--out", "{out}"),
-                       "docs/train.md (models)",
-                        "single run of seed 0: final test accuracy", 0.5),
-    "train-s2m": Result((PY, "-m", "quantal", "train", "examples/train_s2m.yaml", "--out", "{out}"),
-                       "docs/train.md (models)",
-                        "single run of seed 0: final test accuracy (one stochastic pass)", 1),
-    "train-lif": Result((PY, "-m", "quantal", "train", "examples/train_lif.yaml", "--out", "{out}"),
-                       "docs/train.md (models)",
-                        "single run of seed 0: final test accuracy", 2),
-    "train-rbse": Result((PY, "-m", "quantal", "train", "examples/train_rbse.yaml", "--out", "{out}"),
-                       "docs/train.md (models)",
-                         "single run of seed 0: final test accuracy of the logistic readout", 1),
+    **{f"train-{kind}": _train(kind, what, minutes) for kind, what, minutes in (
+        ("mlp", "final test accuracy", 0.5),
+        ("s2m", "final test accuracy (one stochastic pass)", 1),
+        ("lif", "final test accuracy", 2),
+        ("rbse", "final test accuracy of the logistic readout", 1))},
     "surrogate": Result((PY, "examples/surrogate_gradients.py", "--out", "{out}"),
                         "docs/train.md (surrogate gradients), docs/science.md",
                         "deterministic: sweeps and closed-loop integrals of the paper's minimal network", 1),

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from quantal.plots import _save
+from quantal.plots import _figure, _save
 from quantal.train import data
 from quantal.train.trainer import MLP, S2MNet
 
@@ -141,12 +141,7 @@ def _ms(v: list[float]) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = _figure(figsize=(6.4, 4.0))
     for name, runs in results.items():
         c = 100 * np.array([r["curve"] for r in runs])
         ep = np.arange(1, c.shape[1] + 1)

@@ -110,7 +110,9 @@ def padded(sz):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def accumulate(acc, cnt, idx, sz, wT, w_off, has_rel, relT, rel_off, has_fix, wfT, fix_off, hp, keys):  # noqa: E501  # pragma: no cover
+def accumulate(  # pragma: no cover - compiled
+    acc, cnt, idx, sz, wT, w_off, has_rel, relT, rel_off, has_fix, wfT, fix_off, hp, keys
+):
     # Dense: acc[i] = sum over the cnt active inputs j = idx[a] of (weight_fixed[i, j] + xi_ij * weight[i, j]).
     # int16 or int32 accumulators on int8 weights, int64 on device weights (Q.16); the caller guarantees that the
     # whole sum cannot overflow, so no partial sum can either, and integer addition in any order gives the same
