@@ -1,10 +1,11 @@
 """hwsim at two or more git revisions, measured in one process, alternating. Not a test.
 
-    python benchmarks/ab.py REV [REV ...] [--only W1,W2] [--repeats 7]
+    python benchmarks/ab.py REV [REV ...] [--only W1,W2,W3,W3s,W4,W4s] [--repeats 7]
 
 Each revision's ``hwsim`` package (``git archive REV hwsim``; ``work`` is the working tree) is imported under its
 own name from a temporary folder, with its own Numba cache (so each compiles once, before the timed runs). The
-W1 and W2 networks of benchmarks/run.py run on every version in turn, ``--repeats`` times, and the table gives
+W1 and W2 networks of benchmarks/run.py (and, with ``--only``, W3 and W4 of benchmarks/graphs.py, ``s`` for
+their stochastic variants) run on every version in turn, ``--repeats`` times, and the table gives
 min / median / max samples per second of wall time; alternating spreads the machine's load over all versions
 alike. The versions' outputs are checked to be identical.
 """
@@ -55,23 +56,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="W1,W2")
     p.add_argument("--repeats", type=int, default=7)
     a = p.parse_args(argv)
+    from graphs import w3_network, w3_weights, w4_network, w4_weights  # benchmarks/graphs.py
     from run import w1_network, w2_network  # benchmarks/run.py
 
     work = {}
-    if "W1" in a.only:  # the generators of benchmarks/run.py: the same networks
+    only = a.only.split(",")
+    if "W1" in only:  # the generators of benchmarks/run.py: the same networks
         rng = np.random.default_rng(1)
         work["W1"] = (w1_network(rng), rng.random((20000, 1, 784)) < 0.2,
                       {"steps": 5, "layers": ("fc4",), "record": ("counts",)})  # fmt: skip
-    if "W2" in a.only:
+    if "W2" in only:
         rng = np.random.default_rng(2)
         work["W2"] = (w2_network(rng), rng.random((3000, 100, 700)) < 0.05,
                       {"layers": ("out",), "record": ("counts",)})  # fmt: skip
+    for name, build, seed, shape, p in (("W3", w3_network, 3, (64, 300, 2 * 34 * 34), 0.02),
+                                        ("W4", w4_network, 4, (2000, 100, 700), 0.05)):  # benchmarks/graphs.py
+        for stochastic in (False, True):
+            if name + "s" * stochastic in only:
+                rng = np.random.default_rng(seed)
+                wts = (w3_weights if name == "W3" else w4_weights)(rng)
+                net = build(wts, stochastic)
+                work[name + "s" * stochastic] = (net, rng.random(shape) < p,
+                                                 {"layers": (net.layers[-1].name,), "record": ("counts",)})
     with tempfile.TemporaryDirectory() as tmp:
         engines = [load(rev, Path(tmp), k) for k, rev in enumerate(a.revs)]
         print(f"{'workload':8}  {'revision':12}  samples/s min / median / max")
         for name, (net, x, kw) in work.items():
             sims = [e.Simulator(net) for e in engines]
-            outs = [s.run(x[:500], **kw) for s in sims]  # compiles each version, then checks they agree
+            # compiles each version, then checks they agree
+            outs = [s.run(x[:min(500, len(x) // 4)], **kw) for s in sims]
             for o in outs[1:]:
                 assert all(np.array_equal(o[q], outs[0][q]) for q in o), "the versions' outputs differ"
             rates: list[list[float]] = [[] for _ in sims]

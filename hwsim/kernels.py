@@ -32,7 +32,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .simd import add_block32, add_block32_rel, add_block64, add_block64_rel, expand64, mask64, prefetch
+from .simd import (
+    LANES,
+    add_block32,
+    add_block32_rel,
+    add_block64,
+    add_block64_rel,
+    add_lanes,
+    add_lanes_rel,
+    expand64,
+    mask64,
+    prefetch,
+)
 
 G = np.uint64(0x9E3779B97F4A7C15)
 M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -191,21 +202,21 @@ def accumulate_conv(  # pragma: no cover - compiled
         k = absorb(hp, j) if has_rel else np.uint64(0)  # key(seed, 1, trial, sample, t, p, j)
         for r in range(t_ptr[pos], t_ptr[pos + 1]):
             i0 = t_out[r]  # output position oy W_out + ox
-            e = (ci_g * kk + t_tap[r]) * c_out  # kernel element (co, ci_g, ky, kx) at e + co
-            base = i0 * c_out
+            e = (ci_g * kk + t_tap[r]) * c_out + co0  # kernel element (co0, ci_g, ky, kx); channel co at + co - co0
+            d = i0 * c_out + co0
+            # the group's cout_g output channels in vectors (hwsim/simd.py); their targets co plane + i0 lie a
+            # plane apart, so a stochastic tap makes one stream-1 word per channel
             if has_rel:
-                for co in range(co0, co0 + cout_g):
-                    byte = _target_byte(k, co * plane + i0)
-                    scratch[base + co] += w[w_off + e + co] * (byte <= rel[rel_off + e + co])
+                add_lanes_rel(scratch, d, w, w_off + e, rel, rel_off + e, k, co0 * plane + i0, plane, cout_g)
             else:
-                for co in range(co0, co0 + cout_g):
-                    scratch[base + co] += w[w_off + e + co]
+                add_lanes(scratch, d, w, w_off + e, cout_g)
             if has_fix:
-                for co in range(co0, co0 + cout_g):
-                    scratch[base + co] += wf[fix_off + e + co]
-    for i0 in range(plane):  # channel-last -> channel-first
-        for co in range(c_out):
-            acc[co * plane + i0] = scratch[i0 * c_out + co]
+                add_lanes(scratch, d, wf, fix_off + e, cout_g)
+    for co in range(c_out):  # channel-last -> channel-first
+        dst = acc[co * plane:(co + 1) * plane]
+        src = scratch[co:]
+        for i0 in range(plane):
+            dst[i0] = src[i0 * c_out]
 
 
 @njit(cache=True)
@@ -401,6 +412,27 @@ def _add_scaled(a_tot, acc, sz, sc):  # pragma: no cover - compiled
         a_tot[i] = wrap32f(a_tot[i] + wrap32f(np.floor(acc[i] * sc)))
 
 
+@njit(cache=True, inline="always")
+def compact(row, n, tail_ok, out, cnt):  # pragma: no cover - compiled
+    """Append the indices b < n of the nonzero bytes row[b] to ``out[cnt:]``, lowest first; returns the new
+    count. 64 bytes per mask, expanded to indices by table (hwsim/simd.py; ``out`` needs expand64's 8 elements
+    of slack). The last partial block is read whole when ``tail_ok`` (the caller guarantees that 64 bytes from
+    its start lie in memory it owns), its bits from n on cleared; otherwise it is read byte by byte."""
+    j0 = 0
+    while j0 + 64 <= n:
+        cnt = expand64(mask64(row, j0), j0, out, cnt)
+        j0 += 64
+    if j0 < n:
+        if tail_ok:
+            m = mask64(row, j0) & ((np.uint64(1) << np.uint64(n - j0)) - np.uint64(1))  # n - j0 < 64
+        else:
+            m = np.uint64(0)
+            for b in range(n - j0):
+                m |= np.uint64(row[j0 + b] != 0) << np.uint64(b)
+        cnt = expand64(m, j0, out, cnt)
+    return cnt
+
+
 @njit(cache=True)
 def at_rest(u, v, base, sz):  # pragma: no cover - compiled
     """True when every u and v of the layer (neurons base .. base + sz - 1) is zero."""
@@ -438,6 +470,7 @@ def run_kernel(  # pragma: no cover - compiled
     n_words = (max_size + 3) // 4 + 1  # stream 2: 16-bit lanes for every neuron
     max_size = padded(max_size)  # the accumulators' scratch lanes (see accumulate)
     seed_u = np.uint64(seed)
+    x_size = n_samples * t_in * n_in
     n_chunks = (n_samples + chunk - 1) // chunk
     for c in prange(n_chunks):
         # Per-chunk work buffers (reused for every sample of the chunk).
@@ -458,8 +491,8 @@ def run_kernel(  # pragma: no cover - compiled
         acc = np.zeros(max_size, np.int32)
         acc16 = np.zeros(max_size, np.int16)
         acc64 = np.zeros(max_size, np.int64)
-        scr32 = np.zeros(max_size, np.int32)  # channel-last conv2d sums
-        scr64 = np.zeros(max_size, np.int64)
+        scr32 = np.zeros(max_size + LANES, np.int32)  # channel-last conv2d sums (+ add_lanes' slack)
+        scr64 = np.zeros(max_size + LANES, np.int64)
         sbuf = np.zeros(max_size, np.uint8)
         words = np.zeros(n_words, np.uint64)
         keys = np.zeros(max(n_in, n_total) + 1, np.uint64)  # stream 1's k_j of a projection's active inputs
@@ -480,16 +513,10 @@ def run_kernel(  # pragma: no cover - compiled
                     rest[li] = True
             cnt = 0
             for s in range(t_in):  # compaction of the input's spikes into per-step index lists
-                row = x[n, s]
-                j0 = 0
-                while j0 + 64 <= n_in:  # 64 channels per mask, expanded to indices by table (hwsim/simd.py)
-                    cnt = expand64(mask64(row, j0), j0, in_idx, cnt)
-                    j0 += 64
-                if j0 < n_in:  # the last channels: the row ends before a whole block
-                    m = np.uint64(0)
-                    for b in range(n_in - j0):
-                        m |= np.uint64(row[j0 + b] != 0) << np.uint64(b)
-                    cnt = expand64(m, j0, in_idx, cnt)
+                # a row's last partial block may be read whole when 64 bytes past the row's end still lie in
+                # x (C-contiguous: the next rows); only the last rows of x take the bit-by-bit tail
+                tail_ok = ((n * t_in + s) + 1) * n_in + 64 <= x_size
+                cnt = compact(x[n, s], n_in, tail_ok, in_idx, cnt)
                 in_ptr[s + 1] = cnt
             for t in range(steps):
                 slot = t % ring
@@ -603,16 +630,9 @@ def run_kernel(  # pragma: no cover - compiled
                                           esc_tab[e], wlanes)
                     else:
                         lif_update(a_tot, u, v, dcf, dvf, thf, biasf, sbuf, base, sz, subtract[li], spiking[li])
-                    hrow = hist_idx[slot]
-                    # the spikes into an index list, 64 neurons per mask; sbuf holds padded(sz) bytes, those past sz
-                    # are masked off (another layer's leftovers)
-                    pos = base  # the list of layer li starts at hrow[base]
-                    for i0 in range(0, sz, 64):
-                        m = mask64(sbuf, i0)
-                        if sz - i0 < 64:
-                            m &= (np.uint64(1) << np.uint64(sz - i0)) - np.uint64(1)
-                        pos = expand64(m, i0, hrow, pos)
-                    ncur = pos - base
+                    # the spikes into an index list (the list of layer li starts at hist_idx[slot, base]); sbuf
+                    # holds padded(sz) bytes, so its last partial block is read whole (bytes past sz masked off)
+                    ncur = compact(sbuf, sz, True, hist_idx[slot], base) - base
                     hist_cnt[slot, li] = ncur
                     # ---- recording (per-layer decisions kept out of the neuron loop)
                     rs = rec_spk[li]

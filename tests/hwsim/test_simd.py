@@ -15,7 +15,19 @@ from numba import njit
 from quantal.compile import reference, streams
 from quantal.compile.testing import random_network, random_spikes
 from quantal.hwsim import simulate
-from quantal.hwsim.simd import add_block32, add_block32_rel, add_block64, add_block64_rel, codegen_isa, expand64, mask64
+from quantal.hwsim.kernels import compact
+from quantal.hwsim.simd import (
+    LANES,
+    add_block32,
+    add_block32_rel,
+    add_block64,
+    add_block64_rel,
+    add_lanes,
+    add_lanes_rel,
+    codegen_isa,
+    expand64,
+    mask64,
+)
 
 ALL = ("spikes", "u", "v", "counts")
 
@@ -62,6 +74,56 @@ def test_mask64_and_expand64_list_the_nonzero_bytes_in_order(seed, cnt, density,
     assert (out[:cnt] == -7).all() and (out[end + 8:] == -7).all()  # at most 8 elements of slack are written
 
 
+@njit(cache=True)
+def _compact(row, n, tail_ok, out):  # pragma: no cover - compiled
+    return compact(row, n, tail_ok, out, 3)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 300), st.sampled_from([0.0, 0.05, 0.5, 1.0]), st.booleans())
+def test_compact_lists_the_nonzero_bytes_of_a_row(seed, n, density, tail_ok):
+    """Whole 64-byte blocks, then the tail read as a whole block (bytes past n nonzero, so a missed mask shows)
+    or byte by byte."""
+    rng = np.random.default_rng(seed)
+    buf = (rng.random(n + 64) < density).astype(np.uint8)
+    buf[n:] = 1  # what follows the row in its array
+    out = np.full(3 + n + 8, -7, np.int32)
+    end = _compact(buf, n, tail_ok, out)
+    want = np.flatnonzero(buf[:n])
+    assert end == 3 + len(want) and np.array_equal(out[3:end], want) and (out[:3] == -7).all()
+
+
+@njit(cache=True)
+def _lanes(dst, doff, src, soff, rel, roff, k, i0, stride, n, stochastic):  # pragma: no cover - compiled
+    if stochastic:
+        add_lanes_rel(dst, doff, src, soff, rel, roff, k, i0, stride, n)
+    else:
+        add_lanes(dst, doff, src, soff, n)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 40), st.integers(1, 300), st.booleans(), st.booleans())
+def test_add_lanes_adds_a_taps_channels_with_their_stream_1_draws(seed, n, stride, stochastic, wide):
+    """A conv2d tap's n output channels (a plane apart: target i0 + c stride) against numpy and the stream-1
+    bytes of quantal.compile.streams; the slack past n is left as it was."""
+    rng = np.random.default_rng(seed)
+    doff, soff, roff, i0 = (int(v) for v in rng.integers(0, 20, 4))
+    src = rng.integers(-128, 128, soff + n + LANES).astype(np.int8)
+    rel = rng.integers(0, 256, roff + n + LANES).astype(np.uint8)
+    dst = rng.integers(-1000, 1000, doff + n + LANES).astype(np.int64 if wide else np.int32)
+    k = np.uint64(streams.key(seed, 1, 0, 3, 2, 1, 7))
+    before = dst.copy()
+    _lanes(dst, doff, src, soff, rel, roff, k, i0, stride, n, stochastic)
+    add = src[soff:soff + n].astype(np.int64)
+    if stochastic and n:
+        i = (i0 + stride * np.arange(n)).astype(np.uint64)
+        draws = (streams.word(k, i // np.uint64(8)) >> (np.uint64(8) * (i % np.uint64(8)))) & np.uint64(255)
+        add = add * (draws <= rel[roff:roff + n])
+    want = before.copy()
+    want[doff:doff + n] += add.astype(want.dtype)
+    assert np.array_equal(dst, want)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 200), st.integers(0, 40), st.booleans(), st.booleans())
 def test_add_block64_sums_the_columns_and_draws_stream_1(seed, sz, cnt, stochastic, wide):
@@ -106,16 +168,22 @@ AVX2 = "+avx2,+avx,+fma,+bmi,+bmi2,+popcnt,+sse4.2,+sse4.1,+ssse3,+sse3,+f16c,+l
 
 
 @pytest.mark.slow
-def test_avx2_code_generation_equals_the_reference(tmp_path):
+@pytest.mark.parametrize("variant", ["avx2", "other-multiply"])
+def test_avx2_code_generation_equals_the_reference(tmp_path, variant):
     """The kernels compiled for an AVX2-only CPU (what AMD EPYC Zen 2/3 and older Intel machines run), in a fresh
-    process with its own Numba cache: 256-bit vectors and emulated 64-bit multiplies, the same bits as the
-    reference."""
+    process with its own Numba cache: 256-bit vectors and 64-bit multiplies built from 32-bit ones, the same bits
+    as the reference. ``other-multiply``: the host's code with the stream-1 words' multiply the host does not
+    take (plain 64-bit on AVX2, built from 32-bit ones with AVX-512 DQ), so every machine checks both forms."""
     script = textwrap.dedent("""
         import numpy as np
         from quantal.compile import reference
         from quantal.compile.testing import random_graph, random_network, random_spikes
+        from quantal.hwsim import simd
+        if VARIANT == "other-multiply":
+            host = simd._has_vpmullq()
+            simd._has_vpmullq = lambda: not host  # read when the intrinsics compile, which is below
         from quantal.hwsim import engine, simulate
-        assert engine.ISA == "avx2", engine.ISA
+        assert VARIANT != "avx2" or engine.ISA == "avx2", engine.ISA
         for seed in range(4):
             rng = np.random.default_rng(seed)
             nets = [random_network(rng, [150, 90, 70, 10], release="random", escape=True, readout=True),
@@ -128,9 +196,10 @@ def test_avx2_code_generation_equals_the_reference(tmp_path):
                 got = simulate(net, x, record=("spikes", "u", "v", "counts"), **kw)
                 assert all(np.array_equal(got[k], want[k]) for k in want)
         print("avx2 ok")
-    """)  # fmt: skip
-    env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": AVX2,
-           "NUMBA_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    """).replace("VARIANT", repr(variant))  # fmt: skip
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    if variant == "avx2":
+        env.update(NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=AVX2)
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=1200)
     assert r.returncode == 0 and "avx2 ok" in r.stdout, r.stderr[-2000:]
 
