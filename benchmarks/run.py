@@ -1,6 +1,6 @@
 """quantal benchmarks: hwsim against peers measured in the same run, one table (``make bench``). Not a test.
 
-    python benchmarks/run.py [--quick] [--repeats R] [--only W1,W2,W3,W4,L1] [--json OUT.json]
+    python benchmarks/run.py [--quick] [--repeats R] [--only W1,W2,W3,W4,L1] [--no-avx2] [--json OUT.json]
 
 W1  784-300-300-300-10 memoryless binary layers, every synapse stochastic (p = 0.5), input density 0.2, one
     input step, 5 steps (the wave reaches the last layer at t = 4). Peer: exact Bernoulli sampling of every
@@ -11,6 +11,10 @@ W2  LIF 700-256-20, 100 steps, input density 0.05. Peers: a PyTorch LIF loop (fl
 W3, W4  the spiking CNN and the recurrent SNN of benchmarks/graphs.py, with their peers.
 L1  Lava at batch 1 (one sample in the graph, as a chip runs it): sample-steps per second of the demo-sized
     stochastic network of benchmarks/targets.py, against hwsim's on the same network.
+
+On a CPU with AVX-512, W1 and W2 are also timed with hwsim compiled for an AVX2-only CPU (a fresh process with
+Numba's code generation set to Haswell's features), against the same peers: both vector ISAs in one table
+(``--no-avx2`` skips them).
 
 hwsim and every peer are timed ``--repeats`` times (after a warm-up call): min / median / max samples per second
 of wall time and the median samples per CPU-second (process time over all threads); the PyTorch peers with 1
@@ -69,6 +73,66 @@ def w2_network(rng: np.random.Generator) -> Network:
         ("out", 20, DenseSynapse(weight=w2, weight_exp=0),
               Neuron(current_decay=410, voltage_decay=205, threshold=300)),
     ))  # fmt: skip
+
+
+def w1_setup(quick: bool):  # noqa: ANN201
+    """W1's network, input, hwsim call and sample count (its own generator: the same data whatever else runs)."""
+    from quantal.hwsim import Simulator
+
+    rng = np.random.default_rng(1)
+    net = w1_network(rng)
+    n = 2000 if quick else 20000
+    x = rng.random((n, 1, 784)) < 0.2
+    sim = Simulator(net)
+    return net, x, lambda xs: sim.run(xs, steps=5, layers=("fc4",), record=("counts",)), n
+
+
+def w2_setup(quick: bool):  # noqa: ANN201
+    """W2's network, input, hwsim call and sample count."""
+    from quantal.hwsim import Simulator
+
+    rng = np.random.default_rng(2)
+    net = w2_network(rng)
+    n = 500 if quick else 5000
+    x = rng.random((n, 100, 700)) < 0.05
+    sim = Simulator(net)
+    return net, x, lambda xs: sim.run(xs, record=("counts",), layers=("out",)), n
+
+
+#: the AVX2 feature list of an AVX2-only x86-64 CPU (Haswell to Zen 3), for Numba's code generation
+AVX2_FEATURES = "+avx2,+avx,+fma,+bmi,+bmi2,+popcnt,+sse4.2,+sse4.1,+ssse3,+sse3,+f16c,+lzcnt,+movbe"
+
+
+def avx2_rates(only: set[str], quick: bool, repeats: int) -> dict[str, dict[str, float]]:
+    """hwsim's W1 and W2 rates with code generated for an AVX2-only CPU, on this (AVX-512) machine: a fresh
+    process with ``NUMBA_CPU_NAME=haswell`` and the AVX2 feature list, and its own Numba cache (kept in
+    ``runs/bench-cache-avx2`` so that later runs skip the compile, which is not timed)."""
+    cache = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runs", "bench-cache-avx2")
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=AVX2_FEATURES, NUMBA_CACHE_DIR=cache)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "rates.json")
+        cmd = [sys.executable, os.path.abspath(__file__), "--hwsim-only", "--only", ",".join(sorted(only)),
+               "--repeats", str(repeats), "--json", out] + (["--quick"] if quick else [])  # fmt: skip
+        subprocess.run(cmd, env=env, check=True)
+        with open(out) as f:
+            return json.load(f)
+
+
+def hwsim_only(only: set[str], quick: bool, repeats: int, out: str) -> int:
+    """The ``--hwsim-only`` mode: hwsim's W1/W2 rates alone, as JSON (for :func:`avx2_rates`)."""
+    from graphs import timed  # benchmarks/graphs.py
+
+    from quantal.hwsim import engine
+
+    rates: dict = {"hwsim_isa": engine.ISA}
+    for name, setup in (("W1", w1_setup), ("W2", w2_setup)):
+        if name in only:
+            _, x, fn, n = setup(quick)
+            fn(x[:2])  # compiles (or loads from the cache) before the timed calls
+            rates[name] = timed(lambda fn=fn, x=x: fn(x), n, repeats)
+    with open(out, "w") as f:
+        json.dump(rates, f)
+    return 0
 
 
 def torch_w1(net: Network, x: np.ndarray, batch: int):
@@ -296,8 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None, help="also write the results as JSON")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per row (min / median / max)")
     p.add_argument("--only", default="W1,W2,W3,W4,L1", help="comma list of workloads (default: all)")
+    p.add_argument("--no-avx2", action="store_true",
+                   help="on an AVX-512 CPU, skip the W1/W2 rows of hwsim compiled for AVX2 only")
+    p.add_argument("--hwsim-only", action="store_true", help=argparse.SUPPRESS)  # the AVX2 subprocess's mode
     args = p.parse_args(argv)
     only = {w.strip().upper() for w in args.only.split(",")}
+    if args.hwsim_only:
+        return hwsim_only(only, args.quick, args.repeats, args.json)
 
     import numba
     import torch
@@ -323,17 +392,13 @@ def main(argv: list[str] | None = None) -> int:
         return out
 
     if "W1" in only:
-        rng = np.random.default_rng(1)  # each workload its own generator: the same data whatever else runs
-        net1 = w1_network(rng)
-        n1 = 2000 if args.quick else 20000
-        x1 = rng.random((n1, 1, 784)) < 0.2
-        sim1 = Simulator(net1)
+        net1, x1, run1, n1 = w1_setup(args.quick)
         t0 = time.perf_counter()
-        sim1.run(x1[:2], steps=5, layers=("fc4",), record=("counts",))
+        run1(x1[:2])
         warm1 = time.perf_counter() - t0
-        q = sim1.run(x1[:2000], steps=5, record=("counts",))
+        q = Simulator(net1).run(x1[:2000], steps=5, record=("counts",))
         rates = [float((q[f"{la.name}.counts"] > 0).mean()) for la in net1.layers[:-1]]
-        r_hw1 = timed(lambda: sim1.run(x1, steps=5, layers=("fc4",), record=("counts",)), n1, reps)
+        r_hw1 = timed(lambda: run1(x1), n1, reps)
         tb = 16 if args.quick else 64
         peers1 = {f"PyTorch exact Bernoulli, {k}": v
                   for k, v in peer_rates(lambda: (torch_w1(net1, x1, tb), tb)).items()}  # fmt: skip
@@ -341,15 +406,11 @@ def main(argv: list[str] | None = None) -> int:
                      f"hidden firing {', '.join(f'{r:.2f}' for r in rates)}"))  # fmt: skip
 
     if "W2" in only:
-        rng = np.random.default_rng(2)
-        net2 = w2_network(rng)
-        n2 = 500 if args.quick else 5000
-        x2 = rng.random((n2, 100, 700)) < 0.05
-        sim2 = Simulator(net2)
-        sim2.run(x2[:2], record=("counts",), layers=("out",))
-        q = sim2.run(x2[:500], record=("counts",))
+        net2, x2, run2, n2 = w2_setup(args.quick)
+        run2(x2[:2])
+        q = Simulator(net2).run(x2[:500], record=("counts",))
         rate2 = float(q["hidden.counts"].mean() / 100)
-        r_hw2 = timed(lambda: sim2.run(x2, record=("counts",), layers=("out",)), n2, reps)
+        r_hw2 = timed(lambda: run2(x2), n2, reps)
         tb2 = 64 if args.quick else 256
         peers2 = {f"PyTorch LIF loop, {k}": v for k, v in peer_rates(lambda: (torch_w2(net2, x2, tb2), tb2)).items()}
         for label, fn in (("snnTorch Synaptic", snntorch_w2), ("Norse LIFCell", norse_w2)):
@@ -357,6 +418,15 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("W2 LIF 700-256-20, 100 steps", r_hw2, peers2, (40_000, 12), (30_000, 8), "PyTorch",
                      f"hidden rate {rate2:.3f} spikes/step"))  # fmt: skip
 
+    if engine.ISA == "avx512" and not args.no_avx2 and only & {"W1", "W2"}:
+        # both vector ISAs where the CPU has them: the same workloads with hwsim's code for AVX2-only CPUs,
+        # against the same peers (measured above, in this run)
+        avx2 = avx2_rates(only & {"W1", "W2"}, args.quick, reps)
+        for row in list(rows):
+            key = row[0].split()[0]
+            if key in avx2:
+                rows.append((f"{row[0]} (hwsim AVX2 code)", avx2[key], *row[2:6],
+                             f"hwsim compiled for {avx2['hwsim_isa']} on this CPU, its peers those above"))
     rows += graph_rows({w for w in only if w in ("W3", "W4")}, args.quick, reps, peer_rates)
     if "L1" in only:
         lava_row = lava_batch1_row(reps)
@@ -373,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     table, results = render(rows)
     print_table(table)
     for name, *_, note in rows:
-        print(f"{name.split()[0]}: {note}")
+        print(f"{name.split()[0]}{' (AVX2 code)' if 'AVX2 code' in name else ''}: {note}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"isa": vector_isa(), "hwsim_isa": engine.ISA, "compile_s": cold, "startup": start,
