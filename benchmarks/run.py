@@ -75,28 +75,24 @@ def w2_network(rng: np.random.Generator) -> Network:
     ))  # fmt: skip
 
 
-def w1_setup(quick: bool):  # noqa: ANN201
-    """W1's network, input, hwsim call and sample count (its own generator: the same data whatever else runs)."""
+#: W1 and W2: network builder, generator seed, samples (full, --quick), input steps and channels, input density,
+#: and the hwsim call's arguments
+DENSE = {"W1": (w1_network, 1, (20000, 2000), (1, 784), 0.2, {"steps": 5, "layers": ("fc4",)}),
+         "W2": (w2_network, 2, (5000, 500), (100, 700), 0.05, {"layers": ("out",)})}  # fmt: skip
+
+
+def dense_setup(name: str, quick: bool):  # noqa: ANN201
+    """W1's or W2's network, input, hwsim call and sample count (each its own generator: the same data whatever
+    else runs)."""
     from quantal.hwsim import Simulator
 
-    rng = np.random.default_rng(1)
-    net = w1_network(rng)
-    n = 2000 if quick else 20000
-    x = rng.random((n, 1, 784)) < 0.2
+    build, seed, (n_full, n_quick), shape, density, kw = DENSE[name]
+    rng = np.random.default_rng(seed)
+    net = build(rng)
+    n = n_quick if quick else n_full
+    x = rng.random((n, *shape)) < density
     sim = Simulator(net)
-    return net, x, lambda xs: sim.run(xs, steps=5, layers=("fc4",), record=("counts",)), n
-
-
-def w2_setup(quick: bool):  # noqa: ANN201
-    """W2's network, input, hwsim call and sample count."""
-    from quantal.hwsim import Simulator
-
-    rng = np.random.default_rng(2)
-    net = w2_network(rng)
-    n = 500 if quick else 5000
-    x = rng.random((n, 100, 700)) < 0.05
-    sim = Simulator(net)
-    return net, x, lambda xs: sim.run(xs, record=("counts",), layers=("out",)), n
+    return net, x, lambda xs: sim.run(xs, record=("counts",), **kw), n
 
 
 #: the AVX2 feature list of an AVX2-only x86-64 CPU (Haswell to Zen 3), for Numba's code generation
@@ -125,9 +121,9 @@ def hwsim_only(only: set[str], quick: bool, repeats: int, out: str) -> int:
     from quantal.hwsim import engine
 
     rates: dict = {"hwsim_isa": engine.ISA}
-    for name, setup in (("W1", w1_setup), ("W2", w2_setup)):
+    for name in ("W1", "W2"):
         if name in only:
-            _, x, fn, n = setup(quick)
+            _, x, fn, n = dense_setup(name, quick)
             fn(x[:2])  # compiles (or loads from the cache) before the timed calls
             rates[name] = timed(lambda fn=fn, x=x: fn(x), n, repeats)
     with open(out, "w") as f:
@@ -392,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         return out
 
     if "W1" in only:
-        net1, x1, run1, n1 = w1_setup(args.quick)
+        net1, x1, run1, n1 = dense_setup("W1", args.quick)
         t0 = time.perf_counter()
         run1(x1[:2])
         warm1 = time.perf_counter() - t0
@@ -406,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"hidden firing {', '.join(f'{r:.2f}' for r in rates)}"))  # fmt: skip
 
     if "W2" in only:
-        net2, x2, run2, n2 = w2_setup(args.quick)
+        net2, x2, run2, n2 = dense_setup("W2", args.quick)
         run2(x2[:2])
         q = Simulator(net2).run(x2[:500], record=("counts",))
         rate2 = float(q["hidden.counts"].mean() / 100)
