@@ -246,29 +246,38 @@ def _lane_mask(builder: ir.IRBuilder, c0: int, n: ir.Value, lanes: int) -> ir.Va
     return builder.icmp_signed("<", iota, _splat(builder, n, ir.VectorType(i64, lanes)))
 
 
-#: lanes per vector of add_lanes / add_lanes_rel (one 256-bit vector of int32 sums)
-LANES = 8
+#: the most lanes per vector of add_lanes / add_lanes_rel: the slack their arrays need past the last element
+LANES = 16
+
+
+@functools.cache
+def _lanes() -> int:
+    """Lanes per vector of add_lanes / add_lanes_rel: 16 (a 512-bit vector of int32 sums) where the code is
+    generated for AVX-512, 8 (256 bits) elsewhere; read when the intrinsics compile."""
+    return 16 if codegen_isa() == "avx512" else 8
 
 
 @intrinsic
 def add_lanes(typingctx, dst_ty, doff_ty, src_ty, soff_ty, n_ty):  # pragma: no cover - compiled
     """``add_lanes(dst, doff, src, soff, n)``: ``dst[doff + c] += src[soff + c]`` for c < n (src sign-extended to
-    dst's integer type), in vectors of :data:`LANES`; the last vector reads and writes up to LANES - 1 elements
-    past n in both arrays and leaves the extra elements of dst unchanged (their lanes add zero), so both need that
-    much slack and nothing else may write those elements meanwhile. A conv2d tap's output channels."""
+    dst's integer type), in vectors of 8 or 16 lanes (:func:`_lanes`); the last vector reads and writes up to
+    :data:`LANES` - 1 elements past n in both arrays and leaves the extra elements of dst unchanged (their lanes add
+    zero), so both need that much slack and nothing else may write those elements meanwhile. A conv2d tap's output
+    channels."""
     _check_block_types(dst_ty, src_ty)
     i64t = types.int64
     sig = types.void(dst_ty, i64t, src_ty, i64t, i64t)
 
     def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
         dst, doff, src, soff, n = args
+        nl = _lanes()
         da = context.make_array(signature.args[0])(context, builder, dst)
         sa = context.make_array(signature.args[2])(context, builder, src)
         ta = context.get_value_type(signature.args[0].dtype)
         tw = context.get_value_type(signature.args[2].dtype)
-        va, vw = ir.VectorType(ta, LANES), ir.VectorType(tw, LANES)
+        va, vw = ir.VectorType(ta, nl), ir.VectorType(tw, nl)
         i64 = ir.IntType(64)
-        zero = ir.Constant(va, [0] * LANES)
+        zero = ir.Constant(va, [0] * nl)
 
         def lanes(c0, keep):  # noqa: ANN001, ANN202
             d = builder.bitcast(builder.gep(da.data, [builder.add(doff, c0)]), va.as_pointer())
@@ -278,12 +287,12 @@ def add_lanes(typingctx, dst_ty, doff_ty, src_ty, soff_ty, n_ty):  # pragma: no 
                 add = builder.select(keep, add, zero)
             builder.store(builder.add(builder.load(d, align=1), add), d, align=1)
 
-        full = builder.udiv(n, ir.Constant(i64, LANES))  # whole vectors, then one masked tail if n % LANES
+        full = builder.udiv(n, ir.Constant(i64, nl))  # whole vectors, then one masked tail if n % nl
         with cgutils.for_range(builder, full) as loop:
-            lanes(builder.mul(loop.index, ir.Constant(i64, LANES)), None)
-        c0 = builder.mul(full, ir.Constant(i64, LANES))
+            lanes(builder.mul(loop.index, ir.Constant(i64, nl)), None)
+        c0 = builder.mul(full, ir.Constant(i64, nl))
         with builder.if_then(builder.icmp_signed("<", c0, n), likely=False):
-            lanes(c0, _lane_mask(builder, 0, builder.sub(n, c0), LANES))
+            lanes(c0, _lane_mask(builder, 0, builder.sub(n, c0), nl))
         return context.get_dummy_value()
 
     return sig, codegen
@@ -302,21 +311,22 @@ def add_lanes_rel(typingctx, dst_ty, doff_ty, src_ty, soff_ty, rel_ty, roff_ty, 
 
     def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
         dst, doff, src, soff, rel, roff, k, i0, stride, n = args
+        nl = _lanes()
         da = context.make_array(signature.args[0])(context, builder, dst)
         sa = context.make_array(signature.args[2])(context, builder, src)
         ra = context.make_array(signature.args[4])(context, builder, rel)
         ta = context.get_value_type(signature.args[0].dtype)
         tw = context.get_value_type(signature.args[2].dtype)
-        va, vw = ir.VectorType(ta, LANES), ir.VectorType(tw, LANES)
+        va, vw = ir.VectorType(ta, nl), ir.VectorType(tw, nl)
         i8, i64 = ir.IntType(8), ir.IntType(64)
-        vk, v8 = ir.VectorType(i64, LANES), ir.VectorType(i8, LANES)
-        c = lambda x: ir.Constant(vk, [x] * LANES)  # noqa: E731
-        zero = ir.Constant(va, [0] * LANES)
+        vk, v8 = ir.VectorType(i64, nl), ir.VectorType(i8, nl)
+        c = lambda x: ir.Constant(vk, [x] * nl)  # noqa: E731
+        zero = ir.Constant(va, [0] * nl)
         ks = _splat(builder, k, vk)
-        steps = builder.mul(_splat(builder, stride, vk), ir.Constant(vk, list(range(LANES))))  # c stride, c < LANES
-        nv = builder.udiv(builder.add(n, ir.Constant(i64, LANES - 1)), ir.Constant(i64, LANES))
+        steps = builder.mul(_splat(builder, stride, vk), ir.Constant(vk, list(range(nl))))  # c stride, c < nl
+        nv = builder.udiv(builder.add(n, ir.Constant(i64, nl - 1)), ir.Constant(i64, nl))
         with cgutils.for_range(builder, nv) as loop:
-            c0 = builder.mul(loop.index, ir.Constant(i64, LANES))
+            c0 = builder.mul(loop.index, ir.Constant(i64, nl))
             first = builder.add(i0, builder.mul(c0, stride))  # target of lane 0 of this vector
             t = builder.add(_splat(builder, first, vk), steps)  # the lanes' targets i
             # word(k, i // 8) = mix(k + G (i // 8 + 1)); i >= 0, so the shift is floor division; products wrap.
@@ -327,7 +337,7 @@ def add_lanes_rel(typingctx, dst_ty, doff_ty, src_ty, soff_ty, rel_ty, roff_ty, 
             byte = builder.trunc(builder.lshr(words, builder.shl(builder.and_(t, c(7)), c(3))), v8)  # byte i % 8
             r = builder.load(builder.bitcast(builder.gep(ra.data, [builder.add(roff, c0)]), v8.as_pointer()), align=1)
             w = builder.load(builder.bitcast(builder.gep(sa.data, [builder.add(soff, c0)]), vw.as_pointer()), align=1)
-            keep = builder.and_(_lane_mask(builder, 0, builder.sub(n, c0), LANES), builder.icmp_unsigned("<=", byte, r))
+            keep = builder.and_(_lane_mask(builder, 0, builder.sub(n, c0), nl), builder.icmp_unsigned("<=", byte, r))
             d = builder.bitcast(builder.gep(da.data, [builder.add(doff, c0)]), va.as_pointer())
             add = builder.select(keep, _to_lanes(builder, w, va), zero)
             builder.store(builder.add(builder.load(d, align=1), add), d, align=1)
