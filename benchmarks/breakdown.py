@@ -3,7 +3,8 @@
     NUMBA_NUM_THREADS=1 python benchmarks/breakdown.py
 
 Prints the cost of each building block of a step (per synapse, per random word, per neuron) at the sizes of
-the W1 and W2 workloads of benchmarks/run.py, and what they add up to per sample.
+the W1 and W2 workloads of benchmarks/run.py and of the spiking CNN W3 of benchmarks/graphs.py (its three conv2d
+projections at the firing rates the W3 run reports, deterministic).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 import numpy as np
 from numba import njit
 
-from quantal.hwsim.kernels import PAD, G, accumulate, compact, lif_zero_int, lif_zero_wide, mix
+from quantal.hwsim.kernels import PAD, G, accumulate, accumulate_conv, compact, lif_zero_int, lif_zero_wide, mix
 
 
 @njit(cache=True)
@@ -56,6 +57,40 @@ def _compact(row, out, n, reps):  # pragma: no cover - compiled
     return cnt
 
 
+@njit(cache=True)
+def _conv(acc, scratch, cnt, idx, sz, g, taps, w, w_off, rel, reps):  # pragma: no cover - compiled
+    # one deterministic conv2d projection's accumulation, as run_kernel calls it (clear, taps, channel-first)
+    for _ in range(reps):
+        accumulate_conv(acc, scratch, cnt, idx, sz, g, taps, w, w_off, False, rel, 0, False, w, 0, np.uint64(0))
+
+
+def conv_rows(rng: np.random.Generator) -> list[tuple]:
+    """W3's conv2d projections (benchmarks/graphs.py) with the engine's tables, each with a random set of active
+    inputs at the source's firing rate in the W3 run."""
+    from graphs import w3_network, w3_weights  # benchmarks/graphs.py, beside this script
+
+    from quantal.hwsim import Simulator
+    from quantal.hwsim.simd import LANES
+
+    net = w3_network(w3_weights(np.random.default_rng(3)), False)
+    sim = Simulator(net)
+    rates = {"input": 0.02, "c1": 0.077, "c2": 0.052}  # spikes per neuron per step (benchmarks/run.py, W3)
+    rows = []
+    for pi, p in enumerate(net.projections):
+        if p.kind == "dense":
+            continue
+        n_src, sz = int(np.prod(net.source_shape(p))), net.layer(p.target).size
+        cnt = int(round(rates[p.source] * n_src))
+        idx = np.sort(rng.choice(n_src, cnt, replace=False)).astype(np.int32)
+        acc, scratch = np.zeros(sz + PAD, np.int32), np.zeros(sz + LANES, np.int32)
+        taps = (sim.t_ptr[sim.tab_off[pi]:], sim.t_out, sim.t_tap)
+        reps = 20000
+        t = timed(_conv, acc, scratch, cnt, idx, sz, sim.geo[pi], taps, sim.w, sim.w_off[pi], sim.rel, reps) / reps
+        links = cnt * sz / n_src * int(np.prod(p.synapse.weight.shape[1:]))  # about: fan-out x active inputs
+        rows.append((f"W3 {p.name} conv2d ({cnt} of {n_src} active)", t * 1e6, t / links * 1e9, "ns/synapse"))
+    return rows
+
+
 def timed(fn, *args) -> float:
     fn(*args[:-1], 1)  # compile / warm up
     t0 = time.perf_counter()
@@ -96,6 +131,17 @@ def main() -> None:
     out = np.zeros(720, np.int32)
     t = timed(_compact, row, out, 700, 200000) / 200000
     rows.append(("compaction of 700 inputs at 5% (kernels.compact)", t * 1e6, t / 700 * 1e9, "ns/input"))
+    a = rng.integers(-400, 400, 4096).astype(np.int32)
+    ui, vi, bi, s = np.zeros(4096, np.int32), np.zeros(4096, np.int32), np.zeros(4096, np.int32), np.zeros(4096 + 64,
+                                                                                                             np.uint8)
+    dci, dvi, thi = np.full(4096, 0, np.int32), np.full(4096, 4096, np.int32), np.full(4096, 19200, np.int32)
+    t = timed(_lif_int, a, ui, vi, dci, dvi, thi, bi, s, 20000) / 20000
+    rows.append(("W3 c1 / c2: LIF update of 4096 neurons (int32 path)", t * 1e6, t / 4096 * 1e9, "ns/neuron"))
+    s[:] = rng.random(4096 + 64) < 0.06
+    out = np.zeros(4096 + 8, np.int32)
+    t = timed(_compact, s, out, 4096, 20000) / 20000
+    rows.append(("W3 c1 / c2: compaction of 4096 spike bytes at 6%", t * 1e6, t / 4096 * 1e9, "ns/neuron"))
+    rows += conv_rows(rng)
     w = max(len(r[0]) for r in rows)
     print(f"{'piece'.ljust(w)}  us/step  per unit")
     for name, us, per, unit in rows:
