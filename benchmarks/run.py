@@ -95,14 +95,12 @@ def dense_setup(name: str, quick: bool):  # noqa: ANN201
     return net, x, lambda xs: sim.run(xs, record=("counts",), **kw), n
 
 
-#: the AVX2 feature list of an AVX2-only x86-64 CPU (Haswell to Zen 3), for Numba's code generation
-AVX2_FEATURES = "+avx2,+avx,+fma,+bmi,+bmi2,+popcnt,+sse4.2,+sse4.1,+ssse3,+sse3,+f16c,+lzcnt,+movbe"
-
-
 def avx2_rates(only: set[str], quick: bool, repeats: int) -> dict[str, dict[str, float]]:
     """hwsim's W1 and W2 rates with code generated for an AVX2-only CPU, on this (AVX-512) machine: a fresh
     process with ``NUMBA_CPU_NAME=haswell`` and the AVX2 feature list, and its own Numba cache (kept in
     ``runs/bench-cache-avx2`` so that later runs skip the compile, which is not timed)."""
+    from quantal.hwsim.simd import AVX2_FEATURES
+
     cache = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runs", "bench-cache-avx2")
     env = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=AVX2_FEATURES, NUMBA_CACHE_DIR=cache)
     with tempfile.TemporaryDirectory() as tmp:

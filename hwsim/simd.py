@@ -374,6 +374,11 @@ def prefetch(typingctx, arr_ty, i_ty):  # pragma: no cover - compiled
     return sig, codegen
 
 
+#: Numba's ``NUMBA_CPU_FEATURES`` for an AVX2-only x86-64 CPU (Haswell to Zen 3), with ``NUMBA_CPU_NAME=haswell``:
+#: the code such machines run, generated on any x86-64 host (the tests and benchmarks/run.py use it)
+AVX2_FEATURES = "+avx2,+avx,+fma,+bmi,+bmi2,+popcnt,+sse4.2,+sse4.1,+ssse3,+sse3,+f16c,+lzcnt,+movbe"
+
+
 def _codegen_features() -> set[str]:
     """The CPU features Numba generates code for: the host's, unless ``NUMBA_CPU_FEATURES`` names them."""
     from numba.core import config

@@ -17,6 +17,7 @@ from quantal.compile.testing import random_network, random_spikes
 from quantal.hwsim import simulate
 from quantal.hwsim.kernels import compact
 from quantal.hwsim.simd import (
+    AVX2_FEATURES,
     LANES,
     add_block32,
     add_block32_rel,
@@ -164,9 +165,6 @@ def test_wide_layers_equal_the_reference(seed, sizes, density):
         assert np.array_equal(got[k], want[k]), k
 
 
-AVX2 = "+avx2,+avx,+fma,+bmi,+bmi2,+popcnt,+sse4.2,+sse4.1,+ssse3,+sse3,+f16c,+lzcnt,+movbe"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["avx2", "other-multiply"])
 def test_avx2_code_generation_equals_the_reference(tmp_path, variant):
@@ -199,7 +197,7 @@ def test_avx2_code_generation_equals_the_reference(tmp_path, variant):
     """).replace("VARIANT", repr(variant))  # fmt: skip
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
     if variant == "avx2":
-        env.update(NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=AVX2)
+        env.update(NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=AVX2_FEATURES)
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=1200)
     assert r.returncode == 0 and "avx2 ok" in r.stdout, r.stderr[-2000:]
 
@@ -207,7 +205,7 @@ def test_avx2_code_generation_equals_the_reference(tmp_path, variant):
 def test_the_isa_follows_numbas_code_generation(monkeypatch):
     from numba.core import config
 
-    monkeypatch.setattr(config, "CPU_FEATURES", AVX2)
+    monkeypatch.setattr(config, "CPU_FEATURES", AVX2_FEATURES)
     assert codegen_isa() == "avx2"
-    monkeypatch.setattr(config, "CPU_FEATURES", AVX2 + ",+avx512f,+avx512bw,+avx512vl")
+    monkeypatch.setattr(config, "CPU_FEATURES", AVX2_FEATURES + ",+avx512f,+avx512bw,+avx512vl")
     assert codegen_isa() == "avx512"
