@@ -60,6 +60,9 @@ class Simulator:
         self.thi = (per["threshold"] << 6).astype(np.int32)  # threshold <= 131071: below 2**23
         self.biasi = bias.astype(np.int32)  # |bias_mant << bias_exp| < 2**19
         self.bias_zero = np.array([not bias[o : o + s].any() for o, s in zip(self.nrn_off, self.size)], np.bool_)
+        # memoryless layers: every neuron forgets u and v in one step (current and voltage decay 4096)
+        self.forget = np.array([not (self.dcf[o : o + s].any() or self.dvf[o : o + s].any())
+                                for o, s in zip(self.nrn_off, self.size)], np.bool_)  # fmt: skip
         self.spiking = np.array([la.neuron.kind != "readout" for la in net.layers], np.bool_)
         self.subtract = np.array([la.neuron.reset == "subtract" for la in net.layers], np.bool_)
         # Layers whose worst case |a << 6| (summed over their projections) is <= 2**24 never wrap a 32-bit
@@ -204,7 +207,8 @@ class Simulator:
                     kernels.run_kernel(
                         x[b0:b1], steps, np.uint64(spec.seed), rt, sample_offset + b0, chunk,
                         self.size, self.nrn_off, self.dcf, self.dvf, self.thf, self.biasf, self.spiking,
-                        self.subtract, self.esc, self.esc_tab, self.bias_zero, self.small & (not dev),
+                        self.subtract, self.esc, self.esc_tab, self.bias_zero, self.forget,
+                        self.small & (not dev),
                         self.tp_ptr, self.tp_list, self.psrc, self.pdelay, self.pkind, self.geo,
                         self.tab_off, self.t_ptr, self.t_out, self.t_tap,
                         self.w_off, w, self.wmax, self.has_rel, self.rel_off, self.rel, self.has_fix, self.fix_off,

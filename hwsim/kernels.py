@@ -393,10 +393,19 @@ def _clear_input(a_int, a_tot, sz, small):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _add_shifted(a_int, acc, sz, e):  # pragma: no cover - compiled
+def _add_shifted(a_int, acc, sz, e, first):  # pragma: no cover - compiled
     """a += a_p with a_p = floor(sum * 2**e) as an integer: a left shift, or an arithmetic right shift (a floor)
-    for e < 0, in a layer that cannot wrap (the sums stay below 2**24)."""
-    if e >= 0:
+    for e < 0, in a layer that cannot wrap (the sums stay below 2**24). The first projection of a step writes
+    a = a_p instead (0 + a_p: the same value, without clearing a first). One loop per case: a flag tested inside
+    the loop would keep it from vectorising."""
+    if first:
+        if e >= 0:
+            for i in range(sz):
+                a_int[i] = np.int32(np.int32(acc[i]) << e)
+        else:
+            for i in range(sz):
+                a_int[i] = np.int32(np.int32(acc[i]) >> -e)
+    elif e >= 0:
         for i in range(sz):
             a_int[i] += np.int32(np.int32(acc[i]) << e)
     else:
@@ -405,11 +414,16 @@ def _add_shifted(a_int, acc, sz, e):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _add_scaled(a_tot, acc, sz, sc):  # pragma: no cover - compiled
+def _add_scaled(a_tot, acc, sz, sc, first):  # pragma: no cover - compiled
     """a += a_p with a_p = floor(sum * 2**weight_exp) (sc = 2**weight_exp, exact in float64), both wrapped to
-    32 bits, in a layer that can wrap (the others add in int32: _add_shifted)."""
-    for i in range(sz):
-        a_tot[i] = wrap32f(a_tot[i] + wrap32f(np.floor(acc[i] * sc)))
+    32 bits, in a layer that can wrap (the others add in int32: _add_shifted). The first projection of a step
+    writes a = a_p: wrap32f(0 + a_p) = a_p, as a_p is already wrapped."""
+    if first:
+        for i in range(sz):
+            a_tot[i] = wrap32f(np.floor(acc[i] * sc))
+    else:
+        for i in range(sz):
+            a_tot[i] = wrap32f(a_tot[i] + wrap32f(np.floor(acc[i] * sc)))
 
 
 @njit(cache=True, inline="always")
@@ -448,7 +462,7 @@ def at_rest(u, v, base, sz):  # pragma: no cover - compiled
 @njit(cache=True, parallel=True)
 def run_kernel(  # pragma: no cover - compiled
     x, steps, seed, trial, sample_offset, chunk,
-    size, nrn_off, dcf, dvf, thf, biasf, spiking, subtract, esc, esc_tab, bias_zero, small, tp_ptr, tp_list,
+    size, nrn_off, dcf, dvf, thf, biasf, spiking, subtract, esc, esc_tab, bias_zero, forget, small, tp_ptr, tp_list,
     psrc, pdelay, pkind, geo, tab_off, t_ptr, t_out, t_tap, w_off, w, wmax, has_rel, rel_off, rel, has_fix, fix_off,
     wfx, scale_w, qshift,
     dev, noise, s2w, s2f, ntab,
@@ -549,7 +563,8 @@ def run_kernel(  # pragma: no cover - compiled
                             idx = hist_idx[ss, nrn_off[src]:]
                         if cnt == 0:
                             continue
-                        if total_cnt == 0:
+                        first = total_cnt == 0  # the step's first projection with events writes a, not adds
+                        if first and dev:
                             _clear_input(a_int, a_tot, sz, small[li])
                         total_cnt += cnt
                         hp = np.uint64(0)
@@ -582,9 +597,9 @@ def run_kernel(  # pragma: no cover - compiled
                             accumulate(acc16, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
                                        has_fix[p], wfx, fix_off[p], hp, keys)
                             if small[li]:  # straight from the int16 sums
-                                _add_shifted(a_int, acc16, sz, wexp[p])
+                                _add_shifted(a_int, acc16, sz, wexp[p], first)
                             else:
-                                _add_scaled(a_tot, acc16, sz, sc)
+                                _add_scaled(a_tot, acc16, sz, sc, first)
                             continue
                         if pkind[p] == 0:
                             accumulate(acc, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
@@ -594,9 +609,9 @@ def run_kernel(  # pragma: no cover - compiled
                             accumulate_conv(acc, scr32, cnt, idx, sz, geo[p], (t_ptr[tab_off[p]:], t_out, t_tap), w,
                                             w_off[p], has_rel[p], rel, rel_off[p], has_fix[p], wfx, fix_off[p], hp)
                         if small[li]:
-                            _add_shifted(a_int, acc, sz, wexp[p])
+                            _add_shifted(a_int, acc, sz, wexp[p], first)
                         else:
-                            _add_scaled(a_tot, acc, sz, sc)
+                            _add_scaled(a_tot, acc, sz, sc, first)
                     # ---- escape-noise uniforms, stream 2: k = key(seed, 2, trial, sample, t, layer)
                     e = esc[li]
                     if e >= 0:
@@ -608,8 +623,18 @@ def run_kernel(  # pragma: no cover - compiled
                     # Skip a layer at rest: no input, u = v = 0 and no bias leave every value at zero (and the
                     # outputs were allocated as zeros). Escape noise could still fire at v = 0: never skipped.
                     if total_cnt == 0:
-                        if e < 0 and bias_zero[li] and (rest[li] or (at_rest(ui, vi, base, sz) if small[li]
-                                                                     else at_rest(u, v, base, sz))):  # fmt: skip
+                        if e < 0 and bias_zero[li] and (rest[li] or forget[li] or (
+                                at_rest(ui, vi, base, sz) if small[li] else at_rest(u, v, base, sz))):  # fmt: skip
+                            if not rest[li]:
+                                # a memoryless layer (full current and voltage decay, forget[li]) with no input
+                                # and no bias: this step's update gives u = rz(u * 0) + 0 = 0 and v = 0, and no
+                                # spike (0 > threshold << 6 never holds, thresholds are >= 0); set, not computed
+                                if small[li]:
+                                    ui[base:base + sz] = 0
+                                    vi[base:base + sz] = 0
+                                else:
+                                    u[base:base + sz] = 0
+                                    v[base:base + sz] = 0
                             rest[li] = True
                             hist_cnt[slot, li] = 0
                             continue

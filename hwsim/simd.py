@@ -96,6 +96,24 @@ def _splat(builder: ir.IRBuilder, x: ir.Value, vt: ir.VectorType) -> ir.Value:
                                                                                  [0] * vt.count))  # fmt: skip
 
 
+def _opaque(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """x itself, through an empty inline-assembly statement: LLVM can no longer see how x was made, so it cannot
+    move arithmetic on x's parts into a loop that uses it (as it otherwise folds splat(a) + (splat(b) + c) into
+    splat(a + b) + c, a scalar add and a register-to-vector move per use, instead of a broadcast from memory)."""
+    i32 = ir.IntType(32)
+    n, q = x.type.count, 256 // x.type.element.width  # in 256-bit pieces: one register each on AVX2 and AVX-512
+    vq = ir.VectorType(x.type.element, q)
+
+    def lanes(k: int, c0: int = 0) -> ir.Constant:
+        return ir.Constant(ir.VectorType(i32, k), list(range(c0, c0 + k)))
+
+    parts = [builder.asm(ir.FunctionType(vq, [vq]), "", "=x,0", [builder.shuffle_vector(x, x, lanes(q, p))], False)
+             for p in range(0, n, q)]  # fmt: skip
+    while len(parts) > 1:  # back into one vector
+        parts = [builder.shuffle_vector(a, b, lanes(2 * a.type.count)) for a, b in zip(parts[::2], parts[1::2])]
+    return parts[0]
+
+
 def _mul_const(builder: ir.IRBuilder, z: ir.Value, m: int) -> ir.Value:
     """``z * m`` modulo 2**64 on a vector of i64, m a constant. With AVX-512 (``vpmullq``) a plain multiply.
     Without it LLVM builds each product from three 32 x 32 -> 64-bit ``vpmuludq``; here it takes one of them
@@ -209,12 +227,15 @@ def _make_add_block_rel(n: int):  # noqa: ANN202
             # G (blk / 8 + 1), wrapping modulo 2**64, then + G l for the block's words l = 0 .. nw - 1
             g0 = builder.mul(builder.add(builder.udiv(blk, ir.Constant(i64, 8)), ir.Constant(i64, 1)),
                              ir.Constant(i64, _G))  # fmt: skip
-            g_lanes = ir.Constant(vk, [(_G * m) % 2**64 for m in range(nw)])
+            # made once per block: each column then adds its key, broadcast straight from memory (a load, no
+            # vector instruction), to this vector
+            g_lanes = _opaque(builder, builder.add(_splat(builder, g0, vk),
+                                                   ir.Constant(vk, [(_G * m) % 2**64 for m in range(nw)])))
             zero = ir.Constant(va, [0] * n)
             with cgutils.for_range(builder, cnt) as loop:
                 j = builder.sext(builder.load(builder.gep(ia.data, [loop.index])), i64)
                 e = builder.add(builder.mul(j, sz), blk)  # the column's element of target blk
-                k = builder.add(builder.load(builder.gep(ka.data, [loop.index])), g0)
+                k = builder.load(builder.gep(ka.data, [loop.index]))
                 words = _mix(builder, builder.add(_splat(builder, k, vk), g_lanes))
                 draws = builder.bitcast(words, v8)  # byte i of the block = byte i % 8 of word blk / 8 + i // 8
                 r = builder.load(builder.bitcast(builder.gep(ra.data, [builder.add(roff, e)]), v8.as_pointer()),

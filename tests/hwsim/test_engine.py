@@ -1,5 +1,6 @@
 """hwsim equals the numpy reference bit for bit; threads and batching do not change a byte."""
 
+import dataclasses
 import json
 import math
 import os
@@ -268,3 +269,18 @@ def test_graph_devices_equal_the_reference():
         dev = lambda seed, r, net=net, spec=spec: D.layer_weights(spec, net, seed, r)  # noqa: E731
         assert_same(simulate(net, x, steps=9, seed=4, trials=2, record=ALL, device=spec),
                     reference.simulate(net, x, steps=9, seed=4, trials=2, record=ALL, device_weights=dev))
+
+
+def test_memoryless_layers_are_set_to_rest_without_an_update():
+    # full decays and no bias: a step without input leaves u = v = 0 and no spike, which hwsim sets instead of
+    # computing (Simulator.forget); recorded u, v and spikes still equal the reference on every step
+    rng = np.random.default_rng(5)
+    net = random_network(rng, [30, 20, 12, 6], memoryless=True, release="random", readout=True)
+    net = net.replace(layers=tuple(dataclasses.replace(la, neuron=dataclasses.replace(la.neuron, bias_mant=0))
+                                   for la in net.layers))  # fmt: skip
+    sim = Simulator(net)
+    assert sim.forget.tolist() == [True, True, True]
+    x = random_spikes(rng, 4, 3, 30, 0.3)
+    out = sim.run(x, record=ALL, steps=9, seed=3)
+    assert out["l0.u"][:, 1].any() and not out["l0.u"][:, 5:].any()  # moved, then back at rest
+    assert_same(out, reference.simulate(net, x, record=ALL, steps=9, seed=3))
