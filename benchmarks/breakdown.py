@@ -17,7 +17,7 @@ from numba import njit
 from quantal.hwsim.kernels import PAD, G, accumulate, accumulate_conv, compact, lif_zero_int, lif_zero_wide, mix
 
 
-@njit(cache=True)
+@njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with
 def _acc(acc, idx, cnt, sz, wT, has_rel, relT, words, wbytes, keys, reps):  # pragma: no cover - compiled
     s = 0
     for r in range(reps):
@@ -26,7 +26,7 @@ def _acc(acc, idx, cnt, sz, wT, has_rel, relT, words, wbytes, keys, reps):  # pr
     return s
 
 
-@njit(cache=True)
+@njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with
 def _words(words, cnt, nw, reps):  # pragma: no cover - compiled
     for r in range(reps):
         for a in range(cnt):
@@ -36,19 +36,19 @@ def _words(words, cnt, nw, reps):  # pragma: no cover - compiled
     return words[0]
 
 
-@njit(cache=True)
+@njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with
 def _lif(a, u, v, dc, dv, th, b, s, reps):  # pragma: no cover - compiled
     for _ in range(reps):
         lif_zero_wide(a, u, v, dc, dv, th, b, s, 0, u.shape[0])
 
 
-@njit(cache=True)
+@njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with
 def _lif_int(a, u, v, dc, dv, th, b, s, reps):  # pragma: no cover - compiled
     for _ in range(reps):
         lif_zero_int(a, u, v, dc, dv, th, b, s, 0, u.shape[0])
 
 
-@njit(cache=True)
+@njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with
 def _compact(row, out, n, reps):  # pragma: no cover - compiled
     # as run_kernel compacts an input row that is not at the end of its array (the tail read as a whole block)
     cnt = 0
@@ -57,7 +57,7 @@ def _compact(row, out, n, reps):  # pragma: no cover - compiled
     return cnt
 
 
-@njit(cache=True)
+@njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with
 def _conv(acc, scratch, cnt, idx, sz, g, taps, w, w_off, rel, reps):  # pragma: no cover - compiled
     # one deterministic conv2d projection's accumulation, as run_kernel calls it (clear, taps, channel-first)
     for _ in range(reps):

@@ -33,17 +33,17 @@ from quantal.hwsim.simd import (
 ALL = ("spikes", "u", "v", "counts")
 
 
-@njit(cache=True)
+@njit  # not cached: a cached wrapper would keep the simd code it was compiled with
 def _mask(row, j0):  # pragma: no cover - compiled
     return mask64(row, j0)
 
 
-@njit(cache=True)
+@njit  # not cached: a cached wrapper would keep the simd code it was compiled with
 def _expand(m, j0, out, cnt):  # pragma: no cover - compiled
     return expand64(m, j0, out, cnt)
 
 
-@njit(cache=True)
+@njit  # not cached: a cached wrapper would keep the simd code it was compiled with
 def _blocks(acc, w, rel, keys, idx, cnt, off, roff, sz, stochastic, narrow):  # pragma: no cover - compiled
     if narrow:  # one 32-lane block
         if stochastic:
@@ -75,7 +75,7 @@ def test_mask64_and_expand64_list_the_nonzero_bytes_in_order(seed, cnt, density,
     assert (out[:cnt] == -7).all() and (out[end + 8:] == -7).all()  # at most 8 elements of slack are written
 
 
-@njit(cache=True)
+@njit  # not cached: a cached wrapper would keep the simd code it was compiled with
 def _compact(row, n, tail_ok, out):  # pragma: no cover - compiled
     return compact(row, n, tail_ok, out, 3)
 
@@ -94,7 +94,7 @@ def test_compact_lists_the_nonzero_bytes_of_a_row(seed, n, density, tail_ok):
     assert end == 3 + len(want) and np.array_equal(out[3:end], want) and (out[:3] == -7).all()
 
 
-@njit(cache=True)
+@njit  # not cached: a cached wrapper would keep the simd code it was compiled with
 def _lanes(dst, doff, src, soff, rel, roff, k, i0, stride, n, stochastic):  # pragma: no cover - compiled
     if stochastic:
         add_lanes_rel(dst, doff, src, soff, rel, roff, k, i0, stride, n)
