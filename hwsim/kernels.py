@@ -43,6 +43,7 @@ from .simd import (
     expand64,
     mask64,
     prefetch,
+    transpose8,
 )
 
 G = np.uint64(0x9E3779B97F4A7C15)
@@ -212,11 +213,14 @@ def accumulate_conv(  # pragma: no cover - compiled
                 add_lanes(scratch, d, w, w_off + e, cout_g)
             if has_fix:
                 add_lanes(scratch, d, wf, fix_off + e, cout_g)
-    for co in range(c_out):  # channel-last -> channel-first
-        dst = acc[co * plane:(co + 1) * plane]
-        src = scratch[co:]
-        for i0 in range(plane):
-            dst[i0] = src[i0 * c_out]
+    if c_out % 8 == 0 and plane % 8 == 0:  # channel-last -> channel-first, in 8 x 8 blocks (hwsim/simd.py)
+        transpose8(acc, scratch, c_out, plane)
+    else:
+        for co in range(c_out):
+            dst = acc[co * plane:(co + 1) * plane]
+            src = scratch[co:]
+            for i0 in range(plane):
+                dst[i0] = src[i0 * c_out]
 
 
 @njit(cache=True)

@@ -385,6 +385,55 @@ def add_lanes_rel(typingctx, dst_ty, doff_ty, src_ty, soff_ty, rel_ty, roff_ty, 
     return sig, codegen
 
 
+@intrinsic
+def transpose8(typingctx, dst_ty, src_ty, c_ty, p_ty):  # pragma: no cover - compiled
+    """``transpose8(dst, src, c, p)``: ``dst[k * p + i] = src[i * c + k]`` for k < c, i < p (channel-last sums to
+    channel-first), c and p multiples of 8 (the caller checks), in blocks of 8 x 8 elements: 8 vector loads of 8
+    channels, a transpose by 24 two-vector shuffles, 8 vector stores of 8 positions, instead of a strided scalar
+    copy. dst and src have the same integer type."""
+    if dst_ty != src_ty:
+        raise TypeError("transpose8: dst and src of one type")
+    i64t = types.int64
+    sig = types.void(dst_ty, src_ty, i64t, i64t)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        dst, src, c, p = args
+        da = context.make_array(signature.args[0])(context, builder, dst)
+        sa = context.make_array(signature.args[1])(context, builder, src)
+        vt = ir.VectorType(context.get_value_type(signature.args[0].dtype), 8)
+        i64 = ir.IntType(64)
+        eight = ir.Constant(i64, 8)
+
+        def shuf(a, b, mask):  # noqa: ANN001, ANN202
+            return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), 8), mask))
+
+        with cgutils.for_range(builder, builder.udiv(c, eight)) as cl:
+            c0 = builder.mul(cl.index, eight)
+            with cgutils.for_range(builder, builder.udiv(p, eight)) as pl:
+                p0 = builder.mul(pl.index, eight)
+                # r[k]: channels c0 .. c0 + 7 of position p0 + k
+                r = [builder.load(builder.bitcast(builder.gep(sa.data, [builder.add(builder.mul(
+                    builder.add(p0, ir.Constant(i64, k)), c), c0)]), vt.as_pointer()), align=1) for k in range(8)]
+                # rows 2j, 2j + 1 interleaved: a0 b0 a1 b1 a2 b2 a3 b3 and a4 b4 .. a7 b7
+                l1 = [(shuf(r[2 * j], r[2 * j + 1], [0, 8, 1, 9, 2, 10, 3, 11]),
+                       shuf(r[2 * j], r[2 * j + 1], [4, 12, 5, 13, 6, 14, 7, 15])) for j in range(4)]
+                # rows 4g .. 4g + 3 of channels (4h, 4h + 1) and (4h + 2, 4h + 3)
+                l2 = [[(shuf(l1[2 * g][h], l1[2 * g + 1][h], [0, 1, 8, 9, 2, 3, 10, 11]),
+                        shuf(l1[2 * g][h], l1[2 * g + 1][h], [4, 5, 12, 13, 6, 7, 14, 15])) for h in range(2)]
+                      for g in range(2)]  # fmt: skip
+                for h in range(2):
+                    for e in range(2):
+                        m = 4 * h + 2 * e
+                        x, y = l2[0][h][e], l2[1][h][e]  # rows 0-3 and 4-7 of channels m, m + 1
+                        for q, mask in ((0, [0, 1, 2, 3, 8, 9, 10, 11]), (1, [4, 5, 6, 7, 12, 13, 14, 15])):
+                            at = builder.add(builder.mul(builder.add(c0, ir.Constant(i64, m + q)), p), p0)
+                            builder.store(shuf(x, y, mask), builder.bitcast(builder.gep(da.data, [at]),
+                                                                             vt.as_pointer()), align=1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 #: 64 targets per block; 32 for layers of at most 32 targets (half the work of a 64-lane block for readouts)
 add_block64 = _make_add_block(64)
 add_block32 = _make_add_block(32)

@@ -28,6 +28,7 @@ from quantal.hwsim.simd import (
     codegen_isa,
     expand64,
     mask64,
+    transpose8,
 )
 
 ALL = ("spikes", "u", "v", "counts")
@@ -165,6 +166,22 @@ def test_wide_layers_equal_the_reference(seed, sizes, density):
         assert np.array_equal(got[k], want[k]), k
 
 
+@njit  # not cached: a cached wrapper would keep the simd code it was compiled with
+def _transpose(dst, src, c, p):  # pragma: no cover - compiled
+    transpose8(dst, src, c, p)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 12), st.booleans(), st.integers(0, 2**32 - 1))
+def test_transpose8_turns_channel_last_sums_channel_first(c8, p8, wide, seed):
+    c, p = 8 * c8, 8 * p8
+    rng = np.random.default_rng(seed)
+    src = rng.integers(-(2**31), 2**31, c * p).astype(np.int64 if wide else np.int32)
+    dst = np.full(c * p + 3, 7, src.dtype)  # elements past c p stay untouched
+    _transpose(dst, src, c, p)
+    assert np.array_equal(dst[:c * p], src.reshape(p, c).T.ravel()) and (dst[c * p:] == 7).all()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["avx2", "other-multiply"])
 def test_avx2_code_generation_equals_the_reference(tmp_path, variant):
@@ -193,6 +210,15 @@ def test_avx2_code_generation_equals_the_reference(tmp_path, variant):
                 want = reference.simulate(net, x, record=("spikes", "u", "v", "counts"), **kw)
                 got = simulate(net, x, record=("spikes", "u", "v", "counts"), **kw)
                 assert all(np.array_equal(got[k], want[k]) for k in want)
+        from numba import njit
+        from quantal.hwsim.simd import transpose8
+        tr = njit(lambda d, s, c, p: transpose8(d, s, c, p))
+        for c, p in ((8, 8), (16, 64), (24, 16)):
+            for dt in (np.int32, np.int64):
+                src = np.arange(c * p).astype(dt) * 7 - 100
+                dst = np.zeros(c * p, dt)
+                tr(dst, src, c, p)
+                assert np.array_equal(dst, src.reshape(p, c).T.ravel())
         print("avx2 ok")
     """).replace("VARIANT", repr(variant))  # fmt: skip
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
