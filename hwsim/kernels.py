@@ -451,6 +451,18 @@ def compact(row, n, tail_ok, out, cnt):  # pragma: no cover - compiled
     return cnt
 
 
+@njit(cache=True, inline="always")
+def _zero_state(ui, vi, u, v, base, sz, small):  # pragma: no cover - compiled
+    """u = v = 0 for a layer's neurons base .. base + sz - 1: in the int32 state of a layer that cannot wrap,
+    else in the float64 one."""
+    if small:
+        ui[base:base + sz] = 0
+        vi[base:base + sz] = 0
+    else:
+        u[base:base + sz] = 0
+        v[base:base + sz] = 0
+
+
 @njit(cache=True)
 def at_rest(u, v, base, sz):  # pragma: no cover - compiled
     """True when every u and v of the layer (neurons base .. base + sz - 1) is zero."""
@@ -522,12 +534,7 @@ def run_kernel(  # pragma: no cover - compiled
             sample = np.uint64(sample_offset + n)
             for li in range(n_layers):
                 if not rest[li]:
-                    if small[li]:
-                        ui[nrn_off[li]:nrn_off[li] + size[li]] = 0
-                        vi[nrn_off[li]:nrn_off[li] + size[li]] = 0
-                    else:
-                        u[nrn_off[li]:nrn_off[li] + size[li]] = 0
-                        v[nrn_off[li]:nrn_off[li] + size[li]] = 0
+                    _zero_state(ui, vi, u, v, nrn_off[li], size[li], small[li])
                     rest[li] = True
             cnt = 0
             for s in range(t_in):  # compaction of the input's spikes into per-step index lists
@@ -629,16 +636,11 @@ def run_kernel(  # pragma: no cover - compiled
                     if total_cnt == 0:
                         if e < 0 and bias_zero[li] and (rest[li] or forget[li] or (
                                 at_rest(ui, vi, base, sz) if small[li] else at_rest(u, v, base, sz))):  # fmt: skip
-                            if not rest[li]:
-                                # a memoryless layer (full current and voltage decay, forget[li]) with no input
-                                # and no bias: this step's update gives u = rz(u * 0) + 0 = 0 and v = 0, and no
-                                # spike (0 > threshold << 6 never holds, thresholds are >= 0); set, not computed
-                                if small[li]:
-                                    ui[base:base + sz] = 0
-                                    vi[base:base + sz] = 0
-                                else:
-                                    u[base:base + sz] = 0
-                                    v[base:base + sz] = 0
+                            if forget[li] and not rest[li]:
+                                # a memoryless layer (full current and voltage decay) with no input and no bias:
+                                # this step's update gives u = rz(u * 0) + 0 = 0 and v = 0, and no spike
+                                # (0 > threshold << 6 never holds, thresholds are >= 0); set, not computed
+                                _zero_state(ui, vi, u, v, base, sz, small[li])
                             rest[li] = True
                             hist_cnt[slot, li] = 0
                             continue
