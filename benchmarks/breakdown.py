@@ -14,7 +14,7 @@ import time
 import numpy as np
 from numba import njit
 
-from quantal.hwsim.kernels import PAD, G, accumulate, accumulate_conv, compact, lif_zero_int, lif_zero_wide, mix
+from quantal.hwsim.kernels import PAD, G, accumulate, accumulate_conv, compact, lif_zero_lanes, lif_zero_wide, mix
 
 
 @njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with
@@ -45,7 +45,7 @@ def _lif(a, u, v, dc, dv, th, b, s, reps):  # pragma: no cover - compiled
 @njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with
 def _lif_int(a, u, v, dc, dv, th, b, s, reps):  # pragma: no cover - compiled
     for _ in range(reps):
-        lif_zero_int(a, u, v, dc, dv, th, b, s, 0, u.shape[0])
+        lif_zero_lanes(a, u, v, dc, dv, th, b, s, 0, u.shape[0])
 
 
 @njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with

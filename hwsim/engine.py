@@ -55,10 +55,12 @@ class Simulator:
         bias = np.concatenate([la.neuron.effective_bias(la.size) for la in net.layers]).astype(i64)
         self.biasf = bias.astype(np.float64)
         # the same as int32 for the integer update of layers that cannot wrap (kernels._neuron_i)
-        self.dci = (4096 - per["current_decay"]).astype(np.int32)
-        self.dvi = (4096 - per["voltage_decay"]).astype(np.int32)
-        self.thi = (per["threshold"] << 6).astype(np.int32)  # threshold <= 131071: below 2**23
-        self.biasi = bias.astype(np.int32)  # |bias_mant << bias_exp| < 2**19
+        # (+ kernels.LANES elements of slack: the vector updates read whole vectors past a layer, simd.lif_sub_lanes)
+        slack = np.zeros(kernels.LANES, i64)
+        self.dci = np.concatenate([4096 - per["current_decay"], slack]).astype(np.int32)
+        self.dvi = np.concatenate([4096 - per["voltage_decay"], slack]).astype(np.int32)
+        self.thi = np.concatenate([per["threshold"] << 6, slack]).astype(np.int32)  # threshold <= 131071: < 2**23
+        self.biasi = np.concatenate([bias, slack]).astype(np.int32)  # |bias_mant << bias_exp| < 2**19
         self.bias_zero = np.array([not bias[o : o + s].any() for o, s in zip(self.nrn_off, self.size)], np.bool_)
         # memoryless layers: every neuron forgets u and v in one step (current and voltage decay 4096)
         self.forget = np.array([not (self.dcf[o : o + s].any() or self.dvf[o : o + s].any())

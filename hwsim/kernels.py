@@ -41,8 +41,11 @@ from .simd import (
     add_lanes,
     add_lanes_rel,
     expand64,
+    lif_sub_lanes,
+    lif_zero_lanes,
     mask64,
     prefetch,
+    readout_lanes,
     transpose8,
 )
 
@@ -358,27 +361,6 @@ def _neuron_i(i, k, a_i, u, v, dc, dv, th, bias, sbuf, th_add, subtract, spiking
 
 
 @njit(cache=True)
-def lif_zero_int(a, u, v, dc, dv, th, bias, sbuf, base, sz):  # pragma: no cover - compiled
-    b = np.uint64(base)
-    for i in range(np.uint64(sz)):
-        _neuron_i(i, b + i, a[i], u, v, dc, dv, th, bias, sbuf, 0, False, True)
-
-
-@njit(cache=True)
-def lif_sub_int(a, u, v, dc, dv, th, bias, sbuf, base, sz):  # pragma: no cover - compiled
-    b = np.uint64(base)
-    for i in range(np.uint64(sz)):
-        _neuron_i(i, b + i, a[i], u, v, dc, dv, th, bias, sbuf, 0, True, True)
-
-
-@njit(cache=True)
-def readout_int(a, u, v, dc, dv, th, bias, sbuf, base, sz):  # pragma: no cover - compiled
-    b = np.uint64(base)
-    for i in range(np.uint64(sz)):
-        _neuron_i(i, b + i, a[i], u, v, dc, dv, th, bias, sbuf, 0, False, False)
-
-
-@njit(cache=True)
 def lif_escape_int(a, u, v, dc, dv, th, bias, sbuf, base, sz, subtract, theta, lanes):  # pragma: no cover
     b = np.uint64(base)
     for i in range(np.uint64(sz)):
@@ -508,8 +490,8 @@ def run_kernel(  # pragma: no cover - compiled
         # the others (``small``, see _neuron_i); each layer uses one of the two pairs
         u = np.zeros(n_total, np.float64)
         v = np.zeros(n_total, np.float64)
-        ui = np.zeros(n_total, np.int32)
-        vi = np.zeros(n_total, np.int32)
+        ui = np.zeros(n_total + LANES, np.int32)  # + the slack the int32 updates read (simd.lif_sub_lanes)
+        vi = np.zeros(n_total + LANES, np.int32)
         # spike index lists of the last steps, per layer; 8 elements of slack for expand64's last store (it may
         # write past a layer's list into the next layer's list of the same step, which is written after it)
         hist_idx = np.zeros((ring, n_total + 8), np.int32)
@@ -650,12 +632,12 @@ def run_kernel(  # pragma: no cover - compiled
                         if e >= 0:
                             lif_escape_int(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz, subtract[li],
                                            esc_int[e], wlanes)
-                        elif not spiking[li]:
-                            readout_int(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz)
+                        elif not spiking[li]:  # vectors of int32 lanes (hwsim/simd.py)
+                            readout_lanes(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz)
                         elif subtract[li]:
-                            lif_sub_int(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz)
+                            lif_sub_lanes(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz)
                         else:
-                            lif_zero_int(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz)
+                            lif_zero_lanes(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz)
                     elif e >= 0:
                         lif_update_escape(a_tot, u, v, dcf, dvf, thf, biasf, sbuf, base, sz, subtract[li],
                                           esc_tab[e], wlanes)
