@@ -383,20 +383,22 @@ def _add_shifted(a_int, acc, sz, e, first):  # pragma: no cover - compiled
     """a += a_p with a_p = floor(sum * 2**e) as an integer: a left shift, or an arithmetic right shift (a floor)
     for e < 0, in a layer that cannot wrap (the sums stay below 2**24). The first projection of a step writes
     a = a_p instead (0 + a_p: the same value, without clearing a first). One loop per case: a flag tested inside
-    the loop would keep it from vectorising."""
+    the loop would keep it from vectorising. The shift counts are uint32 below 32 (|weight_exp| <= 8): with an
+    int64 count Numba shifts in 64-bit lanes, half as many per vector (measured 23 against 10 ns for 256 lanes)."""
+    sl, sr = np.uint32(e & 31), np.uint32(-e & 31)
     if first:
         if e >= 0:
             for i in range(sz):
-                a_int[i] = np.int32(np.int32(acc[i]) << e)
+                a_int[i] = np.int32(acc[i]) << sl
         else:
             for i in range(sz):
-                a_int[i] = np.int32(np.int32(acc[i]) >> -e)
+                a_int[i] = np.int32(acc[i]) >> sr
     elif e >= 0:
         for i in range(sz):
-            a_int[i] += np.int32(np.int32(acc[i]) << e)
+            a_int[i] += np.int32(acc[i]) << sl
     else:
         for i in range(sz):
-            a_int[i] += np.int32(np.int32(acc[i]) >> -e)
+            a_int[i] += np.int32(acc[i]) >> sr
 
 
 @njit(cache=True, inline="always")
