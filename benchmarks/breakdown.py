@@ -21,7 +21,7 @@ from quantal.hwsim.kernels import PAD, G, accumulate, accumulate_conv, compact, 
 def _acc(acc, idx, cnt, sz, wT, has_rel, relT, words, wbytes, keys, reps):  # pragma: no cover - compiled
     s = 0
     for r in range(reps):
-        accumulate(acc, cnt, idx, sz, wT, 0, has_rel, relT, 0, False, wT, 0, np.uint64(r), keys)
+        accumulate(acc, cnt, idx, 0, sz, wT, 0, has_rel, relT, 0, False, wT, 0, np.uint64(r), keys)
         s += acc[r % sz]
     return s
 
@@ -53,7 +53,7 @@ def _compact(row, out, n, reps):  # pragma: no cover - compiled
     # as run_kernel compacts an input row that is not at the end of its array (the tail read as a whole block)
     cnt = 0
     for _ in range(reps):
-        cnt = compact(row, n, True, out, 0)
+        cnt = compact(row, 0, n, True, out, 0)
     return cnt
 
 
@@ -61,7 +61,7 @@ def _compact(row, out, n, reps):  # pragma: no cover - compiled
 def _conv(acc, scratch, cnt, idx, sz, g, taps, w, w_off, rel, reps):  # pragma: no cover - compiled
     # one deterministic conv2d projection's accumulation, as run_kernel calls it (clear, taps, channel-first)
     for _ in range(reps):
-        accumulate_conv(acc, scratch, cnt, idx, sz, g, taps, w, w_off, False, rel, 0, False, w, 0, np.uint64(0))
+        accumulate_conv(acc, scratch, cnt, idx, 0, sz, g, taps, w, w_off, False, rel, 0, False, w, 0, np.uint64(0))
 
 
 def conv_rows(rng: np.random.Generator) -> list[tuple]:

@@ -18,8 +18,9 @@ arrays below and allocates the outputs. Layout (L layers, P projections, offsets
   ``t_tap[r]`` (ky kw + kx) for r in ``t_ptr[tab_off[p] + q] .. t_ptr[tab_off[p] + q + 1]`` (geometry only,
   built once); ``rel`` (uint8) and ``wfx`` (reliable part) likewise at ``rel_off`` / ``fix_off`` when
   ``has_rel[p]`` / ``has_fix[p]``;
-* spikes: a ring of ``R = max delay + 2`` steps of per-layer index lists (``hist_idx``, ``hist_cnt``), so a
-  projection of delay d reads step ``t - 1 - d`` while step t is written; the input as per-step index lists.
+* spikes: a ring of ``R = max delay + 2`` steps of per-layer index lists (in ``lists``, counts in
+  ``hist_cnt``), so a projection of delay d reads step ``t - 1 - d`` while step t is written; the input as
+  per-step index lists (the same array).
 
 A conv2d projection scatters each active input's kernel taps into the outputs they reach; the dense matrix is
 never built. Random streams v1 are computed inline (:func:`mix`); dense projections make 8 words of stream 1 at
@@ -126,9 +127,9 @@ def padded(sz):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def accumulate(  # pragma: no cover - compiled
-    acc, cnt, idx, sz, wT, w_off, has_rel, relT, rel_off, has_fix, wfT, fix_off, hp, keys
+    acc, cnt, idx, i0, sz, wT, w_off, has_rel, relT, rel_off, has_fix, wfT, fix_off, hp, keys
 ):
-    # Dense: acc[i] = sum over the cnt active inputs j = idx[a] of (weight_fixed[i, j] + xi_ij * weight[i, j]).
+    # Dense: acc[i] = sum over the cnt active inputs j = idx[i0 + a] of (weight_fixed[i, j] + xi_ij * weight[i, j]).
     # int16 or int32 accumulators on int8 weights, int64 on device weights (Q.16); the caller guarantees that the
     # whole sum cannot overflow, so no partial sum can either, and integer addition in any order gives the same
     # value. acc holds padded(sz) lanes, and the flat arrays PAD trailing elements; acc[sz:padded(sz)] is scratch.
@@ -142,24 +143,24 @@ def accumulate(  # pragma: no cover - compiled
         return
     if has_rel:
         for a in range(cnt):
-            keys[a] = absorb(hp, idx[a])  # key(seed, 1, trial, sample, t, p, j)
+            keys[a] = absorb(hp, idx[i0 + a])  # key(seed, 1, trial, sample, t, p, j)
     if sz <= 32:  # one 32-lane block: half the work of 64 lanes for small layers (readouts)
         if has_rel:
-            add_block32_rel(acc, wT, relT, keys, idx, cnt, w_off, rel_off, sz, 0)
+            add_block32_rel(acc, wT, relT, keys, idx, i0, cnt, w_off, rel_off, sz, 0)
         else:
-            add_block32(acc, wT, idx, cnt, w_off, sz, 0)
+            add_block32(acc, wT, idx, i0, cnt, w_off, sz, 0)
         if has_fix:
-            add_block32(acc, wfT, idx, cnt, fix_off, sz, 0)
+            add_block32(acc, wfT, idx, i0, cnt, fix_off, sz, 0)
         return
     if has_rel:
         for b in range(0, szp, 64):
-            add_block64_rel(acc, wT, relT, keys, idx, cnt, w_off, rel_off, sz, b)
+            add_block64_rel(acc, wT, relT, keys, idx, i0, cnt, w_off, rel_off, sz, b)
     else:
         for b in range(0, szp, 64):
-            add_block64(acc, wT, idx, cnt, w_off, sz, b)
+            add_block64(acc, wT, idx, i0, cnt, w_off, sz, b)
     if has_fix:
         for b in range(0, szp, 64):
-            add_block64(acc, wfT, idx, cnt, fix_off, sz, b)
+            add_block64(acc, wfT, idx, i0, cnt, fix_off, sz, b)
 
 
 @njit(cache=True, inline="always")
@@ -182,22 +183,23 @@ def _noisy_read(k, k7, i, e, has_rel, rel, rel_off, has_fix, s2w, w_off, s2f, fi
 
 @njit(cache=True)
 def accumulate_conv(  # pragma: no cover - compiled
-    acc, scratch, cnt, idx, sz, g, taps, w, w_off, has_rel, rel, rel_off, has_fix, wf, fix_off, hp
+    acc, scratch, cnt, idx, at, sz, g, taps, w, w_off, has_rel, rel, rel_off, has_fix, wf, fix_off, hp
 ):
-    # Conv2d: every active input j = (ci, y', x') scatters the taps of its group's kernels into the outputs it
-    # reaches; target i = (co H_out + oy) W_out + ox uses byte i % 8 of word(k_j, i // 8) of stream 1. Which
-    # output position each input position reaches through which kernel tap comes from the projection's tap
-    # table (taps = (ptr, out, tap), built once by the engine; it depends on the geometry only, not on the
-    # channels). The sums are gathered channel-last in ``scratch`` (index (oy W_out + ox) C_out + co, so the
-    # output channels of one tap are contiguous in both the kernel and the accumulator), then written
-    # channel-first (the flat neuron index) into ``acc``. Integer sums: the order does not change them.
+    # Conv2d: every active input j = idx[at + a] = (ci, y', x') scatters the taps of its group's kernels into
+    # the outputs it reaches; target i = (co H_out + oy) W_out + ox uses byte i % 8 of word(k_j, i // 8) of
+    # stream 1. Which output position each input position reaches through which kernel tap comes from the
+    # projection's tap table (taps = (ptr, out, tap), built once by the engine; it depends on the geometry
+    # only, not on the channels). The sums are gathered channel-last in ``scratch`` (index
+    # (oy W_out + ox) C_out + co, so the output channels of one tap are contiguous in both the kernel and the
+    # accumulator), then written channel-first (the flat neuron index) into ``acc``. Integer sums: the order
+    # does not change them.
     t_ptr, t_out, t_tap = taps
     hw_in, c_out, kk, cin_g, cout_g = g[1] * g[2], g[3], g[6] * g[7], g[14], g[15]
     plane = g[4] * g[5]
     for i in range(sz):
         scratch[i] = 0
     for a in range(cnt):
-        j = idx[a]
+        j = idx[at + a]
         ci = j // hw_in
         pos = j - ci * hw_in
         grp = ci // cin_g
@@ -228,13 +230,13 @@ def accumulate_conv(  # pragma: no cover - compiled
 
 @njit(cache=True)
 def read_noise(  # pragma: no cover - compiled
-    acc, cnt, idx, sz, kind, g, taps, w_off, has_rel, rel, rel_off, has_fix, fix_off, hp, hp7, s2w, s2f, ntab
+    acc, cnt, idx, at, sz, kind, g, taps, w_off, has_rel, rel, rel_off, has_fix, fix_off, hp, hp7, s2w, s2f, ntab
 ):
     # Device read noise (stream 7): each read of synapse (i, j) adds rint(sqrt(xi s2w + s2f) 2**16 z), z the
     # normal deviate of lane i % 4 of word(key(seed, 7, trial, sample, t, p, j), i // 4); xi is the same stream-1
     # draw as in the accumulation. Dense reads every (i, j) of an active j; conv2d the links of j.
     for a in range(cnt):
-        j = idx[a]
+        j = idx[at + a]
         k = absorb(hp, j) if has_rel else np.uint64(0)
         k7 = absorb(hp7, j)
         if kind == 0:
@@ -415,22 +417,23 @@ def _add_scaled(a_tot, acc, sz, sc, first):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def compact(row, n, tail_ok, out, cnt):  # pragma: no cover - compiled
-    """Append the indices b < n of the nonzero bytes row[b] to ``out[cnt:]``, lowest first; returns the new
-    count. 64 bytes per mask, expanded to indices by table (hwsim/simd.py; ``out`` needs expand64's 8 elements
-    of slack). The last partial block is read whole when ``tail_ok`` (the caller guarantees that 64 bytes from
-    its start lie in memory it owns), its bits from n on cleared; otherwise it is read byte by byte."""
+def compact(row, r0, n, tail_ok, out, cnt):  # pragma: no cover - compiled
+    """Append the indices b < n of the nonzero bytes row[r0 + b] to ``out[cnt:]``, lowest first; returns the new
+    count (offsets into whole arrays, not slices: a slice costs the reference counting of a new view). 64 bytes
+    per mask, expanded to indices by table (hwsim/simd.py; ``out`` needs expand64's 8 elements of slack). The
+    last partial block is read whole when ``tail_ok`` (the caller guarantees that 64 bytes from its start lie in
+    memory it owns), its bits from n on cleared; otherwise it is read byte by byte."""
     j0 = 0
     while j0 + 64 <= n:
-        cnt = expand64(mask64(row, j0), j0, out, cnt)
+        cnt = expand64(mask64(row, r0 + j0), j0, out, cnt)
         j0 += 64
     if j0 < n:
         if tail_ok:
-            m = mask64(row, j0) & ((np.uint64(1) << np.uint64(n - j0)) - np.uint64(1))  # n - j0 < 64
+            m = mask64(row, r0 + j0) & ((np.uint64(1) << np.uint64(n - j0)) - np.uint64(1))  # n - j0 < 64
         else:
             m = np.uint64(0)
             for b in range(n - j0):
-                m |= np.uint64(row[j0 + b] != 0) << np.uint64(b)
+                m |= np.uint64(row[r0 + j0 + b] != 0) << np.uint64(b)
         cnt = expand64(m, j0, out, cnt)
     return cnt
 
@@ -485,6 +488,7 @@ def run_kernel(  # pragma: no cover - compiled
     max_size = padded(max_size)  # the accumulators' scratch lanes (see accumulate)
     seed_u = np.uint64(seed)
     x_size = n_samples * t_in * n_in
+    xf = x.reshape(x_size)  # the input flat (C-contiguous: a view), addressed by offsets in the step loop
     n_chunks = (n_samples + chunk - 1) // chunk
     for c in prange(n_chunks):
         # Per-chunk work buffers (reused for every sample of the chunk).
@@ -494,12 +498,17 @@ def run_kernel(  # pragma: no cover - compiled
         v = np.zeros(n_total, np.float64)
         ui = np.zeros(n_total + LANES, np.int32)  # + the slack the int32 updates read (simd.lif_sub_lanes)
         vi = np.zeros(n_total + LANES, np.int32)
-        # spike index lists of the last steps, per layer; 8 elements of slack for expand64's last store (it may
-        # write past a layer's list into the next layer's list of the same step, which is written after it)
-        hist_idx = np.zeros((ring, n_total + 8), np.int32)
+        # All index lists in one array, addressed by offsets (a slice would be a new view, reference-counted
+        # with an atomic add and subtract each time): first the input's active channels per step (its step s at
+        # lists[in_ptr[s]:in_ptr[s + 1]]; + expand64's slack), then the spikes of the last steps per layer, the
+        # list of layer li at step slot at hist0 + slot * row + nrn_off[li]; 8 elements of slack for expand64's
+        # last store (it may write past a layer's list into the next layer's list of the same step, which is
+        # written after it)
+        hist0 = t_in * n_in + 8
+        row = n_total + 8
+        lists = np.zeros(hist0 + ring * row, np.int32)
         hist_cnt = np.zeros((ring, n_layers), np.int64)
-        in_ptr = np.zeros(t_in + 1, np.int64)  # the input's active channels per step
-        in_idx = np.zeros(t_in * n_in + 8, np.int32)  # + expand64's slack
+        in_ptr = np.zeros(t_in + 1, np.int64)
         a_tot = np.zeros(max_size, np.float64)  # a layer's synaptic input: float64 (wide) or int32 (small)
         a_int = np.zeros(max_size, np.int32)
         acc = np.zeros(max_size, np.int32)
@@ -524,17 +533,18 @@ def run_kernel(  # pragma: no cover - compiled
             for s in range(t_in):  # compaction of the input's spikes into per-step index lists
                 # a row's last partial block may be read whole when 64 bytes past the row's end still lie in
                 # x (C-contiguous: the next rows); only the last rows of x take the bit-by-bit tail
-                tail_ok = ((n * t_in + s) + 1) * n_in + 64 <= x_size
-                cnt = compact(x[n, s], n_in, tail_ok, in_idx, cnt)
+                r0 = (n * t_in + s) * n_in  # x[n, s] in the flat input
+                tail_ok = r0 + n_in + 64 <= x_size
+                cnt = compact(xf, r0, n_in, tail_ok, lists, cnt)
                 in_ptr[s + 1] = cnt
             for t in range(steps):
                 slot = t % ring
                 # the next sample's input rows, a share per step, into the caches for its compaction (a hint)
                 if n + 1 < min(n_samples, (c + 1) * chunk):
                     for s in range(t * t_in // steps, (t + 1) * t_in // steps):
-                        nrow = x[n + 1, s]
+                        r0 = ((n + 1) * t_in + s) * n_in  # x[n + 1, s]
                         for j0 in range(0, n_in, 64):
-                            prefetch(nrow, j0)
+                            prefetch(xf, r0 + j0)
                 for li in range(n_layers):
                     sz = size[li]
                     base = nrn_off[li]
@@ -551,11 +561,11 @@ def run_kernel(  # pragma: no cover - compiled
                             if s >= t_in:
                                 continue
                             cnt = in_ptr[s + 1] - in_ptr[s]
-                            idx = in_idx[in_ptr[s]:]
+                            i0 = in_ptr[s]
                         else:
                             ss = s % ring
                             cnt = hist_cnt[ss, src]
-                            idx = hist_idx[ss, nrn_off[src]:]
+                            i0 = hist0 + ss * row + nrn_off[src]
                         if cnt == 0:
                             continue
                         first = total_cnt == 0  # the step's first projection with events writes a, not adds
@@ -567,17 +577,17 @@ def run_kernel(  # pragma: no cover - compiled
                             hp = layer_key(seed_u, 1, trial, sample, t, p)
                         if dev:
                             if pkind[p] == 0:
-                                accumulate(acc64, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
-                                           wfx, fix_off[p], hp, keys)
+                                accumulate(acc64, cnt, lists, i0, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
+                                           has_fix[p], wfx, fix_off[p], hp, keys)
                             else:
-                                accumulate_conv(acc64, scr64, cnt, idx, sz, geo[p], (t_ptr[tab_off[p]:], t_out, t_tap),
-                                                w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p], wfx, fix_off[p],
-                                                hp)  # fmt: skip
+                                accumulate_conv(acc64, scr64, cnt, lists, i0, sz, geo[p],
+                                                (t_ptr[tab_off[p]:], t_out, t_tap), w, w_off[p], has_rel[p], rel,
+                                                rel_off[p], has_fix[p], wfx, fix_off[p], hp)  # fmt: skip
                             if noise[p]:  # stream 7: key(seed, 7, trial, sample, t, p, j)
                                 hp7 = layer_key(seed_u, 7, trial, sample, t, p)
-                                read_noise(acc64, cnt, idx, sz, pkind[p], geo[p], (t_ptr[tab_off[p]:], t_out, t_tap),
-                                           w_off[p], has_rel[p], rel, rel_off[p], has_fix[p], fix_off[p], hp, hp7, s2w,
-                                           s2f, ntab)  # fmt: skip
+                                read_noise(acc64, cnt, lists, i0, sz, pkind[p], geo[p],
+                                           (t_ptr[tab_off[p]:], t_out, t_tap), w_off[p], has_rel[p], rel, rel_off[p],
+                                           has_fix[p], fix_off[p], hp, hp7, s2w, s2f, ntab)  # fmt: skip
                             qs = qshift[p]
                             for i in range(sz):
                                 # a_p = floor(sum_q16 / 2**(16 - weight_exp)), a 32-bit value; a += a_p wraps
@@ -589,7 +599,7 @@ def run_kernel(  # pragma: no cover - compiled
                         # vector instruction (dense columns; a conv2d scatter gains nothing from it)
                         sc = scale_w[p]
                         if pkind[p] == 0 and cnt * wmax[p] < 32768:
-                            accumulate(acc16, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
+                            accumulate(acc16, cnt, lists, i0, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
                                        has_fix[p], wfx, fix_off[p], hp, keys)
                             if small[li]:  # straight from the int16 sums
                                 _add_shifted(a_int, acc16, sz, wexp[p], first)
@@ -597,12 +607,13 @@ def run_kernel(  # pragma: no cover - compiled
                                 _add_scaled(a_tot, acc16, sz, sc, first)
                             continue
                         if pkind[p] == 0:
-                            accumulate(acc, cnt, idx, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
+                            accumulate(acc, cnt, lists, i0, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
                                        wfx, fix_off[p], hp, keys)
                         else:
                             # the conv2d geometry and tap table (slices, so made only here)
-                            accumulate_conv(acc, scr32, cnt, idx, sz, geo[p], (t_ptr[tab_off[p]:], t_out, t_tap), w,
-                                            w_off[p], has_rel[p], rel, rel_off[p], has_fix[p], wfx, fix_off[p], hp)
+                            accumulate_conv(acc, scr32, cnt, lists, i0, sz, geo[p], (t_ptr[tab_off[p]:], t_out,
+                                            t_tap), w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p], wfx,
+                                            fix_off[p], hp)  # fmt: skip
                         if small[li]:
                             _add_shifted(a_int, acc, sz, wexp[p], first)
                         else:
@@ -645,9 +656,10 @@ def run_kernel(  # pragma: no cover - compiled
                                           esc_tab[e], wlanes)
                     else:
                         lif_update(a_tot, u, v, dcf, dvf, thf, biasf, sbuf, base, sz, subtract[li], spiking[li])
-                    # the spikes into an index list (the list of layer li starts at hist_idx[slot, base]); sbuf
-                    # holds padded(sz) bytes, so its last partial block is read whole (bytes past sz masked off)
-                    ncur = compact(sbuf, sz, True, hist_idx[slot], base) - base
+                    # the spikes into an index list (the list of layer li starts at lists[l0]); sbuf holds
+                    # padded(sz) bytes, so its last partial block is read whole (bytes past sz masked off)
+                    l0 = hist0 + slot * row + base
+                    ncur = compact(sbuf, 0, sz, True, lists, l0) - l0
                     hist_cnt[slot, li] = ncur
                     # ---- recording (per-layer decisions kept out of the neuron loop)
                     rs = rec_spk[li]

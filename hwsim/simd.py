@@ -170,13 +170,13 @@ def _to_lanes(builder: ir.IRBuilder, c: ir.Value, va: ir.VectorType) -> ir.Value
 def _make_add_block(n: int):  # noqa: ANN202
     """The intrinsic ``add_block<n>`` (n lanes, a multiple of 8)."""
 
-    def add_block(typingctx, acc_ty, w_ty, idx_ty, cnt_ty, off_ty, sz_ty, blk_ty):  # pragma: no cover - compiled
+    def add_block(typingctx, acc_ty, w_ty, idx_ty, i0_ty, cnt_ty, off_ty, sz_ty, blk_ty):  # pragma: no cover
         _check_block_types(acc_ty, w_ty)
         i64t = types.int64
-        sig = types.void(acc_ty, w_ty, idx_ty, i64t, i64t, i64t, i64t)
+        sig = types.void(acc_ty, w_ty, idx_ty, i64t, i64t, i64t, i64t, i64t)
 
         def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-            acc, w, idx, cnt, off, sz, blk = args
+            acc, w, idx, i0, cnt, off, sz, blk = args
             acca = context.make_array(signature.args[0])(context, builder, acc)
             wa = context.make_array(signature.args[1])(context, builder, w)
             ia = context.make_array(signature.args[2])(context, builder, idx)
@@ -185,7 +185,7 @@ def _make_add_block(n: int):  # noqa: ANN202
             sum_p = cgutils.alloca_once_value(builder, builder.load(dst, align=align))  # promoted to registers
             base = builder.add(off, blk)
             with cgutils.for_range(builder, cnt) as loop:
-                j = builder.sext(builder.load(builder.gep(ia.data, [loop.index])), ir.IntType(64))
+                j = builder.sext(builder.load(builder.gep(ia.data, [builder.add(i0, loop.index)])), ir.IntType(64))
                 col = builder.bitcast(builder.gep(wa.data, [builder.add(base, builder.mul(j, sz))]), vw.as_pointer())
                 c = builder.load(col, align=1)
                 builder.store(builder.add(builder.load(sum_p), _to_lanes(builder, c, va)), sum_p)
@@ -195,10 +195,10 @@ def _make_add_block(n: int):  # noqa: ANN202
         return sig, codegen
 
     add_block.__name__ = f"add_block{n}"
-    add_block.__doc__ = f"""``add_block{n}(acc, w, idx, cnt, off, sz, blk)``: ``acc[blk + i] += sum over a < cnt of
-    w[off + idx[a] * sz + blk + i]`` for i < {n} (the weights sign-extended to the accumulator's lanes: int16 or int32
-    on int8 weights, int64 on device weights; the caller guarantees that the sums fit). Reads {n} weights per
-    column (the arrays carry kernels.PAD trailing elements)."""
+    add_block.__doc__ = f"""``add_block{n}(acc, w, idx, i0, cnt, off, sz, blk)``: ``acc[blk + i] += sum over a < cnt
+    of w[off + idx[i0 + a] * sz + blk + i]`` for i < {n} (the weights sign-extended to the accumulator's lanes:
+    int16 or int32 on int8 weights, int64 on device weights; the caller guarantees that the sums fit). Reads {n}
+    weights per column (the arrays carry kernels.PAD trailing elements)."""
     return intrinsic(add_block)
 
 
@@ -206,14 +206,14 @@ def _make_add_block_rel(n: int):  # noqa: ANN202
     """The intrinsic ``add_block<n>_rel`` (n lanes, a multiple of 8; blocks start at multiples of n)."""
     nw = n // 8  # words per block
 
-    def add_block_rel(typingctx, acc_ty, w_ty, rel_ty, keys_ty, idx_ty, cnt_ty, off_ty, roff_ty, sz_ty,
+    def add_block_rel(typingctx, acc_ty, w_ty, rel_ty, keys_ty, idx_ty, i0_ty, cnt_ty, off_ty, roff_ty, sz_ty,
                       blk_ty):  # fmt: skip  # pragma: no cover - compiled
         _check_block_types(acc_ty, w_ty)
         i64t = types.int64
-        sig = types.void(acc_ty, w_ty, rel_ty, keys_ty, idx_ty, i64t, i64t, i64t, i64t, i64t)
+        sig = types.void(acc_ty, w_ty, rel_ty, keys_ty, idx_ty, i64t, i64t, i64t, i64t, i64t, i64t)
 
         def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-            acc, w, rel, keys, idx, cnt, off, roff, sz, blk = args
+            acc, w, rel, keys, idx, i0, cnt, off, roff, sz, blk = args
             acca = context.make_array(signature.args[0])(context, builder, acc)
             wa = context.make_array(signature.args[1])(context, builder, w)
             ra = context.make_array(signature.args[2])(context, builder, rel)
@@ -233,7 +233,7 @@ def _make_add_block_rel(n: int):  # noqa: ANN202
                                                    ir.Constant(vk, [(_G * m) % 2**64 for m in range(nw)])))
             zero = ir.Constant(va, [0] * n)
             with cgutils.for_range(builder, cnt) as loop:
-                j = builder.sext(builder.load(builder.gep(ia.data, [loop.index])), i64)
+                j = builder.sext(builder.load(builder.gep(ia.data, [builder.add(i0, loop.index)])), i64)
                 e = builder.add(builder.mul(j, sz), blk)  # the column's element of target blk
                 k = builder.load(builder.gep(ka.data, [loop.index]))
                 words = _mix(builder, builder.add(_splat(builder, k, vk), g_lanes))
@@ -251,9 +251,9 @@ def _make_add_block_rel(n: int):  # noqa: ANN202
         return sig, codegen
 
     add_block_rel.__name__ = f"add_block{n}_rel"
-    add_block_rel.__doc__ = f"""``add_block{n}_rel(acc, w, rel, keys, idx, cnt, off, roff, sz, blk)``: as
+    add_block_rel.__doc__ = f"""``add_block{n}_rel(acc, w, rel, keys, idx, i0, cnt, off, roff, sz, blk)``: as
     ``add_block{n}``, each weight counted iff its stream-1 byte is <= its release byte: for column a (input
-    j = idx[a], key k = keys[a]) and target t = blk + i, byte t % 8 of word(k, t // 8) = mix(k + G (t // 8 + 1))
+    j = idx[i0 + a], key k = keys[a]) and target t = blk + i, byte t % 8 of word(k, t // 8) = mix(k + G (t // 8 + 1))
     against ``rel[roff + j * sz + t]``. ``blk`` is a multiple of {n}, so the block's bytes are those of words
     blk / 8 .. blk / 8 + {nw - 1}, made as one vector ``mix(k + G (blk / 8 + 1) + G (0 .. {nw - 1}))`` and read as
     {n} bytes (little-endian: byte b of word m is ``(word >> 8 b) & 0xFF``, the specification's order)."""

@@ -48,15 +48,15 @@ def _expand(m, j0, out, cnt):  # pragma: no cover - compiled
 def _blocks(acc, w, rel, keys, idx, cnt, off, roff, sz, stochastic, narrow):  # pragma: no cover - compiled
     if narrow:  # one 32-lane block
         if stochastic:
-            add_block32_rel(acc, w, rel, keys, idx, cnt, off, roff, sz, 0)
+            add_block32_rel(acc, w, rel, keys, idx, 0, cnt, off, roff, sz, 0)
         else:
-            add_block32(acc, w, idx, cnt, off, sz, 0)
+            add_block32(acc, w, idx, 0, cnt, off, sz, 0)
         return
     for b in range(0, acc.shape[0], 64):
         if stochastic:
-            add_block64_rel(acc, w, rel, keys, idx, cnt, off, roff, sz, b)
+            add_block64_rel(acc, w, rel, keys, idx, 0, cnt, off, roff, sz, b)
         else:
-            add_block64(acc, w, idx, cnt, off, sz, b)
+            add_block64(acc, w, idx, 0, cnt, off, sz, b)
 
 
 @settings(max_examples=200, deadline=None)
@@ -77,21 +77,22 @@ def test_mask64_and_expand64_list_the_nonzero_bytes_in_order(seed, cnt, density,
 
 
 @njit  # not cached: a cached wrapper would keep the simd code it was compiled with
-def _compact(row, n, tail_ok, out):  # pragma: no cover - compiled
-    return compact(row, n, tail_ok, out, 3)
+def _compact(row, r0, n, tail_ok, out):  # pragma: no cover - compiled
+    return compact(row, r0, n, tail_ok, out, 3)
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(0, 300), st.sampled_from([0.0, 0.05, 0.5, 1.0]), st.booleans())
-def test_compact_lists_the_nonzero_bytes_of_a_row(seed, n, density, tail_ok):
+@given(st.integers(0, 2**32 - 1), st.integers(0, 300), st.sampled_from([0.0, 0.05, 0.5, 1.0]), st.booleans(),
+       st.integers(0, 70))
+def test_compact_lists_the_nonzero_bytes_of_a_row(seed, n, density, tail_ok, r0):
     """Whole 64-byte blocks, then the tail read as a whole block (bytes past n nonzero, so a missed mask shows)
-    or byte by byte."""
+    or byte by byte; the row starts at offset r0 of its array (bytes before it nonzero too)."""
     rng = np.random.default_rng(seed)
-    buf = (rng.random(n + 64) < density).astype(np.uint8)
-    buf[n:] = 1  # what follows the row in its array
+    buf = np.ones(r0 + n + 64, np.uint8)  # what precedes and follows the row in its array
+    buf[r0:r0 + n] = rng.random(n) < density
     out = np.full(3 + n + 8, -7, np.int32)
-    end = _compact(buf, n, tail_ok, out)
-    want = np.flatnonzero(buf[:n])
+    end = _compact(buf, r0, n, tail_ok, out)
+    want = np.flatnonzero(buf[r0:r0 + n])
     assert end == 3 + len(want) and np.array_equal(out[3:end], want) and (out[:3] == -7).all()
 
 
