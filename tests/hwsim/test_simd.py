@@ -153,12 +153,13 @@ def test_add_block64_sums_the_columns_and_draws_stream_1(seed, sz, cnt, stochast
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 200), min_size=2, max_size=4),
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 400), min_size=2, max_size=4),
        st.sampled_from([0.02, 0.3, 0.9]))  # fmt: skip
 def test_wide_layers_equal_the_reference(seed, sizes, density):
     """Layers and inputs wider than one 64-lane block, with partial last blocks, at sparse and dense activity."""
     rng = np.random.default_rng(seed)
-    net = random_network(rng, sizes, release="random", escape=bool(seed % 2), readout=bool(seed % 3))
+    net = random_network(rng, sizes, release="random" if seed % 4 else None, escape=bool(seed % 2),
+                         readout=bool(seed % 3))  # fmt: skip
     x = random_spikes(rng, 2, 4, sizes[0], density)
     kw = dict(steps=6, seed=seed, trials=2)
     want = reference.simulate(net, x, record=ALL, **kw)
