@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit, prange
 
 from .simd import (
+    EXPAND_SLACK,
     LANES,
     add_block32,
     add_block32_rel,
@@ -422,7 +423,7 @@ def _add_scaled(a_tot, acc, sz, sc, first):  # pragma: no cover - compiled
 def compact(row, r0, n, tail_ok, out, cnt):  # pragma: no cover - compiled
     """Append the indices b < n of the nonzero bytes row[r0 + b] to ``out[cnt:]``, lowest first; returns the new
     count (offsets into whole arrays, not slices: a slice costs the reference counting of a new view). 64 bytes
-    per mask, expanded to indices by table (hwsim/simd.py; ``out`` needs expand64's 8 elements of slack). The
+    per mask, expanded to indices (hwsim/simd.py; ``out`` needs expand64's EXPAND_SLACK elements of slack). The
     last partial block is read whole when ``tail_ok`` (the caller guarantees that 64 bytes from its start lie in
     memory it owns), its bits from n on cleared; otherwise it is read byte by byte."""
     j0 = 0
@@ -503,11 +504,11 @@ def run_kernel(  # pragma: no cover - compiled
         # All index lists in one array, addressed by offsets (a slice would be a new view, reference-counted
         # with an atomic add and subtract each time): first the input's active channels per step (its step s at
         # lists[in_ptr[s]:in_ptr[s + 1]]; + expand64's slack), then the spikes of the last steps per layer, the
-        # list of layer li at step slot at hist0 + slot * row + nrn_off[li]; 8 elements of slack for expand64's
+        # list of layer li at step slot at hist0 + slot * row + nrn_off[li]; EXPAND_SLACK elements for expand64's
         # last store (it may write past a layer's list into the next layer's list of the same step, which is
         # written after it)
-        hist0 = t_in * n_in + 8
-        row = n_total + 8
+        hist0 = t_in * n_in + EXPAND_SLACK
+        row = n_total + EXPAND_SLACK
         lists = np.zeros(hist0 + ring * row, np.int32)
         hist_cnt = np.zeros((ring, n_layers), np.int64)
         in_ptr = np.zeros(t_in + 1, np.int64)

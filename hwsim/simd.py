@@ -7,9 +7,10 @@ one ``<8 x i64>`` vector, their 64 bytes are compared with the 64 release bytes 
 weights are added.
 
 ``mask64`` and ``expand64`` turn bytes into index lists: 64 bytes become a 64-bit mask in one compare, and the
-mask becomes indices through a table of the 256 byte values' bit positions, one 8-lane store per mask byte and
-no branch per set bit (measured as fast as AVX-512's compress-stores, and 3-5x faster than a loop over the set
-bits, on AVX2 and AVX-512 code alike).
+mask becomes indices with no branch per set bit: in AVX-512 code by compressing 16 lanes of indices per 16 bits
+of the mask in a register (``vpcompressd``; compress-stores straight to memory were no faster than the table),
+elsewhere through a table of the 256 byte values' bit positions, one 8-lane store per mask byte (3-5x faster
+than a loop over the set bits).
 
 All are written in LLVM's generic vector IR, so Numba compiles them for the CPU it runs on: 512-bit code where
 the CPU has AVX-512 (``vpmullq`` for the words' 64-bit multiplies), 256-bit halves on AVX2 (LLVM emulates the
@@ -47,25 +48,46 @@ def mask64(typingctx, row_ty, j0_ty):  # pragma: no cover - compiled
 _BITS = [[i for i in range(8) if b >> i & 1] + [0] * (8 - bin(b).count("1")) for b in range(256)]
 
 
+#: elements past the last index written that expand64 may overwrite: its callers' lists need this much slack
+EXPAND_SLACK = 16
+
+
 @intrinsic
 def expand64(typingctx, m_ty, j0_ty, out_ty, cnt_ty):  # pragma: no cover - compiled
     """``expand64(m, j0, out, cnt) -> cnt + popcount(m)``: writes ``j0 + b`` for every set bit b of the uint64
-    ``m``, lowest first, to ``out[cnt], out[cnt + 1], ...`` (int32). Each of m's 8 bytes stores 8 lanes (its
-    bits' positions from a constant table, plus j0 + 8 k) and advances by its popcount, so up to 8 elements
-    past the last index written are overwritten: ``out`` needs 8 elements of slack after its longest list."""
+    ``m``, lowest first, to ``out[cnt], out[cnt + 1], ...`` (int32). In AVX-512 code each 16 bits of m compress
+    the 16 lanes ``j0 + 16 k + (0 .. 15)`` into their set lanes' values (``vpcompressd`` on a register, one
+    16-lane store; measured 54 against 39 ns for 704 bytes at 5% density); elsewhere each of m's 8 bytes stores
+    8 lanes (its bits' positions from a constant table, plus j0 + 8 k). Each store advances by its popcount, so up
+    to :data:`EXPAND_SLACK` elements past the last index written are overwritten: ``out`` needs that much slack
+    after its longest list."""
     sig = types.int64(types.uint64, types.int64, out_ty, types.int64)
 
     def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
         m, j0, out, cnt = args
         o = context.make_array(signature.args[2])(context, builder, out)
-        i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
-        v8 = ir.VectorType(i32, 8)
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        base = builder.trunc(j0, i32)  # indices below 2**31 (engine-checked sizes)
+        pos = cnt
+        if codegen_isa() == "avx512":
+            i16, v16 = ir.IntType(16), ir.VectorType(i32, 16)
+            vm = ir.VectorType(ir.IntType(1), 16)
+            compress = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16, [v16, vm, v16]),
+                                                      "llvm.experimental.vector.compress.v16i32")  # fmt: skip
+            pop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i16, [i16]), "llvm.ctpop.i16")
+            for k in range(4):
+                bits = builder.trunc(builder.lshr(m, ir.Constant(i64, 16 * k)), i16)
+                lanes = builder.add(ir.Constant(v16, list(range(16))),
+                                    _splat(builder, builder.add(base, ir.Constant(i32, 16 * k)), v16))  # fmt: skip
+                packed = builder.call(compress, [lanes, builder.bitcast(bits, vm), ir.Constant(v16, ir.Undefined)])
+                builder.store(packed, builder.bitcast(builder.gep(o.data, [pos]), v16.as_pointer()), align=4)
+                pos = builder.add(pos, builder.zext(builder.call(pop, [bits]), i64))
+            return pos
+        i8, v8 = ir.IntType(8), ir.VectorType(i32, 8)
         table_ty = ir.ArrayType(v8, 256)
         table = cgutils.global_constant(builder, "quantal_hwsim_bit_positions",
                                         ir.Constant(table_ty, [ir.Constant(v8, r) for r in _BITS]))  # fmt: skip
         pop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i8, [i8]), "llvm.ctpop.i8")
-        base = builder.trunc(j0, i32)  # indices below 2**31 (engine-checked sizes)
-        pos = cnt
         for k in range(8):
             byte = builder.trunc(builder.lshr(m, ir.Constant(i64, 8 * k)), i8)
             lanes = builder.load(builder.gep(table, [ir.Constant(i32, 0), builder.zext(byte, i32)]), align=32)

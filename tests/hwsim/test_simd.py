@@ -18,6 +18,7 @@ from quantal.hwsim import simulate
 from quantal.hwsim.kernels import compact
 from quantal.hwsim.simd import (
     AVX2_FEATURES,
+    EXPAND_SLACK,
     LANES,
     add_block32,
     add_block32_rel,
@@ -70,10 +71,10 @@ def test_mask64_and_expand64_list_the_nonzero_bytes_in_order(seed, cnt, density,
     want = np.flatnonzero(row[j0:j0 + 64])
     assert int(m) == sum(1 << int(b) for b in want)
     base = int(rng.integers(0, 2**20))
-    out = np.full(cnt + 72, -7, np.int32)
+    out = np.full(cnt + 64 + EXPAND_SLACK, -7, np.int32)
     end = _expand(np.uint64(m), base, out, cnt)
     assert end == cnt + len(want) and np.array_equal(out[cnt:end], base + want)
-    assert (out[:cnt] == -7).all() and (out[end + 8:] == -7).all()  # at most 8 elements of slack are written
+    assert (out[:cnt] == -7).all() and (out[end + EXPAND_SLACK:] == -7).all()  # at most the slack is written
 
 
 @njit  # not cached: a cached wrapper would keep the simd code it was compiled with
@@ -90,7 +91,7 @@ def test_compact_lists_the_nonzero_bytes_of_a_row(seed, n, density, tail_ok, r0)
     rng = np.random.default_rng(seed)
     buf = np.ones(r0 + n + 64, np.uint8)  # what precedes and follows the row in its array
     buf[r0:r0 + n] = rng.random(n) < density
-    out = np.full(3 + n + 8, -7, np.int32)
+    out = np.full(3 + n + EXPAND_SLACK, -7, np.int32)
     end = _compact(buf, r0, n, tail_ok, out)
     want = np.flatnonzero(buf[r0:r0 + n])
     assert end == 3 + len(want) and np.array_equal(out[3:end], want) and (out[:3] == -7).all()
