@@ -201,26 +201,34 @@ def accumulate_conv(  # pragma: no cover - compiled
     plane = g[4] * g[5]
     for i in range(sz):
         scratch[i] = 0
+    # the input channel ci = j // hw_in and what depends on it, divided out only when j leaves the channel: the
+    # index lists are ascending, so that is at most once per channel, not twice per input (any order stays exact)
+    c_lo, c_hi, co0, eb = 0, 0, 0, 0  # channel ci's inputs are c_lo .. c_hi - 1; none yet
     for a in range(cnt):
         j = idx[at + a]
-        ci = j // hw_in
-        pos = j - ci * hw_in
-        grp = ci // cin_g
-        ci_g = ci - grp * cin_g
-        co0 = grp * cout_g
+        if j >= c_hi or j < c_lo:
+            ci = j // hw_in
+            c_lo, c_hi = ci * hw_in, (ci + 1) * hw_in
+            grp = ci // cin_g
+            co0 = grp * cout_g
+            eb = (ci - grp * cin_g) * kk * c_out + co0  # kernel element (co0, ci_g, 0, 0)
+        pos = j - c_lo
         k = absorb(hp, j) if has_rel else np.uint64(0)  # key(seed, 1, trial, sample, t, p, j)
-        for r in range(t_ptr[pos], t_ptr[pos + 1]):
-            i0 = t_out[r]  # output position oy W_out + ox
-            e = (ci_g * kk + t_tap[r]) * c_out + co0  # kernel element (co0, ci_g, ky, kx); channel co at + co - co0
-            d = i0 * c_out + co0
-            # the group's cout_g output channels in vectors (hwsim/simd.py); their targets co plane + i0 lie a
-            # plane apart, so a stochastic tap makes one stream-1 word per channel
-            if has_rel:
-                add_lanes_rel(scratch, d, w, w_off + e, rel, rel_off + e, k, co0 * plane + i0, plane, cout_g)
-            else:
-                add_lanes(scratch, d, w, w_off + e, cout_g)
-            if has_fix:
-                add_lanes(scratch, d, wf, fix_off + e, cout_g)
+        # each tap r: output position i0 = oy W_out + ox = t_out[r], kernel element e = (co0, ci_g, ky, kx)
+        # (channel co at e + co - co0); the group's cout_g output channels in vectors (hwsim/simd.py). One loop
+        # per kind, the branch outside: inside the tap loop it cost registers and a test per tap.
+        r0, r1 = t_ptr[pos], t_ptr[pos + 1]
+        if has_rel:  # the targets co plane + i0 lie a plane apart: one stream-1 word per channel
+            for r in range(r0, r1):
+                i0, e = t_out[r], eb + t_tap[r] * c_out
+                add_lanes_rel(scratch, i0 * c_out + co0, w, w_off + e, rel, rel_off + e, k, co0 * plane + i0, plane,
+                              cout_g)  # fmt: skip
+        else:
+            for r in range(r0, r1):
+                add_lanes(scratch, t_out[r] * c_out + co0, w, w_off + eb + t_tap[r] * c_out, cout_g)
+        if has_fix:
+            for r in range(r0, r1):
+                add_lanes(scratch, t_out[r] * c_out + co0, wf, fix_off + eb + t_tap[r] * c_out, cout_g)
     if c_out % 8 == 0 and plane % 8 == 0:  # channel-last -> channel-first, in 8 x 8 blocks (hwsim/simd.py)
         transpose8(acc, scratch, c_out, plane)
     else:
