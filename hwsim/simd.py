@@ -305,8 +305,8 @@ def _lane_runs(builder: ir.IRBuilder, n: ir.Value, body, one: bool = False) -> N
     lanes (``tail`` None), then at most one tail vector whose lanes c0 + l >= n are masked off (``tail`` the
     number of lanes left). With 16-lane vectors a tail of at most 8 lanes takes an 8-lane vector: a conv2d
     layer of 8 output channels then costs one 256-bit vector per tap, as in AVX2 code, instead of a half-masked
-    512-bit one (and, with stream 1, half the words). With ``one``, n equal to one whole vector (a conv2d group
-    of 16 channels in AVX-512 code, 8 in AVX2 code) takes a path of its own, without the loop."""
+    512-bit one (and, with stream 1, half the words). With ``one``, n equal to one whole vector of 16 or 8 lanes
+    (a conv2d group of 16 or 8 channels) takes a path of its own, without the loop and the mask."""
     i64 = ir.IntType(64)
     nl = _lanes()
     if not one:
@@ -316,7 +316,14 @@ def _lane_runs(builder: ir.IRBuilder, n: ir.Value, body, one: bool = False) -> N
         with whole:
             body(ir.Constant(i64, 0), nl, None)
         with general:
-            _lane_runs_general(builder, n, body, nl)
+            if nl == 8:
+                _lane_runs_general(builder, n, body, nl)
+            else:
+                with builder.if_else(builder.icmp_unsigned("==", n, ir.Constant(i64, 8))) as (half, other):
+                    with half:
+                        body(ir.Constant(i64, 0), 8, None)
+                    with other:
+                        _lane_runs_general(builder, n, body, nl)
 
 
 def _lane_runs_general(builder: ir.IRBuilder, n: ir.Value, body, nl: int) -> None:  # noqa: ANN001
