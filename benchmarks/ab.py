@@ -5,7 +5,8 @@
 Each revision's ``hwsim`` package (``git archive REV hwsim``; ``work`` is the working tree) is imported under its
 own name from a temporary folder, with its own Numba cache (so each compiles once, before the timed runs). The
 W1 and W2 networks of benchmarks/run.py (and, with ``--only``, W3 and W4 of benchmarks/graphs.py, ``s`` for
-their stochastic variants) run on every version in turn, ``--repeats`` times, and the table gives
+their stochastic variants, and E: a 700-256-256-20 network of LIF layers with escape noise and stochastic synapses,
+3,000 samples of 100 steps at input density 0.05) run on every version in turn, ``--repeats`` times, and the table gives
 min / median / max samples per second of wall time; alternating spreads the machine's load over all versions
 alike. The versions' outputs are checked to be identical.
 """
@@ -69,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(2)
         work["W2"] = (w2_network(rng), rng.random((3000, 100, 700)) < 0.05,
                       {"layers": ("out",), "record": ("counts",)})  # fmt: skip
+    if "E" in only:
+        from quantal.compile.testing import random_network
+
+        rng = np.random.default_rng(5)
+        net = random_network(rng, [700, 256, 256, 20], release="random", escape=True, readout=True,
+                             weight_exp_range=(-3, 0))
+        work["E"] = (net, rng.random((3000, 100, 700)) < 0.05,
+                     {"layers": (net.layers[-1].name,), "record": ("counts",)})  # fmt: skip
     for name, build, seed, shape, p in (("W3", w3_network, 3, (64, 300, 2 * 34 * 34), 0.02),
                                         ("W4", w4_network, 4, (2000, 100, 700), 0.05)):  # benchmarks/graphs.py
         for stochastic in (False, True):

@@ -54,7 +54,7 @@ class Simulator:
         self.thf = (per["threshold"] << 6).astype(np.float64)  # v > threshold << 6 spikes (MSB alignment)
         bias = np.concatenate([la.neuron.effective_bias(la.size) for la in net.layers]).astype(i64)
         self.biasf = bias.astype(np.float64)
-        # the same as int32 for the integer update of layers that cannot wrap (kernels._neuron_i)
+        # the same as int32 for the integer update of layers that cannot wrap (simd.lif_sub_lanes)
         # (+ kernels.LANES elements of slack: the vector updates read whole vectors past a layer, simd.lif_sub_lanes)
         slack = np.zeros(kernels.LANES, i64)
         self.dci = np.concatenate([4096 - per["current_decay"], slack]).astype(np.int32)
@@ -68,7 +68,7 @@ class Simulator:
         self.spiking = np.array([la.neuron.kind != "readout" for la in net.layers], np.bool_)
         self.subtract = np.array([la.neuron.reset == "subtract" for la in net.layers], np.bool_)
         # Layers whose worst case |a << 6| (summed over their projections) is <= 2**24 never wrap a 32-bit
-        # value: they take the int32 update (kernels._neuron_i); the others the float64 one with the wraps.
+        # value: they take the int32 update (simd.lif_sub_lanes); the others the float64 one with the wraps.
         self.small = np.array([net.worst_case_input(li) <= 2**24 for li in range(L)], np.bool_)
         tables, self.esc = [], np.full(L, -1, i64)
         for li, la in enumerate(net.layers):

@@ -43,7 +43,9 @@ from .simd import (
     add_lanes,
     add_lanes_rel,
     expand64,
+    lif_sub_escape_lanes,
     lif_sub_lanes,
+    lif_zero_escape_lanes,
     lif_zero_lanes,
     mask64,
     prefetch,
@@ -274,8 +276,8 @@ def read_noise(  # pragma: no cover - compiled
 
 @njit(cache=True)  # not inline="always": Numba-level inlining keeps LLVM from vectorising the loops below
 def _neuron(i, k, a_i, u, v, dcf, dvf, thf, bias, sbuf, th_add, subtract, spiking):  # pragma: no cover
-    # The float64 update of a layer that can wrap 32 bits (the others take _neuron_i). Neuron k of the flat state
-    # arrays (k = the layer's base + i, unsigned: no wrap-around check), i of the layer's buffers a and sbuf.
+    # The float64 update of a layer that can wrap 32 bits (the others take simd.lif_sub_lanes). Neuron k of the
+    # flat state arrays (k = the layer's base + i, unsigned: no wrap-around check), i of the layer's buffers a and sbuf.
     # u and v are float64 holding exact integers: every intermediate is an integer of magnitude < 2**44 < 2**53,
     # products by powers of two are exact, and floor/trunc/min/max are exact, so the results equal the integer
     # arithmetic bit for bit (tests/hwsim) while the loop vectorises without 64-bit integer multiplies.
@@ -342,42 +344,12 @@ def lif_update_escape(a, u, v, dcf, dvf, thf, bias, sbuf, base, sz, subtract, th
         _neuron(i, b + i, a[i], u, v, dcf, dvf, thf, bias, sbuf, theta[lanes[i]], subtract, True)
 
 
-# ---- the integer neuron update of layers that cannot wrap 32 bits (engine: ``small``), in int32 lanes: twice
-# as many per vector as the float64 update above (measured 0.30 against 0.64 ns per neuron). Exactness: in such a
-# layer |a << 6| <= 2**24, and the single wrap keeps |u| <= 2**23 (by induction from u = 0: |d| <= 2**23 + 2**24
-# before the wrap, within (-2**23, 2**23] after it), |v| <= 2**23 - 1 by the clip, so every intermediate below
-# fits 32 bits and each np.int32(...) narrows a value that Numba computed in 64 bits without changing it.
-
-
-@njit(cache=True)  # not inline="always" (see _neuron)
-def _neuron_i(i, k, a_i, u, v, dc, dv, th, bias, sbuf, th_add, subtract, spiking):  # pragma: no cover
-    # rz(x * f / 4096) for 0 <= f <= 4096 and |x| < 2**23, split so that no product exceeds 2**24:
-    # |x| * f / 4096 = (|x| >> 12) * f + (|x| & 4095) * f / 4096, whose integer part is the first term plus the
-    # second's floor (>> 12); the sign is restored after (round toward zero).
-    uk = u[k]
-    au = np.int32(abs(uk))
-    t = np.int32(np.int32(au >> 12) * dc[k] + np.int32(np.int32(np.int32(au & 4095) * dc[k]) >> 12))
-    d = np.int32(np.int32(t if uk >= 0 else -t) + np.int32(a_i << 6))  # d = rz(u * (4096 - cd)) + (a << 6)
-    if d > 8388608:  # one wrap into (-2**23, 2**23], as in _wrap24
-        d = np.int32(d - 16777216)
-    if d <= -8388608:
-        d = np.int32(d + 16777216)
-    vk = v[k]
-    av = np.int32(abs(vk))
-    tv = np.int32(np.int32(av >> 12) * dv[k] + np.int32(np.int32(np.int32(av & 4095) * dv[k]) >> 12))
-    # v = clip(rz(v * (4096 - vd)) + u + bias, -(2**23 - 1), 2**23 - 1)
-    vv = np.int32(min(max(np.int32(np.int32(tv if vk >= 0 else -tv) + d + bias[k]), -8388607), 8388607))
-    fire = spiking and np.int64(vv) > np.int64(th[k]) + th_add  # th_add: escape noise's theta[U_i] (int64)
-    v[k] = np.int32(vv - th[k]) if (fire and subtract) else (np.int32(0) if fire else vv)
-    u[k] = d
-    sbuf[i] = fire
-
-
-@njit(cache=True)
-def lif_escape_int(a, u, v, dc, dv, th, bias, sbuf, base, sz, subtract, theta, lanes):  # pragma: no cover
-    b = np.uint64(base)
-    for i in range(np.uint64(sz)):
-        _neuron_i(i, b + i, a[i], u, v, dc, dv, th, bias, sbuf, theta[lanes[i]], subtract, True)
+# ---- the integer neuron update of layers that cannot wrap 32 bits (engine: ``small``) is explicit vector code in
+# int32 lanes (hwsim/simd.py: lif_sub_lanes and its variants): twice as many per vector as the float64 update
+# above. Exactness: in such a layer |a << 6| <= 2**24, and the single wrap keeps |u| <= 2**23 (by induction from
+# u = 0: |d| <= 2**23 + 2**24 before the wrap, within (-2**23, 2**23] after it), |v| <= 2**23 - 1 by the clip, so
+# every intermediate fits 32 bits; the decays' rz(x f / 4096) is split so that no product exceeds 2**24
+# (simd._rz_scale), and escape noise compares v with (threshold << 6) + theta[U_i] in 64 bits.
 
 
 @njit(cache=True, inline="always")
@@ -495,16 +467,18 @@ def run_kernel(  # pragma: no cover - compiled
     max_size = 1
     for li in range(n_layers):
         max_size = max(max_size, size[li])
-    n_words = (max_size + 3) // 4 + 1  # stream 2: 16-bit lanes for every neuron
+    n_words = (max_size + 3) // 4 + 1 + LANES // 4  # stream 2: 16-bit lanes for every neuron (+ a vector's slack)
     max_size = padded(max_size)  # the accumulators' scratch lanes (see accumulate)
     seed_u = np.uint64(seed)
     x_size = n_samples * t_in * n_in
     xf = x.reshape(x_size)  # the input flat (C-contiguous: a view), addressed by offsets in the step loop
+    esc_flat = esc_int.reshape(esc_int.size)  # the escape tables, one after another (a view)
+    levels = esc_int.shape[1]
     n_chunks = (n_samples + chunk - 1) // chunk
     for c in prange(n_chunks):
         # Per-chunk work buffers (reused for every sample of the chunk).
         # the state: float64 holding exact integers for layers that can wrap 32 bits (see _neuron), int32 for
-        # the others (``small``, see _neuron_i); each layer uses one of the two pairs
+        # the others (``small``, see simd.lif_sub_lanes); each layer uses one of the two pairs
         u = np.zeros(n_total, np.float64)
         v = np.zeros(n_total, np.float64)
         ui = np.zeros(n_total + LANES, np.int32)  # + the slack the int32 updates read (simd.lif_sub_lanes)
@@ -635,8 +609,9 @@ def run_kernel(  # pragma: no cover - compiled
                         k2 = layer_key(seed_u, 2, trial, sample, t, li)
                         for m in range((sz + 3) // 4):
                             words[m] = mix(k2 + G * np.uint64(m + 1))  # word(k, m), wrapping
-                    # ---- neurons: int32 state for layers that cannot wrap 32 bits (_neuron_i), float64 holding
-                    # exact integers for the others (_neuron); both equal the reference bit for bit (tests/hwsim).
+                    # ---- neurons: int32 state for layers that cannot wrap 32 bits (simd.lif_sub_lanes), float64
+                    # holding exact integers for the others (_neuron); both equal the reference bit for bit
+                    # (tests/hwsim).
                     # Skip a layer at rest: no input, u = v = 0 and no bias leave every value at zero (and the
                     # outputs were allocated as zeros). Escape noise could still fire at v = 0: never skipped.
                     if total_cnt == 0:
@@ -653,9 +628,12 @@ def run_kernel(  # pragma: no cover - compiled
                         _clear_input(a_int, a_tot, sz, small[li])
                     rest[li] = False
                     if small[li]:  # the int32 update (dev runs are never small: engine)
-                        if e >= 0:
-                            lif_escape_int(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz, subtract[li],
-                                           esc_int[e], wlanes)
+                        if e >= 0 and subtract[li]:  # escape noise: the layer's table at e * levels of esc_flat
+                            lif_sub_escape_lanes(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz, esc_flat,
+                                                 e * levels, wlanes)  # fmt: skip
+                        elif e >= 0:
+                            lif_zero_escape_lanes(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz, esc_flat,
+                                                  e * levels, wlanes)  # fmt: skip
                         elif not spiking[li]:  # vectors of int32 lanes (hwsim/simd.py)
                             readout_lanes(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz)
                         elif subtract[li]:

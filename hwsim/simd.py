@@ -478,7 +478,7 @@ def transpose8(typingctx, dst_ty, src_ty, c_ty, p_ty):  # pragma: no cover - com
 
 def _rz_scale(builder: ir.IRBuilder, x: ir.Value, f: ir.Value) -> ir.Value:
     """rz(x * f / 4096) on int32 lanes with |x| < 2**23 and 0 <= f <= 4096, exact without a 64-bit product (as
-    kernels._neuron_i): |x| f / 4096 = (|x| >> 12) f + (|x| & 4095) f / 4096, whose integer part is the first term
+    the reference): |x| f / 4096 = (|x| >> 12) f + (|x| & 4095) f / 4096, whose integer part is the first term
     plus the second's floor (>> 12: both factors are >= 0); the sign is restored after (round toward zero)."""
     vt = x.type
     c = lambda k: ir.Constant(vt, [k] * vt.count)  # noqa: E731
@@ -489,22 +489,29 @@ def _rz_scale(builder: ir.IRBuilder, x: ir.Value, f: ir.Value) -> ir.Value:
     return builder.select(neg, builder.sub(c(0), t), t)
 
 
-def _make_lif_lanes(subtract: bool, spiking: bool):  # noqa: ANN202
+def _make_lif_lanes(subtract: bool, spiking: bool, escape: bool = False):  # noqa: ANN202
     """The intrinsic that updates a layer's neurons in int32 lanes (see :data:`lif_sub_lanes`)."""
 
-    def lif_lanes(typingctx, a_ty, u_ty, v_ty, dc_ty, dv_ty, th_ty, b_ty, s_ty, base_ty, sz_ty):  # pragma: no cover
+    def typed(a_ty, u_ty, v_ty, dc_ty, dv_ty, th_ty, b_ty, s_ty, esc_ty):  # noqa: ANN001, ANN202  # pragma: no cover
         for ty in (a_ty, u_ty, v_ty, dc_ty, dv_ty, th_ty, b_ty):
             if not (isinstance(ty, types.Array) and ty.dtype == types.int32 and ty.ndim == 1):
                 raise TypeError("lif lanes: 1-d int32 arrays")
         if not (isinstance(s_ty, types.Array) and s_ty.dtype in (types.uint8, types.boolean)):
             raise TypeError("lif lanes: a uint8 or bool spike buffer")
+        if escape and not (len(esc_ty) == 3 and esc_ty[0].dtype == types.int64 and esc_ty[2].dtype == types.uint16):
+            raise TypeError("lif lanes with escape noise: an int64 table, its offset and uint16 lanes")
         i64t = types.int64
-        sig = types.void(a_ty, u_ty, v_ty, dc_ty, dv_ty, th_ty, b_ty, s_ty, i64t, i64t)
+        sig = types.void(a_ty, u_ty, v_ty, dc_ty, dv_ty, th_ty, b_ty, s_ty, i64t, i64t,
+                         *((esc_ty[0], i64t, esc_ty[2]) if escape else ()))  # fmt: skip
 
         def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
             arrs = [context.make_array(signature.args[q])(context, builder, args[q]).data for q in range(8)]
             a, u, v, dc, dv, th, bias, sbuf = arrs
             base = args[8]
+            if escape:
+                theta = builder.gep(context.make_array(signature.args[10])(context, builder, args[10]).data,
+                                    [args[11]])  # fmt: skip
+                wl = context.make_array(signature.args[12])(context, builder, args[12]).data
 
             def lanes(c0, nl, tail):  # noqa: ANN001, ANN202
                 vt = ir.VectorType(ir.IntType(32), nl)
@@ -527,7 +534,17 @@ def _make_lif_lanes(subtract: bool, spiking: bool):  # noqa: ANN202
                 x = builder.select(builder.icmp_signed(">", x, c(8388607)), c(8388607), x)
                 if spiking:
                     thk = builder.load(at(th, k0), align=4)
-                    fire = builder.icmp_signed(">", x, thk)  # v > threshold << 6
+                    if escape:  # v > (threshold << 6) + theta[U_i], in 64 bits (theta below 2**36)
+                        v64 = ir.VectorType(ir.IntType(64), nl)
+                        add = ir.Constant(v64, ir.Undefined)
+                        for q in range(nl):  # theta[U_i] per lane, U_i the neuron's 16-bit stream-2 lane
+                            ui = builder.zext(builder.load(builder.gep(wl, [builder.add(c0, ir.Constant(
+                                ir.IntType(64), q))])), ir.IntType(64))
+                            add = builder.insert_element(add, builder.load(builder.gep(theta, [ui])),
+                                                         ir.Constant(ir.IntType(32), q))  # fmt: skip
+                        fire = builder.icmp_signed(">", builder.sext(x, v64), builder.add(builder.sext(thk, v64), add))
+                    else:
+                        fire = builder.icmp_signed(">", x, thk)  # v > threshold << 6
                     x = builder.select(fire, builder.sub(x, thk) if subtract else c(0), x)
                 else:
                     fire = ir.Constant(ir.VectorType(ir.IntType(1), nl), [0] * nl)
@@ -545,11 +562,22 @@ def _make_lif_lanes(subtract: bool, spiking: bool):  # noqa: ANN202
 
         return sig, codegen
 
+    if escape:
+
+        def lif_lanes_escape(typingctx, a_ty, u_ty, v_ty, dc_ty, dv_ty, th_ty, b_ty, s_ty, base_ty, sz_ty, tab_ty,
+                             t0_ty, wl_ty):  # noqa: ANN001, ANN202  # pragma: no cover
+            return typed(a_ty, u_ty, v_ty, dc_ty, dv_ty, th_ty, b_ty, s_ty, (tab_ty, t0_ty, wl_ty))
+
+        return intrinsic(lif_lanes_escape)
+
+    def lif_lanes(typingctx, a_ty, u_ty, v_ty, dc_ty, dv_ty, th_ty, b_ty, s_ty, base_ty, sz_ty):  # noqa: ANN001, ANN202  # pragma: no cover
+        return typed(a_ty, u_ty, v_ty, dc_ty, dv_ty, th_ty, b_ty, s_ty, ())
+
     return intrinsic(lif_lanes)
 
 
 #: ``lif_sub_lanes(a, u, v, dc, dv, th, bias, sbuf, base, sz)``: the int32 update of the neurons base .. base + sz - 1
-#: of a layer that cannot wrap 32 bits (kernels._neuron_i's arithmetic, bit for bit), its input a[0 .. sz - 1] and
+#: of a layer that cannot wrap 32 bits (the reference's arithmetic, bit for bit), its input a[0 .. sz - 1] and
 #: its spikes into sbuf[0 .. sz - 1], in vectors of 8 or 16 lanes (:func:`_lanes`) with a masked last one. u, v and
 #: the parameters are read (not written) up to :data:`LANES` - 1 elements past the layer, a and sbuf up to
 #: ``roundup(sz, LANES)``: those arrays need that slack. No per-call checks for overlapping arrays and no scalar
@@ -558,6 +586,11 @@ def _make_lif_lanes(subtract: bool, spiking: bool):  # noqa: ANN202
 lif_sub_lanes = _make_lif_lanes(subtract=True, spiking=True)
 lif_zero_lanes = _make_lif_lanes(subtract=False, spiking=True)
 readout_lanes = _make_lif_lanes(subtract=False, spiking=False)
+#: ``lif_sub_escape_lanes(a, u, v, dc, dv, th, bias, sbuf, base, sz, theta, t0, wl)``: the same with escape noise:
+#: neuron i spikes iff v > (threshold << 6) + theta[t0 + U_i], U_i = wl[i] its 16-bit stream-2 lane (any of the
+#: table's 2**16 entries, so the lanes past the layer read valid ones); wl needs :data:`LANES` lanes of slack.
+lif_sub_escape_lanes = _make_lif_lanes(subtract=True, spiking=True, escape=True)
+lif_zero_escape_lanes = _make_lif_lanes(subtract=False, spiking=True, escape=True)
 
 #: 64 targets per block; 32 for layers of at most 32 targets (half the work of a 64-lane block for readouts)
 add_block64 = _make_add_block(64)
