@@ -65,6 +65,22 @@ def _conv(acc, scratch, cnt, idx, sz, g, taps, w, w_off, rel, reps):  # pragma: 
         accumulate_conv(acc, scratch, cnt, idx, 0, sz, g, taps, w, w_off, False, rel, 0, False, w, 0, np.uint64(0))
 
 
+def zeros(n: int, dtype: type = np.float64) -> np.ndarray:
+    """n zeros starting on a 64-byte boundary. The kernel's own buffers are Numba's (32-byte aligned, so a
+    16-lane vector at a multiple of 64 bytes never straddles two cache lines); numpy's may lie at 16 bytes past a
+    boundary, and one such buffer had cost c2.in's row 20% more."""
+    item = np.dtype(dtype).itemsize
+    raw = np.zeros(n * item + 64, np.uint8)
+    skip = (-raw.ctypes.data) % 64
+    return raw[skip:skip + n * item].view(dtype)
+
+
+def full(n: int, value: float, dtype: type = np.float64) -> np.ndarray:
+    a = zeros(n, dtype)
+    a[:] = value
+    return a
+
+
 def conv_rows(rng: np.random.Generator) -> list[tuple]:
     """W3's conv2d projections (benchmarks/graphs.py) with the engine's tables, each with a random set of active
     inputs at the source's firing rate in the W3 run."""
@@ -83,7 +99,7 @@ def conv_rows(rng: np.random.Generator) -> list[tuple]:
         n_src, sz = int(np.prod(net.source_shape(p))), net.layer(p.target).size
         cnt = int(round(rates[p.source] * n_src))
         idx = np.sort(rng.choice(n_src, cnt, replace=False)).astype(np.int32)
-        acc, scratch = np.zeros(sz + PAD, np.int32), np.zeros(sz + LANES, np.int32)
+        acc, scratch = zeros(sz + PAD, np.int32), zeros(sz + LANES, np.int32)
         taps = (sim.t_ptr[sim.tab_off[pi]:], sim.t_out, sim.t_tap)
         reps = 20000
         t = timed(_conv, acc, scratch, cnt, idx, sz, sim.geo[pi], taps, sim.w, sim.w_off[pi], sim.rel, reps) / reps
@@ -108,45 +124,45 @@ def timed(fn, *args) -> float:
 
 def main() -> None:
     rng = np.random.default_rng(0)
-    words = np.zeros(256, np.uint64)
+    words = zeros(256, np.uint64)
     wb = words.view(np.uint8)
-    keys = np.zeros(1024, np.uint64)
+    keys = zeros(1024, np.uint64)
     rows = []
     for label, sz, n_in, cnt, stochastic in [("W1 layer 1 (157 of 784 active, p=0.5)", 300, 784, 157, True),
                                              ("W2 hidden (35 of 700 active)", 256, 700, 35, False)]:  # fmt: skip
         wT = rng.integers(-128, 128, n_in * sz + PAD).astype(np.int8)  # PAD: the kernels read whole vectors
-        relT = np.full(n_in * sz + PAD, 127, np.uint8)
+        relT = full(n_in * sz + PAD, 127, np.uint8)
         idx = np.sort(rng.choice(n_in, cnt, replace=False)).astype(np.int32)
         reps = 20000 if stochastic else 200000
         for dt in (np.int16, np.int32):
-            acc = np.zeros(sz + PAD, dt)
+            acc = zeros(sz + PAD, dt)
             t = timed(_acc, acc, idx, cnt, sz, wT, stochastic, relT, words, wb, keys, reps) / reps
             rows.append((f"{label}: accumulate ({dt.__name__})", t * 1e6, t / (cnt * sz) * 1e9, "ns/synapse"))
     nw = (300 + 7) // 8
     t = timed(_words, words, 157, nw, 20000) / 20000
     rows.append(("W1 layer 1: stream-1 words only (157 x 38)", t * 1e6, t / (157 * nw) * 1e9, "ns/word"))
     a = rng.integers(-400, 400, 256).astype(np.float64)
-    u, v, b, s = np.zeros(256), np.zeros(256), np.zeros(256), np.zeros(256, np.uint8)
-    dc, dv, th = np.full(256, 3686.0), np.full(256, 3891.0), np.full(256, 19200.0)
+    u, v, b, s = zeros(256), zeros(256), zeros(256), zeros(256, np.uint8)
+    dc, dv, th = full(256, 3686.0), full(256, 3891.0), full(256, 19200.0)
     t = timed(_lif, a, u, v, dc, dv, th, b, s, 200000) / 200000
     rows.append(("LIF update of 256 neurons (float64 path, can wrap 32 bits)", t * 1e6, t / 256 * 1e9, "ns/neuron"))
     a = rng.integers(-400, 400, 256).astype(np.int32)
-    ui, vi, bi, s = np.zeros(256, np.int32), np.zeros(256, np.int32), np.zeros(256, np.int32), np.zeros(256, np.uint8)
-    dci, dvi, thi = np.full(256, 3686, np.int32), np.full(256, 3891, np.int32), np.full(256, 19200, np.int32)
+    ui, vi, bi, s = zeros(256, np.int32), zeros(256, np.int32), zeros(256, np.int32), zeros(256, np.uint8)
+    dci, dvi, thi = full(256, 3686, np.int32), full(256, 3891, np.int32), full(256, 19200, np.int32)
     t = timed(_lif_int, a, ui, vi, dci, dvi, thi, bi, s, 200000) / 200000
     rows.append(("LIF update of 256 neurons (int32 path)", t * 1e6, t / 256 * 1e9, "ns/neuron"))
     row = (rng.random(700 + 64) < 0.05).astype(np.uint8)  # a row followed by more of its array
-    out = np.zeros(700 + EXPAND_SLACK, np.int32)
+    out = zeros(700 + EXPAND_SLACK, np.int32)
     t = timed(_compact, row, out, 700, 200000) / 200000
     rows.append(("compaction of 700 inputs at 5% (kernels.compact)", t * 1e6, t / 700 * 1e9, "ns/input"))
     a = rng.integers(-400, 400, 4096).astype(np.int32)
-    ui, vi, bi, s = np.zeros(4096, np.int32), np.zeros(4096, np.int32), np.zeros(4096, np.int32), np.zeros(4096 + 64,
+    ui, vi, bi, s = zeros(4096, np.int32), zeros(4096, np.int32), zeros(4096, np.int32), zeros(4096 + 64,
                                                                                                              np.uint8)
-    dci, dvi, thi = np.full(4096, 0, np.int32), np.full(4096, 4096, np.int32), np.full(4096, 19200, np.int32)
+    dci, dvi, thi = full(4096, 0, np.int32), full(4096, 4096, np.int32), full(4096, 19200, np.int32)
     t = timed(_lif_int, a, ui, vi, dci, dvi, thi, bi, s, 20000) / 20000
     rows.append(("W3 c1 / c2: LIF update of 4096 neurons (int32 path)", t * 1e6, t / 4096 * 1e9, "ns/neuron"))
     s[:] = rng.random(4096 + 64) < 0.06
-    out = np.zeros(4096 + EXPAND_SLACK, np.int32)
+    out = zeros(4096 + EXPAND_SLACK, np.int32)
     t = timed(_compact, s, out, 4096, 20000) / 20000
     rows.append(("W3 c1 / c2: compaction of 4096 spike bytes at 6%", t * 1e6, t / 4096 * 1e9, "ns/neuron"))
     rows += conv_rows(rng)
