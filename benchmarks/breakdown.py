@@ -1,10 +1,13 @@
 """Where hwsim's time goes: the kernel's pieces timed alone, on one thread. Not a test.
 
-    NUMBA_NUM_THREADS=1 python benchmarks/breakdown.py
+    NUMBA_NUM_THREADS=1 python benchmarks/breakdown.py [--orders]
 
 Prints the cost of each building block of a step (per synapse, per random word, per neuron) at the sizes of
 the W1 and W2 workloads of benchmarks/run.py and of the spiking CNN W3 of benchmarks/graphs.py (its three conv2d
-projections at the firing rates the W3 run reports, deterministic).
+projections at the firing rates the W3 run reports, deterministic). With ``--orders``, only the conv2d rows, each
+with its active inputs in other orders than the kernel's ascending one (integer sums: the same result, checked):
+shuffled; position-major (every channel of a position, then the next); and channel by channel with the positions
+taken k apart in both axes first (``stride k``), so that consecutive inputs reach no common output.
 """
 
 from __future__ import annotations
@@ -81,9 +84,9 @@ def full(n: int, value: float, dtype: type = np.float64) -> np.ndarray:
     return a
 
 
-def conv_rows(rng: np.random.Generator) -> list[tuple]:
+def conv_rows(rng: np.random.Generator, orders: bool = False) -> list[tuple]:
     """W3's conv2d projections (benchmarks/graphs.py) with the engine's tables, each with a random set of active
-    inputs at the source's firing rate in the W3 run."""
+    inputs at the source's firing rate in the W3 run (with ``orders``, also in the orders of the module doc)."""
     from graphs import w3_network, w3_weights  # benchmarks/graphs.py, beside this script
 
     from quantal.hwsim import Simulator
@@ -102,9 +105,23 @@ def conv_rows(rng: np.random.Generator) -> list[tuple]:
         acc, scratch = zeros(sz + PAD, np.int32), zeros(sz + LANES, np.int32)
         taps = (sim.t_ptr[sim.tab_off[pi]:], sim.t_out, sim.t_tap)
         reps = 20000
-        t = timed(_conv, acc, scratch, cnt, idx, sz, sim.geo[pi], taps, sim.w, sim.w_off[pi], sim.rel, reps) / reps
-        links = cnt * sz / n_src * int(np.prod(p.synapse.weight.shape[1:]))  # about: fan-out x active inputs
-        rows.append((f"W3 {p.name} conv2d ({cnt} of {n_src} active)", t * 1e6, t / links * 1e9, "ns/synapse"))
+        variants = {"": idx}
+        if orders:
+            hw, w_in = n_src // p.synapse.weight.shape[1], net.source_shape(p)[-1]
+            ci, y, x = idx // hw, idx % hw // w_in, idx % w_in
+            variants.update({", shuffled": rng.permutation(idx), ", position-major": idx[np.lexsort((ci, idx % hw))]})
+            variants.update({f", stride {k}": idx[np.lexsort((x, y, x % k, y % k, ci))] for k in (2, 3, 4)})
+        first = None
+        for label, ix in variants.items():
+            ix = np.ascontiguousarray(ix, np.int32)
+            t = timed(_conv, acc, scratch, cnt, ix, sz, sim.geo[pi], taps, sim.w, sim.w_off[pi], sim.rel, reps) / reps
+            if first is None:
+                first = acc[:sz].copy()
+            elif not np.array_equal(acc[:sz], first):
+                raise RuntimeError(f"{p.name}{label}: the sums differ from the ascending order's")
+            links = cnt * sz / n_src * int(np.prod(p.synapse.weight.shape[1:]))  # about: fan-out x active inputs
+            rows.append((f"W3 {p.name} conv2d ({cnt} of {n_src} active){label}", t * 1e6, t / links * 1e9,
+                         "ns/synapse"))  # fmt: skip
     return rows
 
 
@@ -123,6 +140,11 @@ def timed(fn, *args) -> float:
 
 
 def main() -> None:
+    import sys
+
+    if "--orders" in sys.argv[1:]:
+        show(conv_rows(np.random.default_rng(0), orders=True))
+        return
     rng = np.random.default_rng(0)
     words = zeros(256, np.uint64)
     wb = words.view(np.uint8)
@@ -166,6 +188,10 @@ def main() -> None:
     t = timed(_compact, s, out, 4096, 20000) / 20000
     rows.append(("W3 c1 / c2: compaction of 4096 spike bytes at 6%", t * 1e6, t / 4096 * 1e9, "ns/neuron"))
     rows += conv_rows(rng)
+    show(rows)
+
+
+def show(rows: list[tuple]) -> None:
     w = max(len(r[0]) for r in rows)
     print(f"{'piece'.ljust(w)}  us/step  per unit")
     for name, us, per, unit in rows:
