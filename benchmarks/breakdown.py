@@ -70,8 +70,8 @@ def _conv(acc, scratch, cnt, idx, sz, g, taps, w, w_off, rel, reps):  # pragma: 
 
 def zeros(n: int, dtype: type = np.float64) -> np.ndarray:
     """n zeros starting on a 64-byte boundary. The kernel's own buffers are Numba's (32-byte aligned, so a
-    16-lane vector at a multiple of 64 bytes never straddles two cache lines); numpy's may lie at 16 bytes past a
-    boundary, and one such buffer had cost c2.in's row 20% more."""
+    16-lane vector at a multiple of 64 bytes never straddles two cache lines); numpy's may lie 16 or 48 bytes past
+    a boundary, where every such vector straddles two."""
     item = np.dtype(dtype).itemsize
     raw = np.zeros(n * item + 64, np.uint8)
     skip = (-raw.ctypes.data) % 64
@@ -111,6 +111,7 @@ def conv_rows(rng: np.random.Generator, orders: bool = False) -> list[tuple]:
             ci, y, x = idx // hw, idx % hw // w_in, idx % w_in
             variants.update({", shuffled": rng.permutation(idx), ", position-major": idx[np.lexsort((ci, idx % hw))]})
             variants.update({f", stride {k}": idx[np.lexsort((x, y, x % k, y % k, ci))] for k in (2, 3, 4)})
+        links = cnt * sz / n_src * int(np.prod(p.synapse.weight.shape[1:]))  # about: fan-out x active inputs
         first = None
         for label, ix in variants.items():
             ix = np.ascontiguousarray(ix, np.int32)
@@ -119,7 +120,6 @@ def conv_rows(rng: np.random.Generator, orders: bool = False) -> list[tuple]:
                 first = acc[:sz].copy()
             elif not np.array_equal(acc[:sz], first):
                 raise RuntimeError(f"{p.name}{label}: the sums differ from the ascending order's")
-            links = cnt * sz / n_src * int(np.prod(p.synapse.weight.shape[1:]))  # about: fan-out x active inputs
             rows.append((f"W3 {p.name} conv2d ({cnt} of {n_src} active){label}", t * 1e6, t / links * 1e9,
                          "ns/synapse"))  # fmt: skip
     return rows
