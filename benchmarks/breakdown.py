@@ -25,7 +25,7 @@ from quantal.hwsim.simd import EXPAND_SLACK
 def _acc(acc, idx, cnt, sz, wT, has_rel, relT, words, wbytes, keys, reps):  # pragma: no cover - compiled
     s = 0
     for r in range(reps):
-        accumulate(acc, cnt, idx, 0, sz, wT, 0, has_rel, relT, 0, False, wT, 0, np.uint64(r), keys)
+        accumulate(acc, cnt, idx, 0, sz, wT, 0, has_rel, relT, 0, sz, False, wT, 0, np.uint64(r), keys)
         s += acc[r % sz]
     return s
 

@@ -100,8 +100,7 @@ class Simulator:
         self.wexp = np.array([p.synapse.weight_exp for p in net.projections], i64)
         self.scale_w = np.ldexp(1.0, self.wexp.astype(np.int32))  # 2**weight_exp, exact
         self.qshift = (16 - self.wexp).astype(i64)  # device path: a_p = sum_q16 >> (16 - weight_exp)
-        self.has_rel, self.rel_off, self.rel = self._flat(lambda p: p.synapse.release if p.synapse.stochastic else None,
-                                                          np.uint8)  # all-255 releases always transmit: no draws
+        self.has_rel, self.rel_off, self.rel, self.rel_col = self._release()
         _, self.w_off, self.w = self._flat(lambda p: p.synapse.weight, np.int8)
         self.has_fix, self.fix_off, self.wfx = self._flat(lambda p: p.synapse.weight_fixed, np.int8)
 
@@ -110,6 +109,26 @@ class Simulator:
             return 0 if a is None else int(np.abs(a.astype(i64)).max(initial=0))
 
         self.wmax = np.array([absmax(p.synapse.weight) + absmax(p.synapse.weight_fixed) for p in net.projections], i64)
+
+    def _release(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The release bytes in the layout of :meth:`_flat` (a projection whose releases are all 255 always
+        transmits: no table, no draws), and each projection's release column stride: a dense projection whose
+        synapses all have one release byte (one probability per layer, as blank-out networks usually have) stores
+        a single column that every input reads (stride 0), which halves the memory its stochastic accumulation
+        reads; otherwise the stride is its size."""
+        P = len(self.net.projections)
+        col = np.zeros(max(P, 1), np.int64)
+        arrays: list[np.ndarray | None] = []
+        for pi, p in enumerate(self.net.projections):
+            r = p.synapse.release if p.synapse.stochastic else None
+            if r is not None and p.kind == "dense":
+                r = np.asarray(r)
+                col[pi] = r.shape[0]
+                if (r == r.flat[0]).all():
+                    r, col[pi] = r[:, :1], 0
+            arrays.append(r)
+        present, offs, data = self._flat(None, np.uint8, arrays)
+        return present, offs, data, col
 
     def _flat(self, get: Any, dtype: type, arrays: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Concatenate one per-synapse array of every projection in the kernels' layout (dense transposed to
@@ -213,7 +232,8 @@ class Simulator:
                         self.small & (not dev),
                         self.tp_ptr, self.tp_list, self.psrc, self.pdelay, self.pkind, self.geo,
                         self.tab_off, self.t_ptr, self.t_out, self.t_tap,
-                        self.w_off, w, self.wmax, self.has_rel, self.rel_off, self.rel, self.has_fix, self.fix_off,
+                        self.w_off, w, self.wmax, self.has_rel, self.rel_off, self.rel, self.rel_col, self.has_fix,
+                        self.fix_off,
                         wfx, self.scale_w, self.qshift, dev, noise, s2w, s2f, ntab,
                         offs["spikes"], offs["u"], offs["v"], offs["counts"],
                         buf["spikes"], buf["u"], buf["v"], buf["counts"],

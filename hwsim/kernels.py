@@ -17,7 +17,9 @@ arrays below and allocates the outputs. Layout (L layers, P projections, offsets
   projection: input position q = y' W + x' reaches output position ``t_out[r]`` through kernel tap
   ``t_tap[r]`` (ky kw + kx) for r in ``t_ptr[tab_off[p] + q] .. t_ptr[tab_off[p] + q + 1]`` (geometry only,
   built once); ``rel`` (uint8) and ``wfx`` (reliable part) likewise at ``rel_off`` / ``fix_off`` when
-  ``has_rel[p]`` / ``has_fix[p]``;
+  ``has_rel[p]`` / ``has_fix[p]``, except that a dense projection whose synapses all have one release byte
+  stores one column of them (``rel_col[p]`` = 0, else ``size``: the release byte of (i, j) is
+  ``rel[rel_off[p] + j * rel_col[p] + i]``);
 * spikes: a ring of ``R = max delay + 2`` steps of per-layer index lists (in ``lists``, counts in
   ``hist_cnt``), so a projection of delay d reads step ``t - 1 - d`` while step t is written; the input as
   per-step index lists (the same array).
@@ -132,7 +134,7 @@ def padded(sz):  # pragma: no cover - compiled
 # add and subtract each: 24 per step of W2's two projections, 6% of its time); its loops are vector intrinsics
 @njit(cache=True, inline="always")
 def accumulate(  # pragma: no cover - compiled
-    acc, cnt, idx, i0, sz, wT, w_off, has_rel, relT, rel_off, has_fix, wfT, fix_off, hp, keys
+    acc, cnt, idx, i0, sz, wT, w_off, has_rel, relT, rel_off, rel_col, has_fix, wfT, fix_off, hp, keys
 ):
     # Dense: acc[i] = sum over the cnt active inputs j = idx[i0 + a] of (weight_fixed[i, j] + xi_ij * weight[i, j]).
     # int16 or int32 accumulators on int8 weights, int64 on device weights (Q.16); the caller guarantees that the
@@ -151,7 +153,7 @@ def accumulate(  # pragma: no cover - compiled
             keys[a] = absorb(hp, idx[i0 + a])  # key(seed, 1, trial, sample, t, p, j)
     if sz <= 32:  # one 32-lane block: half the work of 64 lanes for small layers (readouts)
         if has_rel:
-            add_block32_rel(acc, wT, relT, keys, idx, i0, cnt, w_off, rel_off, sz, 0)
+            add_block32_rel(acc, wT, relT, keys, idx, i0, cnt, w_off, rel_off, rel_col, sz, 0)
         else:
             add_block32(acc, wT, idx, i0, cnt, w_off, sz, 0)
         if has_fix:
@@ -159,7 +161,7 @@ def accumulate(  # pragma: no cover - compiled
         return
     if has_rel:
         for b in range(0, szp, 64):
-            add_block64_rel(acc, wT, relT, keys, idx, i0, cnt, w_off, rel_off, sz, b)
+            add_block64_rel(acc, wT, relT, keys, idx, i0, cnt, w_off, rel_off, rel_col, sz, b)
     else:
         for b in range(0, szp, 64):
             add_block64(acc, wT, idx, i0, cnt, w_off, sz, b)
@@ -175,12 +177,12 @@ def _target_byte(k, i):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _noisy_read(k, k7, i, e, has_rel, rel, rel_off, has_fix, s2w, w_off, s2f, fix_off, ntab):  # pragma: no cover
-    # One read of synapse (target i, stored element e): rint(sqrt(xi s2w + s2f) 2**16 z), with xi the stream-1 draw
-    # of key k and z the normal deviate of lane i % 4 of word(k7, i // 4) (stream 7).
+def _noisy_read(k, k7, i, e, er, has_rel, rel, rel_off, has_fix, s2w, w_off, s2f, fix_off, ntab):  # pragma: no cover
+    # One read of synapse (target i, stored element e, its release byte at er): rint(sqrt(xi s2w + s2f) 2**16 z),
+    # with xi the stream-1 draw of key k and z the normal deviate of lane i % 4 of word(k7, i // 4) (stream 7).
     xi = 1.0
     if has_rel:
-        xi = 1.0 if _target_byte(k, i) <= rel[rel_off + e] else 0.0
+        xi = 1.0 if _target_byte(k, i) <= rel[rel_off + er] else 0.0
     var = xi * s2w[w_off + e] + (s2f[fix_off + e] if has_fix else 0.0)
     lane = (mix(k7 + G * np.uint64(i // 4 + 1)) >> np.uint64(16 * (i % 4))) & np.uint64(0xFFFF)
     return np.int64(np.rint(np.sqrt(var) * 65536.0 * ntab[lane]))
@@ -243,7 +245,8 @@ def accumulate_conv(  # pragma: no cover - compiled
 
 @njit(cache=True)
 def read_noise(  # pragma: no cover - compiled
-    acc, cnt, idx, at, sz, kind, g, taps, w_off, has_rel, rel, rel_off, has_fix, fix_off, hp, hp7, s2w, s2f, ntab
+    acc, cnt, idx, at, sz, kind, g, taps, w_off, has_rel, rel, rel_off, rel_col, has_fix, fix_off, hp, hp7, s2w, s2f,
+    ntab,
 ):
     # Device read noise (stream 7): each read of synapse (i, j) adds rint(sqrt(xi s2w + s2f) 2**16 z), z the
     # normal deviate of lane i % 4 of word(key(seed, 7, trial, sample, t, p, j), i // 4); xi is the same stream-1
@@ -254,8 +257,8 @@ def read_noise(  # pragma: no cover - compiled
         k7 = absorb(hp7, j)
         if kind == 0:
             for i in range(sz):
-                acc[i] += _noisy_read(k, k7, i, j * sz + i, has_rel, rel, rel_off, has_fix, s2w, w_off, s2f, fix_off,
-                                      ntab)  # fmt: skip
+                acc[i] += _noisy_read(k, k7, i, j * sz + i, j * rel_col + i, has_rel, rel, rel_off, has_fix, s2w,
+                                      w_off, s2f, fix_off, ntab)  # fmt: skip
         else:
             t_ptr, t_out, t_tap = taps
             hw_in, c_out, kk, cin_g, cout_g, plane = g[1] * g[2], g[3], g[6] * g[7], g[14], g[15], g[4] * g[5]
@@ -267,8 +270,8 @@ def read_noise(  # pragma: no cover - compiled
                 tap = (ci_g * kk + t_tap[r]) * c_out
                 for co in range(grp * cout_g, (grp + 1) * cout_g):
                     i = co * plane + t_out[r]
-                    acc[i] += _noisy_read(k, k7, i, tap + co, has_rel, rel, rel_off, has_fix, s2w, w_off, s2f,
-                                          fix_off, ntab)  # fmt: skip
+                    acc[i] += _noisy_read(k, k7, i, tap + co, tap + co, has_rel, rel, rel_off, has_fix, s2w, w_off,
+                                          s2f, fix_off, ntab)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- neuron update
@@ -449,8 +452,8 @@ def at_rest(u, v, base, sz):  # pragma: no cover - compiled
 def run_kernel(  # pragma: no cover - compiled
     x, steps, seed, trial, sample_offset, chunk,
     size, nrn_off, dcf, dvf, thf, biasf, spiking, subtract, esc, esc_tab, bias_zero, forget, small, tp_ptr, tp_list,
-    psrc, pdelay, pkind, geo, tab_off, t_ptr, t_out, t_tap, w_off, w, wmax, has_rel, rel_off, rel, has_fix, fix_off,
-    wfx, scale_w, qshift,
+    psrc, pdelay, pkind, geo, tab_off, t_ptr, t_out, t_tap, w_off, w, wmax, has_rel, rel_off, rel, rel_col, has_fix,
+    fix_off, wfx, scale_w, qshift,
     dev, noise, s2w, s2f, ntab,
     rec_spk, rec_u, rec_v, rec_cnt, out_spk, out_u, out_v, out_cnt,
     dci, dvi, thi, biasi, esc_int, wexp,
@@ -563,7 +566,7 @@ def run_kernel(  # pragma: no cover - compiled
                         if dev:
                             if pkind[p] == 0:
                                 accumulate(acc64, cnt, lists, i0, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
-                                           has_fix[p], wfx, fix_off[p], hp, keys)
+                                           rel_col[p], has_fix[p], wfx, fix_off[p], hp, keys)
                             else:
                                 accumulate_conv(acc64, scr64, cnt, lists, i0, sz, geo[p],
                                                 (t_ptr[tab_off[p]:], t_out, t_tap), w, w_off[p], has_rel[p], rel,
@@ -572,7 +575,7 @@ def run_kernel(  # pragma: no cover - compiled
                                 hp7 = layer_key(seed_u, 7, trial, sample, t, p)
                                 read_noise(acc64, cnt, lists, i0, sz, pkind[p], geo[p],
                                            (t_ptr[tab_off[p]:], t_out, t_tap), w_off[p], has_rel[p], rel, rel_off[p],
-                                           has_fix[p], fix_off[p], hp, hp7, s2w, s2f, ntab)  # fmt: skip
+                                           rel_col[p], has_fix[p], fix_off[p], hp, hp7, s2w, s2f, ntab)  # fmt: skip
                             qs = qshift[p]
                             for i in range(sz):
                                 # a_p = floor(sum_q16 / 2**(16 - weight_exp)), a 32-bit value; a += a_p wraps
@@ -585,15 +588,15 @@ def run_kernel(  # pragma: no cover - compiled
                         sc = scale_w[p]
                         if pkind[p] == 0 and cnt * wmax[p] < 32768:
                             accumulate(acc16, cnt, lists, i0, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
-                                       has_fix[p], wfx, fix_off[p], hp, keys)
+                                       rel_col[p], has_fix[p], wfx, fix_off[p], hp, keys)
                             if small[li]:  # straight from the int16 sums
                                 _add_shifted(a_int, acc16, sz, wexp[p], first)
                             else:
                                 _add_scaled(a_tot, acc16, sz, sc, first)
                             continue
                         if pkind[p] == 0:
-                            accumulate(acc, cnt, lists, i0, sz, w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p],
-                                       wfx, fix_off[p], hp, keys)
+                            accumulate(acc, cnt, lists, i0, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
+                                       rel_col[p], has_fix[p], wfx, fix_off[p], hp, keys)
                         else:
                             # the conv2d geometry and tap table (slices, so made only here)
                             accumulate_conv(acc, scr32, cnt, lists, i0, sz, geo[p], (t_ptr[tab_off[p]:], t_out,

@@ -159,12 +159,19 @@ def _mul_const(builder: ir.IRBuilder, z: ir.Value, m: int) -> ir.Value:
 
 def _mix(builder: ir.IRBuilder, z: ir.Value) -> ir.Value:
     """SplitMix64's finaliser on a vector of i64 (every multiply wraps modulo 2**64, as kernels.mix)."""
-    vt = z.type
-    c = lambda x: ir.Constant(vt, [x] * vt.count)  # noqa: E731
-    z = builder.xor(z, builder.lshr(z, c(30)))
-    z = _mul_const(builder, z, _M1)
-    z = builder.xor(z, builder.lshr(z, c(27)))
-    z = _mul_const(builder, z, _M2)
+    return _mix_b(builder, _mix_a(builder, z))
+
+
+def _mix_a(builder: ir.IRBuilder, z: ir.Value) -> ir.Value:
+    """The first half of :func:`_mix`: ``(z ^ z >> 30) * M1``."""
+    c = lambda x: ir.Constant(z.type, [x] * z.type.count)  # noqa: E731
+    return _mul_const(builder, builder.xor(z, builder.lshr(z, c(30))), _M1)
+
+
+def _mix_b(builder: ir.IRBuilder, z: ir.Value) -> ir.Value:
+    """The second half of :func:`_mix`: ``z ^= z >> 27; z *= M2; z ^ z >> 31``."""
+    c = lambda x: ir.Constant(z.type, [x] * z.type.count)  # noqa: E731
+    z = _mul_const(builder, builder.xor(z, builder.lshr(z, c(27))), _M2)
     return builder.xor(z, builder.lshr(z, c(31)))
 
 
@@ -224,18 +231,72 @@ def _make_add_block(n: int):  # noqa: ANN202
     return intrinsic(add_block)
 
 
+def _madd_bytes(va: ir.VectorType, vw: ir.VectorType, n: int) -> int:
+    """Bytes per ``vpmaddubsw`` for int8 weights summed into n int16 lanes: 32 in AVX2 code, 0 (no such path) for
+    other lane types, and in AVX-512 code, whose sign-extension from 256-bit halves was measured as fast (W1's
+    first layer 2.40 against 2.48 µs)."""
+    if va.element.width != 16 or vw.element.width != 8 or n % 32 or codegen_isa() != "avx2":
+        return 0
+    return 32
+
+
+class _MaddSums:
+    """n int16 sums held as even and odd targets apart, in vectors of q // 2 lanes per q targets, widened from
+    int8 by ``vpmaddubsw`` (``llvm.x86.avx2.pmadd.ub.sw``: lane i = a[2i] b[2i] + a[2i + 1] b[2i + 1], a unsigned,
+    b signed, each product and the sum exact in int16 here): with a = (1, 0, 1, 0, ...) lane i is b[2i], with
+    a = (0, 1, 0, 1, ...) it is b[2i + 1], both sign-extended. Two such instructions per 32 weights replace the
+    four sign-extensions from 128-bit halves (``vpmovsxbw``, two ``vextracti128``) of the plain widening: in AVX2
+    code these run on the multiplier ports, where the shuffle ports are busy with the words' shifts. The sums
+    are split into even and odd targets once per block, and merged back once."""
+
+    def __init__(self, builder: ir.IRBuilder, x: ir.Value, q: int) -> None:
+        i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
+        self.b, self.q, n = builder, q, x.type.count
+        half = ir.VectorType(i16, q // 2)
+        self.fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(half, [ir.VectorType(i8, q)] * 2),
+                                                 "llvm.x86.avx2.pmadd.ub.sw")  # fmt: skip
+        self.ones = [ir.Constant(ir.VectorType(i8, q), [1 - p, p] * (q // 2)) for p in (0, 1)]
+        idx = lambda vals: ir.Constant(ir.VectorType(i32, len(vals)), list(vals))  # noqa: E731
+        self.idx = idx
+        self.ptrs = []
+        for c0 in range(0, n, q):
+            for p in (0, 1):  # even targets c0, c0 + 2, ..., then odd c0 + 1, c0 + 3, ...
+                v = builder.shuffle_vector(x, x, idx(range(c0 + p, c0 + q, 2)))
+                self.ptrs.append(cgutils.alloca_once_value(builder, v))
+
+    def add(self, m: ir.Value) -> None:
+        """Adds the int8 vector m (n lanes, in target order) to the sums."""
+        b, q = self.b, self.q
+        for c in range(m.type.count // q):
+            part = b.shuffle_vector(m, m, self.idx(range(c * q, (c + 1) * q)))
+            for p in (0, 1):
+                ptr = self.ptrs[2 * c + p]
+                b.store(b.add(b.load(ptr), b.call(self.fn, [self.ones[p], part])), ptr)
+
+    def value(self) -> ir.Value:
+        """The sums, n int16 lanes in target order."""
+        b, h = self.b, self.q // 2
+        parts = []
+        for c in range(len(self.ptrs) // 2):
+            e, o = b.load(self.ptrs[2 * c]), b.load(self.ptrs[2 * c + 1])
+            parts.append(b.shuffle_vector(e, o, self.idx([i // 2 + (h if i % 2 else 0) for i in range(2 * h)])))
+        while len(parts) > 1:
+            parts = [b.shuffle_vector(x, y, self.idx(range(2 * x.type.count))) for x, y in zip(parts[::2], parts[1::2])]
+        return parts[0]
+
+
 def _make_add_block_rel(n: int):  # noqa: ANN202
     """The intrinsic ``add_block<n>_rel`` (n lanes, a multiple of 8; blocks start at multiples of n)."""
     nw = n // 8  # words per block
 
-    def add_block_rel(typingctx, acc_ty, w_ty, rel_ty, keys_ty, idx_ty, i0_ty, cnt_ty, off_ty, roff_ty, sz_ty,
-                      blk_ty):  # fmt: skip  # pragma: no cover - compiled
+    def add_block_rel(typingctx, acc_ty, w_ty, rel_ty, keys_ty, idx_ty, i0_ty, cnt_ty, off_ty, roff_ty, rcol_ty,
+                      sz_ty, blk_ty):  # fmt: skip  # pragma: no cover - compiled
         _check_block_types(acc_ty, w_ty)
         i64t = types.int64
-        sig = types.void(acc_ty, w_ty, rel_ty, keys_ty, idx_ty, i64t, i64t, i64t, i64t, i64t, i64t)
+        sig = types.void(acc_ty, w_ty, rel_ty, keys_ty, idx_ty, i64t, i64t, i64t, i64t, i64t, i64t, i64t)
 
         def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-            acc, w, rel, keys, idx, i0, cnt, off, roff, sz, blk = args
+            acc, w, rel, keys, idx, i0, cnt, off, roff, rcol, sz, blk = args
             acca = context.make_array(signature.args[0])(context, builder, acc)
             wa = context.make_array(signature.args[1])(context, builder, w)
             ra = context.make_array(signature.args[2])(context, builder, rel)
@@ -254,29 +315,54 @@ def _make_add_block_rel(n: int):  # noqa: ANN202
             g_lanes = _opaque(builder, builder.add(_splat(builder, g0, vk),
                                                    ir.Constant(vk, [(_G * m) % 2**64 for m in range(nw)])))
             zero = ir.Constant(va, [0] * n)
-            with cgutils.for_range(builder, cnt) as loop:
-                j = builder.sext(builder.load(builder.gep(ia.data, [builder.add(i0, loop.index)])), i64)
-                e = builder.add(builder.mul(j, sz), blk)  # the column's element of target blk
-                k = builder.load(builder.gep(ka.data, [loop.index]))
-                words = _mix(builder, builder.add(_splat(builder, k, vk), g_lanes))
-                draws = builder.bitcast(words, v8)  # byte i of the block = byte i % 8 of word blk / 8 + i // 8
-                r = builder.load(builder.bitcast(builder.gep(ra.data, [builder.add(roff, e)]), v8.as_pointer()),
-                                 align=1)  # fmt: skip
-                c = builder.load(builder.bitcast(builder.gep(wa.data, [builder.add(off, e)]), vw.as_pointer()),
-                                 align=1)  # fmt: skip
-                c = _to_lanes(builder, c, va)
-                sel = builder.select(builder.icmp_unsigned("<=", draws, r), c, zero)  # transmit iff byte <= release
-                builder.store(builder.add(builder.load(sum_p), sel), sum_p)
-            builder.store(builder.load(sum_p), dst, align=align)
+            q = _madd_bytes(va, vw, n)
+            if q:  # int8 weights into int16 sums: even and odd targets apart, widened by vpmaddubsw (_madd_sums)
+                sum_p = _MaddSums(builder, builder.load(sum_p), q)
+            # Software-pipelined over the columns: the iteration of column a compares column a's bytes, finishes
+            # column a + 1's words (_mix_b) and starts column a + 2's (_mix_a), each from values the previous
+            # iteration made. A column's words alone are a chain of about 30 cycles; in program order the chains of
+            # successive columns filled the CPU's scheduler with waiting instructions, and the loop ran at the
+            # chain's pace rather than its instructions'. Columns past the last (a + 1, a + 2 >= cnt) use the last
+            # key, and their words go unused.
+            last = builder.sub(cnt, ir.Constant(i64, 1))
+
+            def start(a: ir.Value) -> ir.Value:  # _mix_a of column min(a, cnt - 1)
+                a = builder.select(builder.icmp_signed("<", a, last), a, last)
+                k = builder.load(builder.gep(ka.data, [a]))
+                return _mix_a(builder, builder.add(_splat(builder, k, vk), g_lanes))
+
+            zero64 = ir.Constant(i64, 0)
+            with builder.if_then(builder.icmp_signed(">", cnt, zero64)):
+                w_p = cgutils.alloca_once_value(builder, _mix_b(builder, start(zero64)))  # column 0's words
+                z_p = cgutils.alloca_once_value(builder, start(ir.Constant(i64, 1)))  # column 1's first half
+                with cgutils.for_range(builder, cnt) as loop:
+                    j = builder.sext(builder.load(builder.gep(ia.data, [builder.add(i0, loop.index)])), i64)
+                    e = builder.add(builder.mul(j, sz), blk)  # the column's element of target blk
+                    words = builder.load(w_p)
+                    builder.store(_mix_b(builder, builder.load(z_p)), w_p)
+                    builder.store(start(builder.add(loop.index, ir.Constant(i64, 2))), z_p)
+                    draws = builder.bitcast(words, v8)  # byte i of the block = byte i % 8 of word blk / 8 + i // 8
+                    er = builder.add(builder.add(roff, builder.mul(j, rcol)), blk)  # the release column's (rcol 0: one)
+                    r = builder.load(builder.bitcast(builder.gep(ra.data, [er]), v8.as_pointer()), align=1)
+                    c = builder.load(builder.bitcast(builder.gep(wa.data, [builder.add(off, e)]), vw.as_pointer()),
+                                     align=1)  # fmt: skip
+                    keep = builder.icmp_unsigned("<=", draws, r)  # transmit iff byte <= release
+                    if q:
+                        sum_p.add(builder.select(keep, c, ir.Constant(vw, [0] * n)))
+                    else:
+                        sel = builder.select(keep, _to_lanes(builder, c, va), zero)
+                        builder.store(builder.add(builder.load(sum_p), sel), sum_p)
+            builder.store(sum_p.value() if q else builder.load(sum_p), dst, align=align)
             return context.get_dummy_value()
 
         return sig, codegen
 
     add_block_rel.__name__ = f"add_block{n}_rel"
-    add_block_rel.__doc__ = f"""``add_block{n}_rel(acc, w, rel, keys, idx, i0, cnt, off, roff, sz, blk)``: as
-    ``add_block{n}``, each weight counted iff its stream-1 byte is <= its release byte: for column a (input
+    add_block_rel.__doc__ = f"""``add_block{n}_rel(acc, w, rel, keys, idx, i0, cnt, off, roff, rcol, sz, blk)``:
+    as ``add_block{n}``, each weight counted iff its stream-1 byte is <= its release byte: for column a (input
     j = idx[i0 + a], key k = keys[a]) and target t = blk + i, byte t % 8 of word(k, t // 8) = mix(k + G (t // 8 + 1))
-    against ``rel[roff + j * sz + t]``. ``blk`` is a multiple of {n}, so the block's bytes are those of words
+    against ``rel[roff + j * rcol + t]`` (``rcol`` = sz: a release byte per synapse; 0: one column of them, the
+    same for every input). ``blk`` is a multiple of {n}, so the block's bytes are those of words
     blk / 8 .. blk / 8 + {nw - 1}, made as one vector ``mix(k + G (blk / 8 + 1) + G (0 .. {nw - 1}))`` and read as
     {n} bytes (little-endian: byte b of word m is ``(word >> 8 b) & 0xFF``, the specification's order)."""
     return intrinsic(add_block_rel)

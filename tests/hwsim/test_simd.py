@@ -46,16 +46,16 @@ def _expand(m, j0, out, cnt):  # pragma: no cover - compiled
 
 
 @njit  # not cached: a cached wrapper would keep the simd code it was compiled with
-def _blocks(acc, w, rel, keys, idx, cnt, off, roff, sz, stochastic, narrow):  # pragma: no cover - compiled
+def _blocks(acc, w, rel, keys, idx, cnt, off, roff, rcol, sz, stochastic, narrow):  # pragma: no cover - compiled
     if narrow:  # one 32-lane block
         if stochastic:
-            add_block32_rel(acc, w, rel, keys, idx, 0, cnt, off, roff, sz, 0)
+            add_block32_rel(acc, w, rel, keys, idx, 0, cnt, off, roff, rcol, sz, 0)
         else:
             add_block32(acc, w, idx, 0, cnt, off, sz, 0)
         return
     for b in range(0, acc.shape[0], 64):
         if stochastic:
-            add_block64_rel(acc, w, rel, keys, idx, 0, cnt, off, roff, sz, b)
+            add_block64_rel(acc, w, rel, keys, idx, 0, cnt, off, roff, rcol, sz, b)
         else:
             add_block64(acc, w, idx, 0, cnt, off, sz, b)
 
@@ -130,26 +130,29 @@ def test_add_lanes_adds_a_taps_channels_with_their_stream_1_draws(seed, n, strid
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(1, 200), st.integers(0, 40), st.booleans(), st.booleans())
-def test_add_block64_sums_the_columns_and_draws_stream_1(seed, sz, cnt, stochastic, wide):
+@given(st.integers(0, 2**32 - 1), st.integers(1, 200), st.integers(0, 40), st.booleans(), st.booleans(),
+       st.booleans())  # fmt: skip
+def test_add_block64_sums_the_columns_and_draws_stream_1(seed, sz, cnt, stochastic, wide, one_column):
     """Blocks of 64 targets (the last partial, its lanes past sz scratch) against a numpy sum, with stream 1's
-    bytes from quantal.compile.streams."""
+    bytes from quantal.compile.streams; the release bytes per synapse or (``one_column``) one column of them that
+    every input reads (column stride 0)."""
     rng = np.random.default_rng(seed)
     n_src = 50
     off, roff = int(rng.integers(0, 9)), int(rng.integers(0, 9))
     w = rng.integers(-128, 128, off + n_src * sz + 64).astype(np.int8)
-    rel = rng.integers(0, 256, roff + n_src * sz + 64).astype(np.uint8)
+    rcol = 0 if one_column else sz
+    rel = rng.integers(0, 256, roff + (1 if one_column else n_src) * sz + 64).astype(np.uint8)
     idx = np.sort(rng.choice(n_src, cnt, replace=False)).astype(np.int32)
     hp = streams.key(seed, 1, 0, 3, 2, 1)  # key(seed, 1, trial, sample, t, p): kernels absorb j on top of it
     keys = np.array([streams.key(seed, 1, 0, 3, 2, 1, j) for j in idx] or [0], np.uint64)
     assert hp.dtype == np.uint64
     acc = np.full((sz + 63) // 64 * 64, 5, np.int32 if wide else np.int16)  # blocks add into what is there
-    _blocks(acc, w, rel, keys, idx, cnt, off, roff, sz, stochastic, sz <= 32 and seed % 2 == 0)
+    _blocks(acc, w, rel, keys, idx, cnt, off, roff, rcol, sz, stochastic, sz <= 32 and seed % 2 == 0)
     cols = np.stack([w[off + j * sz: off + (j + 1) * sz] for j in idx]).astype(np.int64) if cnt else np.zeros((0, sz))
     if stochastic and cnt:
         i = np.arange(sz, dtype=np.uint64)
         draws = (streams.word(keys[:, None], i // np.uint64(8)) >> (np.uint64(8) * (i % np.uint64(8)))) & np.uint64(255)
-        rcols = np.stack([rel[roff + j * sz: roff + (j + 1) * sz] for j in idx])
+        rcols = np.stack([rel[roff + j * rcol: roff + j * rcol + sz] for j in idx])
         cols = cols * (draws <= rcols)
     assert np.array_equal(acc[:sz].astype(np.int64), 5 + cols.sum(0))
 
@@ -160,7 +163,7 @@ def test_add_block64_sums_the_columns_and_draws_stream_1(seed, sz, cnt, stochast
 def test_wide_layers_equal_the_reference(seed, sizes, density):
     """Layers and inputs wider than one 64-lane block, with partial last blocks, at sparse and dense activity."""
     rng = np.random.default_rng(seed)
-    net = random_network(rng, sizes, release="random" if seed % 4 else None, escape=bool(seed % 2),
+    net = random_network(rng, sizes, release=(None, "random", 0.3, "random")[seed % 4], escape=bool(seed % 2),
                          readout=bool(seed % 3))  # fmt: skip
     x = random_spikes(rng, 2, 4, sizes[0], density)
     kw = dict(steps=6, seed=seed, trials=2)
@@ -205,7 +208,8 @@ def test_avx2_code_generation_equals_the_reference(tmp_path, variant):
         assert VARIANT != "avx2" or engine.ISA == "avx2", engine.ISA
         for seed in range(4):
             rng = np.random.default_rng(seed)
-            nets = [random_network(rng, [150, 90, 70, 10], release="random", escape=True, readout=True),
+            nets = [random_network(rng, [150, 90, 70, 10], release="random" if seed % 2 else 0.6, escape=True,
+                                   readout=True),
                     random_graph(rng, release="random", weight_fixed=True, escape=bool(seed % 2))]
             for net in nets:
                 shape = net.input_shape
