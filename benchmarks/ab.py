@@ -1,14 +1,15 @@
 """hwsim at two or more git revisions, measured in one process, alternating. Not a test.
 
-    python benchmarks/ab.py REV [REV ...] [--only W1,W2,W3,W3s,W4,W4s] [--repeats 7]
+    python benchmarks/ab.py REV [REV ...] [--only W1,W1r,W2,W3,W3s,W4,W4s,E] [--repeats 7]
 
 Each revision's ``hwsim`` package (``git archive REV hwsim``; ``work`` is the working tree) is imported under its
-own name from a temporary folder, with its own Numba cache (so each compiles once, before the timed runs). The
-W1 and W2 networks of benchmarks/run.py (and, with ``--only``, W3 and W4 of benchmarks/graphs.py, ``s`` for
-their stochastic variants, and E: a 700-256-256-20 network of LIF layers with escape noise and stochastic synapses,
-3,000 samples of 100 steps at input density 0.05) run on every version in turn, ``--repeats`` times, and the table gives
-min / median / max samples per second of wall time; alternating spreads the machine's load over all versions
-alike. The versions' outputs are checked to be identical.
+own name from a temporary folder, with its own Numba cache (so each compiles once, before the timed runs). The W1
+and W2 networks of benchmarks/run.py (and, with ``--only``, W1r: W1 with a release byte of its own drawn for every
+synapse instead of one for all; W3 and W4 of benchmarks/graphs.py, ``s`` for their stochastic variants; and E: a
+700-256-256-20 network of LIF layers with escape noise and stochastic synapses, 3,000 samples of 100 steps at input
+density 0.05) run on every version in turn, ``--repeats`` times, and the table gives min / median / max samples per
+second of wall time; alternating spreads the machine's load over all versions alike. The versions' outputs are
+checked to be identical.
 """
 
 from __future__ import annotations
@@ -62,10 +63,11 @@ def main(argv: list[str] | None = None) -> int:
 
     work = {}
     only = a.only.split(",")
-    if "W1" in only:  # the generators of benchmarks/run.py: the same networks
-        rng = np.random.default_rng(1)
-        work["W1"] = (w1_network(rng), rng.random((20000, 1, 784)) < 0.2,
-                      {"steps": 5, "layers": ("fc4",), "record": ("counts",)})  # fmt: skip
+    for name in ("W1", "W1r"):
+        if name in only:  # the generators of benchmarks/run.py: the same networks
+            rng = np.random.default_rng(1)
+            work[name] = (w1_network(rng, per_synapse=name == "W1r"), rng.random((20000, 1, 784)) < 0.2,
+                          {"steps": 5, "layers": ("fc4",), "record": ("counts",)})  # fmt: skip
     if "W2" in only:
         rng = np.random.default_rng(2)
         work["W2"] = (w2_network(rng), rng.random((3000, 100, 700)) < 0.05,

@@ -49,7 +49,10 @@ def print_table(table: list[tuple]) -> None:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
 
 
-def w1_network(rng: np.random.Generator) -> Network:
+def w1_network(rng: np.random.Generator, per_synapse: bool = False) -> Network:
+    """W1: release probability 0.5 on every synapse (one release byte, 127, for all), or with ``per_synapse``
+    (benchmarks/ab.py's W1r) a release byte drawn uniformly from 0..255 for each synapse (mean probability 0.5), so
+    that the kernel reads a release table as large as the weights'."""
     sizes = [784, 300, 300, 300, 10]
     layers = []
     density = 0.2
@@ -58,7 +61,10 @@ def w1_network(rng: np.random.Generator) -> Network:
         # a ~ N(0, J * p * E[w^2]) with J = density * n_in active inputs: threshold at ~0.85 sd -> ~20% fire
         sd = np.sqrt(density * n_in * 0.5 * np.mean(w.astype(float) ** 2))
         neuron = Neuron(current_decay=4096, voltage_decay=4096, threshold=int(0.85 * sd))
-        syn = DenseSynapse(weight=w, weight_exp=0, release=np.full((size, n_in), 127, np.uint8))
+        rel = np.full((size, n_in), 127, np.uint8)
+        if per_synapse:
+            rel = rng.integers(0, 256, (size, n_in), dtype=np.uint8)
+        syn = DenseSynapse(weight=w, weight_exp=0, release=rel)
         layers.append((f"fc{li + 1}", size, syn, neuron))
         density = 0.2
     return Network.chain("w1", 784, tuple(layers))
