@@ -17,7 +17,17 @@ import time
 import numpy as np
 from numba import njit
 
-from quantal.hwsim.kernels import PAD, G, accumulate, accumulate_conv, compact, lif_zero_lanes, lif_zero_wide, mix
+from quantal.hwsim.kernels import (
+    PAD,
+    G,
+    accumulate,
+    accumulate_conv,
+    col_stride,
+    compact,
+    lif_zero_lanes,
+    lif_zero_wide,
+    mix,
+)
 from quantal.hwsim.simd import EXPAND_SLACK
 
 
@@ -25,7 +35,7 @@ from quantal.hwsim.simd import EXPAND_SLACK
 def _acc(acc, idx, cnt, sz, wT, has_rel, relT, words, wbytes, keys, reps):  # pragma: no cover - compiled
     s = 0
     for r in range(reps):
-        accumulate(acc, cnt, idx, 0, sz, wT, 0, has_rel, relT, 0, sz, False, wT, 0, np.uint64(r), keys)
+        accumulate(acc, cnt, idx, 0, sz, wT, 0, has_rel, relT, 0, col_stride(sz), False, wT, 0, np.uint64(r), keys)
         s += acc[r % sz]
     return s
 
@@ -152,8 +162,10 @@ def main() -> None:
     rows = []
     for label, sz, n_in, cnt, stochastic in [("W1 layer 1 (157 of 784 active, p=0.5)", 300, 784, 157, True),
                                              ("W2 hidden (35 of 700 active)", 256, 700, 35, False)]:  # fmt: skip
-        wT = rng.integers(-128, 128, n_in * sz + PAD).astype(np.int8)  # PAD: the kernels read whole vectors
-        relT = full(n_in * sz + PAD, 127, np.uint8)
+        n = n_in * col_stride(sz) + PAD  # the kernel's layout: columns col_stride(sz) apart, PAD at the end
+        wT = zeros(n, np.int8)
+        wT[:] = rng.integers(-128, 128, n)
+        relT = full(n, 127, np.uint8)  # a release byte per synapse (as W1r; W1 stores one column)
         idx = np.sort(rng.choice(n_in, cnt, replace=False)).astype(np.int32)
         reps = 20000 if stochastic else 200000
         for dt in (np.int16, np.int32):

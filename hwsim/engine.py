@@ -123,7 +123,7 @@ class Simulator:
             r = p.synapse.release if p.synapse.stochastic else None
             if r is not None and p.kind == "dense":
                 r = np.asarray(r)
-                col[pi] = r.shape[0]
+                col[pi] = kernels.col_stride(r.shape[0])
                 if (r == r.flat[0]).all():
                     r, col[pi] = r[:, :1], 0
             arrays.append(r)
@@ -132,7 +132,9 @@ class Simulator:
 
     def _flat(self, get: Any, dtype: type, arrays: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Concatenate one per-synapse array of every projection in the kernels' layout (dense transposed to
-        (source, target); conv2d kernels as (C_in/g, kh, kw, C_out)): (present, offsets, data)."""
+        (source, target), each column ``kernels.col_stride(size)`` elements long, zeros past the last target;
+        conv2d kernels as (C_in/g, kh, kw, C_out)): (present, offsets, data). Each projection starts at a multiple
+        of 64 elements of a 64-byte aligned array, so that dense columns start on vector-block boundaries."""
         P = len(self.net.projections)
         present, offs = np.zeros(max(P, 1), np.bool_), np.zeros(max(P, 1), np.int64)
         parts, pos = [], 0
@@ -141,13 +143,23 @@ class Simulator:
             if a is None:
                 continue
             present[pi] = True
+            pos = -(-pos // 64) * 64
             offs[pi] = pos
             a = np.asarray(a)
-            flat = a.T if a.ndim == 2 else a.transpose(1, 2, 3, 0)  # one contiguous column per input / tap
-            parts.append(np.ascontiguousarray(flat).ravel())
-            pos += a.size
+            if a.ndim == 2:  # one contiguous column per input
+                flat = np.zeros((a.shape[1], kernels.col_stride(a.shape[0])), a.dtype)
+                flat[:, : a.shape[0]] = a.T
+            else:  # one contiguous run of output channels per kernel tap
+                flat = np.ascontiguousarray(a.transpose(1, 2, 3, 0))
+            parts.append((pos, flat.ravel()))
+            pos += flat.size
         # kernels.PAD trailing zeros: the dense kernels read whole vectors past a column's last target
-        data = np.concatenate([*parts, np.zeros(kernels.PAD, dtype)]).astype(dtype)
+        n = pos + kernels.PAD
+        raw = np.zeros(n * np.dtype(dtype).itemsize + 64, np.uint8)
+        skip = (-raw.ctypes.data) % 64
+        data = raw[skip : skip + n * np.dtype(dtype).itemsize].view(dtype)
+        for at, part in parts:
+            data[at : at + part.size] = part
         return present, offs, data
 
     def device_weights(self, seed: int, trial: int) -> tuple[np.ndarray, ...]:
