@@ -232,9 +232,8 @@ def _make_add_block(n: int):  # noqa: ANN202
 
 
 def _madd_bytes(va: ir.VectorType, vw: ir.VectorType, n: int) -> int:
-    """Bytes per ``vpmaddubsw`` for int8 weights summed into n int16 lanes: 32 in AVX2 code, 0 (no such path) for
-    other lane types, and in AVX-512 code, whose sign-extension from 256-bit halves was measured as fast (W1's
-    first layer 2.40 against 2.48 µs)."""
+    """Bytes per ``vpmaddubsw`` for int8 weights summed into n int16 lanes: 32 in AVX2 code; 0 (no such path) for
+    other lane types, and in AVX-512 code, which keeps the sign-extension from 256-bit halves."""
     if va.element.width != 16 or vw.element.width != 8 or n % 32 or codegen_isa() != "avx2":
         return 0
     return 32
@@ -316,14 +315,13 @@ def _make_add_block_rel(n: int):  # noqa: ANN202
                                                    ir.Constant(vk, [(_G * m) % 2**64 for m in range(nw)])))
             zero = ir.Constant(va, [0] * n)
             q = _madd_bytes(va, vw, n)
-            if q:  # int8 weights into int16 sums: even and odd targets apart, widened by vpmaddubsw (_madd_sums)
+            if q:  # int8 weights into int16 sums: even and odd targets apart, widened by vpmaddubsw (_MaddSums)
                 sum_p = _MaddSums(builder, builder.load(sum_p), q)
             # Software-pipelined over the columns: the iteration of column a compares column a's bytes, finishes
             # column a + 1's words (_mix_b) and starts column a + 2's (_mix_a), each from values the previous
-            # iteration made. A column's words alone are a chain of about 30 cycles; in program order the chains of
-            # successive columns filled the CPU's scheduler with waiting instructions, and the loop ran at the
-            # chain's pace rather than its instructions'. Columns past the last (a + 1, a + 2 >= cnt) use the last
-            # key, and their words go unused.
+            # iteration made. A column's words are one chain of about 20 dependent instructions; in program order
+            # the chains of successive columns filled the CPU's scheduler with instructions waiting on their
+            # inputs. Columns past the last (a + 1, a + 2 >= cnt) use the last key, and their words go unused.
             last = builder.sub(cnt, ir.Constant(i64, 1))
 
             def start(a: ir.Value) -> ir.Value:  # _mix_a of column min(a, cnt - 1)
