@@ -134,8 +134,8 @@ def padded(sz):  # pragma: no cover - compiled
 def col_stride(sz):  # pragma: no cover - compiled
     # Elements from one dense column to the next in the weight and release tables: the blocks the kernel reads, 32
     # lanes for layers of at most 32 targets, else padded(sz). With the tables 64-byte aligned, every column starts
-    # on a 32- or 64-byte boundary, so that no int8 vector load of a block straddles two cache lines (measured:
-    # with 300 targets, W1's first layer took 5% longer in AVX2 code with columns 300 bytes apart).
+    # on a 32- or 64-byte boundary, so that no int8 vector load of a block straddles two cache lines (docs/
+    # performance.md, "What the kernel does", item 1: W2 and W1's AVX2 code measured faster).
     return 32 if sz <= 32 else padded(sz)
 
 
