@@ -28,7 +28,7 @@ from quantal.hwsim.kernels import (
     lif_zero_wide,
     mix,
 )
-from quantal.hwsim.simd import EXPAND_SLACK
+from quantal.hwsim.simd import EXPAND_SLACK, LANES
 
 
 @njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with
@@ -60,6 +60,14 @@ def _lif(a, u, v, dc, dv, th, b, s, reps):  # pragma: no cover - compiled
 def _lif_int(a, u, v, dc, dv, th, b, s, reps):  # pragma: no cover - compiled
     for _ in range(reps):
         lif_zero_lanes(a, u, v, dc, dv, th, b, s, 0, u.shape[0])
+
+
+@njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with
+def _lif_int_samples(a, u, v, dc, dv, th, b, s, n, samples, reps):  # pragma: no cover - compiled
+    # one small layer's update for several samples, one call each (their states LANES apart), as the kernel runs it
+    for _ in range(reps):
+        for q in range(samples):
+            lif_zero_lanes(a, u, v, dc, dv, th, b, s, q * LANES, n)
 
 
 @njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with
@@ -186,6 +194,18 @@ def main() -> None:
     dci, dvi, thi = full(256, 3686, np.int32), full(256, 3891, np.int32), full(256, 19200, np.int32)
     t = timed(_lif_int, a, ui, vi, dci, dvi, thi, bi, s, 200000) / 200000
     rows.append(("LIF update of 256 neurons (int32 path)", t * 1e6, t / 256 * 1e9, "ns/neuron"))
+    # W2's 20-neuron output layer for 8 samples: 8 updates of 20 lanes (two vectors each, the second partly
+    # masked), against one update of 160 lanes (the same neurons as [neuron, sample] lanes, 8 samples batched)
+    n8 = 160 + 2 * LANES  # 8 states LANES apart, or 160 lanes, plus the slack the update reads
+    a = rng.integers(-400, 400, n8).astype(np.int32)
+    ui, vi, bi, s = zeros(n8, np.int32), zeros(n8, np.int32), zeros(n8, np.int32), zeros(n8, np.uint8)
+    dci, dvi, thi = full(n8, 3686, np.int32), full(n8, 3891, np.int32), full(n8, 19200, np.int32)
+    t = timed(_lif_int_samples, a, ui, vi, dci, dvi, thi, bi, s, 20, 8, 200000) / 200000
+    rows.append(("LIF update of 20 neurons for 8 samples, one call each (int32 path)", t * 1e6, t / 160 * 1e9,
+                 "ns/neuron"))  # fmt: skip
+    t = timed(_lif_int_samples, a, ui, vi, dci, dvi, thi, bi, s, 160, 1, 200000) / 200000
+    rows.append(("LIF update of 20 neurons x 8 samples as 160 lanes (int32 path)", t * 1e6, t / 160 * 1e9,
+                 "ns/neuron"))  # fmt: skip
     row = (rng.random(700 + 64) < 0.05).astype(np.uint8)  # a row followed by more of its array
     out = zeros(700 + EXPAND_SLACK, np.int32)
     t = timed(_compact, row, out, 700, 200000) / 200000
