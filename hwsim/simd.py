@@ -319,9 +319,9 @@ def _make_add_block_rel(n: int):  # noqa: ANN202
                 sum_p = _MaddSums(builder, builder.load(sum_p), q)
             # Software-pipelined over the columns: the iteration of column a compares column a's bytes, finishes
             # column a + 1's words (_mix_b) and starts column a + 2's (_mix_a), each from values the previous
-            # iteration made. A column's words are one chain of about 20 dependent instructions; in program order
-            # the chains of successive columns filled the CPU's scheduler with instructions waiting on their
-            # inputs. Columns past the last (a + 1, a + 2 >= cnt) use the last key, and their words go unused.
+            # iteration made. A column's words are one chain of about 20 dependent instructions; this order gives
+            # the scheduler instructions whose inputs are ready rather than the head of a new chain. Columns past
+            # the last (a + 1, a + 2 >= cnt) use the last key, and their words go unused.
             last = builder.sub(cnt, ir.Constant(i64, 1))
 
             def start(a: ir.Value) -> ir.Value:  # _mix_a of column min(a, cnt - 1)
