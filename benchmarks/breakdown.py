@@ -17,6 +17,7 @@ import time
 import numpy as np
 from numba import njit
 
+from quantal.hwsim.engine import aligned_zeros
 from quantal.hwsim.kernels import (
     PAD,
     G,
@@ -86,14 +87,9 @@ def _conv(acc, scratch, cnt, idx, sz, g, taps, w, w_off, rel, reps):  # pragma: 
         accumulate_conv(acc, scratch, cnt, idx, 0, sz, g, taps, w, w_off, False, rel, 0, False, w, 0, np.uint64(0))
 
 
-def zeros(n: int, dtype: type = np.float64) -> np.ndarray:
-    """n zeros starting on a 64-byte boundary. The kernel's own buffers are Numba's (32-byte aligned, so a
-    16-lane vector at a multiple of 64 bytes never straddles two cache lines); numpy's may lie 16 or 48 bytes past
-    a boundary, where every such vector straddles two."""
-    item = np.dtype(dtype).itemsize
-    raw = np.zeros(n * item + 64, np.uint8)
-    skip = (-raw.ctypes.data) % 64
-    return raw[skip:skip + n * item].view(dtype)
+# Buffers start on 64-byte boundaries, as the engine's tables do; the kernel's own buffers are Numba's (32-byte
+# aligned, so a 16-lane vector at a multiple of 64 bytes never straddles two cache lines)
+zeros = aligned_zeros
 
 
 def full(n: int, value: float, dtype: type = np.float64) -> np.ndarray:

@@ -30,6 +30,15 @@ ISA = codegen_isa()
 MAX_FAN_IN = (2**31 - 1) // 254
 
 
+def aligned_zeros(n: int, dtype: type = np.float64) -> np.ndarray:
+    """n zeros of ``dtype`` starting on a 64-byte boundary (numpy's own arrays may start 16 or 48 bytes past one,
+    where every 64-byte vector load of them straddles two cache lines)."""
+    item = np.dtype(dtype).itemsize
+    raw = np.zeros(n * item + 64, np.uint8)
+    skip = (-raw.ctypes.data) % 64
+    return raw[skip : skip + n * item].view(dtype)
+
+
 class Simulator:
     """A network prepared for the Numba kernels. Immutable after construction; thread-safe to call."""
 
@@ -154,10 +163,7 @@ class Simulator:
             parts.append((pos, flat.ravel()))
             pos += flat.size
         # kernels.PAD trailing zeros: the dense kernels read whole vectors past a column's last target
-        n = pos + kernels.PAD
-        raw = np.zeros(n * np.dtype(dtype).itemsize + 64, np.uint8)
-        skip = (-raw.ctypes.data) % 64
-        data = raw[skip : skip + n * np.dtype(dtype).itemsize].view(dtype)
+        data = aligned_zeros(pos + kernels.PAD, dtype)
         for at, part in parts:
             data[at : at + part.size] = part
         return present, offs, data

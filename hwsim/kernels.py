@@ -261,14 +261,15 @@ def read_noise(  # pragma: no cover - compiled
     # Device read noise (stream 7): each read of synapse (i, j) adds rint(sqrt(xi s2w + s2f) 2**16 z), z the
     # normal deviate of lane i % 4 of word(key(seed, 7, trial, sample, t, p, j), i // 4); xi is the same stream-1
     # draw as in the accumulation. Dense reads every (i, j) of an active j; conv2d the links of j.
+    st = col_stride(sz)  # dense: the tables' column stride
     for a in range(cnt):
         j = idx[at + a]
         k = absorb(hp, j) if has_rel else np.uint64(0)
         k7 = absorb(hp7, j)
         if kind == 0:
             for i in range(sz):
-                acc[i] += _noisy_read(k, k7, i, j * col_stride(sz) + i, j * rel_col + i, has_rel, rel, rel_off,
-                                      has_fix, s2w, w_off, s2f, fix_off, ntab)  # fmt: skip
+                acc[i] += _noisy_read(k, k7, i, j * st + i, j * rel_col + i, has_rel, rel, rel_off, has_fix, s2w,
+                                      w_off, s2f, fix_off, ntab)  # fmt: skip
         else:
             t_ptr, t_out, t_tap = taps
             hw_in, c_out, kk, cin_g, cout_g, plane = g[1] * g[2], g[3], g[6] * g[7], g[14], g[15], g[4] * g[5]
