@@ -79,6 +79,9 @@ class Simulator:
         # Layers whose worst case |a << 6| (summed over their projections) is <= 2**24 never wrap a 32-bit
         # value: they take the int32 update (simd.lif_sub_lanes); the others the float64 one with the wraps.
         self.small = np.array([net.worst_case_input(li) <= 2**24 for li in range(L)], np.bool_)
+        # integrate-and-fire layers (every neuron: current decay 4096, voltage decay 0) skip the decay products
+        self.integ = np.array([not self.dci[o : o + s].any() and bool((self.dvi[o : o + s] == 4096).all())
+                               for o, s in zip(self.nrn_off, self.size)], np.bool_)  # fmt: skip
         tables, self.esc = [], np.full(L, -1, i64)
         for li, la in enumerate(net.layers):
             if la.neuron.escape_noise is not None:
@@ -247,7 +250,7 @@ class Simulator:
                         x[b0:b1], steps, np.uint64(spec.seed), rt, sample_offset + b0, chunk,
                         self.size, self.nrn_off, self.dcf, self.dvf, self.thf, self.biasf, self.spiking,
                         self.subtract, self.esc, self.esc_tab, self.bias_zero, self.forget,
-                        self.small & (not dev),
+                        self.small & (not dev), self.integ,
                         self.tp_ptr, self.tp_list, self.psrc, self.pdelay, self.pkind, self.geo,
                         self.tab_off, self.t_ptr, self.t_out, self.t_tap,
                         self.w_off, w, self.wmax, self.has_rel, self.rel_off, self.rel, self.rel_col, self.has_fix,

@@ -42,15 +42,18 @@ from .simd import (
     add_block32_rel,
     add_block64,
     add_block64_rel,
-    add_lanes,
-    add_lanes_rel,
+    add_taps,
+    add_taps_rel,
     expand64,
     lif_sub_escape_lanes,
+    lif_sub_if_lanes,
     lif_sub_lanes,
     lif_zero_escape_lanes,
+    lif_zero_if_lanes,
     lif_zero_lanes,
     mask64,
     prefetch,
+    readout_if_lanes,
     readout_lanes,
     transpose8,
 )
@@ -233,16 +236,12 @@ def accumulate_conv(  # pragma: no cover - compiled
         # per kind, the branch outside: inside the tap loop it cost registers and a test per tap.
         r0, r1 = t_ptr[pos], t_ptr[pos + 1]
         if has_rel:  # the targets co plane + i0 lie a plane apart: one stream-1 word per channel
-            for r in range(r0, r1):
-                i0, e = t_out[r], eb + t_tap[r] * c_out
-                add_lanes_rel(scratch, i0 * c_out + co0, w, w_off + e, rel, rel_off + e, k, co0 * plane + i0, plane,
-                              cout_g)  # fmt: skip
+            add_taps_rel(scratch, co0, w, w_off + eb, rel, rel_off + eb, k, t_out, t_tap, r0, r1, c_out, cout_g,
+                         co0 * plane, plane)  # fmt: skip
         else:
-            for r in range(r0, r1):
-                add_lanes(scratch, t_out[r] * c_out + co0, w, w_off + eb + t_tap[r] * c_out, cout_g)
+            add_taps(scratch, co0, w, w_off + eb, t_out, t_tap, r0, r1, c_out, cout_g)
         if has_fix:
-            for r in range(r0, r1):
-                add_lanes(scratch, t_out[r] * c_out + co0, wf, fix_off + eb + t_tap[r] * c_out, cout_g)
+            add_taps(scratch, co0, wf, fix_off + eb, t_out, t_tap, r0, r1, c_out, cout_g)
     if c_out % 8 == 0 and plane % 8 == 0:  # channel-last -> channel-first, in 8 x 8 blocks (hwsim/simd.py)
         transpose8(acc, scratch, c_out, plane)
     else:
@@ -462,7 +461,8 @@ def at_rest(u, v, base, sz):  # pragma: no cover - compiled
 @njit(cache=True, parallel=True)
 def run_kernel(  # pragma: no cover - compiled
     x, steps, seed, trial, sample_offset, chunk,
-    size, nrn_off, dcf, dvf, thf, biasf, spiking, subtract, esc, esc_tab, bias_zero, forget, small, tp_ptr, tp_list,
+    size, nrn_off, dcf, dvf, thf, biasf, spiking, subtract, esc, esc_tab, bias_zero, forget, small, integ, tp_ptr,
+    tp_list,
     psrc, pdelay, pkind, geo, tab_off, t_ptr, t_out, t_tap, w_off, w, wmax, has_rel, rel_off, rel, rel_col, has_fix,
     fix_off, wfx, scale_w, qshift,
     dev, noise, s2w, s2f, ntab,
@@ -513,7 +513,8 @@ def run_kernel(  # pragma: no cover - compiled
         acc = np.zeros(max_size, np.int32)
         acc16 = np.zeros(max_size, np.int16)
         acc64 = np.zeros(max_size, np.int64)
-        scr32 = np.zeros(max_size + LANES, np.int32)  # channel-last conv2d sums (+ add_lanes' slack)
+        scr32 = np.zeros(max_size + LANES, np.int32)  # channel-last conv2d sums (+ add_taps' slack)
+        scr16 = np.zeros(max_size + LANES, np.int16)  # the same for sums that fit int16
         scr64 = np.zeros(max_size + LANES, np.int64)
         sbuf = np.zeros(max_size, np.uint8)
         words = np.zeros(n_words, np.uint64)
@@ -594,12 +595,20 @@ def run_kernel(  # pragma: no cover - compiled
                                 a_p = ((a_p + 2**31) & 0xFFFFFFFF) - 2**31
                                 a_tot[i] = wrap32f(a_tot[i] + np.float64(a_p))
                             continue
-                        # |sum| <= cnt * wmax: below 2**15 the int16 accumulator is exact and twice as wide per
-                        # vector instruction (dense columns; a conv2d scatter gains nothing from it)
+                        # |sum| <= n * wmax, n the most inputs that reach one target: cnt, and for a conv2d at
+                        # most its fan-in cin_g * kh * kw (one kernel tap per input channel and output position).
+                        # Below 2**15 the int16 accumulator is exact and twice as wide per vector instruction (the
+                        # int16 adds wrap modulo 2**16, so a final sum in range is exact whatever the order)
                         sc = scale_w[p]
-                        if pkind[p] == 0 and cnt * wmax[p] < 32768:
-                            accumulate(acc16, cnt, lists, i0, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
-                                       rel_col[p], has_fix[p], wfx, fix_off[p], hp, keys)
+                        reach = cnt if pkind[p] == 0 else min(cnt, geo[p, 14] * geo[p, 6] * geo[p, 7])
+                        if reach * wmax[p] < 32768:
+                            if pkind[p] == 0:
+                                accumulate(acc16, cnt, lists, i0, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
+                                           rel_col[p], has_fix[p], wfx, fix_off[p], hp, keys)
+                            else:  # the conv2d sums channel-last in scr16, then channel-first in acc16
+                                accumulate_conv(acc16, scr16, cnt, lists, i0, sz, geo[p], (t_ptr[tab_off[p]:], t_out,
+                                                t_tap), w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p], wfx,
+                                                fix_off[p], hp)  # fmt: skip
                             if small[li]:  # straight from the int16 sums
                                 _add_shifted(a_int, acc16, sz, wexp[p], first)
                             else:
@@ -648,6 +657,13 @@ def run_kernel(  # pragma: no cover - compiled
                         elif e >= 0:
                             lif_zero_escape_lanes(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz, esc_flat,
                                                   e * levels, wlanes)  # fmt: skip
+                        elif integ[li]:  # integrate-and-fire: no decay products (simd.lif_sub_if_lanes)
+                            if not spiking[li]:
+                                readout_if_lanes(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz)
+                            elif subtract[li]:
+                                lif_sub_if_lanes(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz)
+                            else:
+                                lif_zero_if_lanes(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz)
                         elif not spiking[li]:  # vectors of int32 lanes (hwsim/simd.py)
                             readout_lanes(a_int, ui, vi, dci, dvi, thi, biasi, sbuf, base, sz)
                         elif subtract[li]:

@@ -373,13 +373,13 @@ def _lane_mask(builder: ir.IRBuilder, c0: int, n: ir.Value, lanes: int) -> ir.Va
     return builder.icmp_signed("<", iota, _splat(builder, n, ir.VectorType(i64, lanes)))
 
 
-#: the most lanes per vector of add_lanes / add_lanes_rel: the slack their arrays need past the last element
+#: the most lanes per vector of add_taps / add_taps_rel: the slack their arrays need past the last element
 LANES = 16
 
 
 @functools.cache
 def _lanes() -> int:
-    """Lanes per vector of add_lanes / add_lanes_rel: 16 (a 512-bit vector of int32 sums) where the code is
+    """Lanes per vector of add_taps / add_taps_rel: 16 (a 512-bit vector of int32 sums) where the code is
     generated for AVX-512, 8 (256 bits) elsewhere; read when the intrinsics compile."""
     return 16 if codegen_isa() == "avx512" else 8
 
@@ -429,65 +429,102 @@ def _lane_runs_general(builder: ir.IRBuilder, n: ir.Value, body, nl: int) -> Non
                 body(c0, nl, rest)
 
 
+def _tap_loop(builder: ir.IRBuilder, context, signature, args, first: int, body) -> None:  # noqa: ANN001
+    """The loop over the taps r0 .. r1 - 1 of :func:`add_taps` and :func:`add_taps_rel` (their arguments
+    t_out, t_tap, r0, r1, c at ``args[first:first + 5]``, then n): for each vector of lanes (:func:`_lane_runs`,
+    chosen once per call, not per tap), ``body(c0, nl, tail, to, o, s)`` once per tap with to = t_out[r],
+    o = to c and s = t_tap[r] c. The tap loop is the innermost one, so that its values stay in registers."""
+    i64 = ir.IntType(64)
+    to_a, tt_a = (context.make_array(signature.args[first + q])(context, builder, args[first + q]).data
+                  for q in (0, 1))  # fmt: skip
+    r0, r1, c, n = args[first + 2], args[first + 3], args[first + 4], args[first + 5]
+
+    def entry(p, r):  # noqa: ANN001, ANN202  # a table entry as i64 (the tables' entries are >= 0)
+        x = builder.load(builder.gep(p, [r]))
+        return builder.sext(x, i64) if x.type.width < 64 else x
+
+    def lanes(c0, nl, tail):  # noqa: ANN001, ANN202
+        with cgutils.for_range(builder, builder.sub(r1, r0)) as loop:
+            r = builder.add(r0, loop.index)
+            to = entry(to_a, r)
+            body(c0, nl, tail, to, builder.mul(to, c), builder.mul(entry(tt_a, r), c))
+
+    _lane_runs(builder, n, lanes, one=True)
+
+
+def _check_tables(*tys: types.Type) -> None:
+    if not all(isinstance(t, types.Array) and isinstance(t.dtype, types.Integer) and t.ndim == 1 for t in tys):
+        raise TypeError("add_taps: 1-d integer tap tables")
+
+
 @intrinsic
-def add_lanes(typingctx, dst_ty, doff_ty, src_ty, soff_ty, n_ty):  # pragma: no cover - compiled
-    """``add_lanes(dst, doff, src, soff, n)``: ``dst[doff + c] += src[soff + c]`` for c < n (src sign-extended to
-    dst's integer type), in vectors of 8 or 16 lanes (:func:`_lanes`, :func:`_lane_runs`); the last vector reads
-    and writes up to :data:`LANES` - 1 elements past n in both arrays and leaves the extra elements of dst unchanged
-    (their lanes add zero), so both need that much slack and nothing else may write those elements meanwhile. A
-    conv2d tap's output channels."""
+def add_taps(typingctx, dst_ty, doff_ty, src_ty, soff_ty, to_ty, tt_ty, r0_ty, r1_ty, c_ty,
+             n_ty):  # fmt: skip  # pragma: no cover - compiled
+    """``add_taps(dst, doff, src, soff, t_out, t_tap, r0, r1, c, n)``: for each tap r0 <= r < r1,
+    ``dst[doff + t_out[r] c + l] += src[soff + t_tap[r] c + l]`` for l < n (src sign-extended to dst's integer
+    type), in vectors of 8 or 16 lanes (:func:`_lanes`, :func:`_lane_runs`): a conv2d input's taps, each adding
+    the kernel's n output channels to the channel-last sums of one output position. The last vector of a tap reads
+    and writes up to :data:`LANES` - 1 elements past n in both arrays and leaves the extra elements of dst
+    unchanged (their lanes add zero), so both need that much slack and nothing else may write those elements
+    meanwhile. The whole tap loop is one piece of vector code, the choice of vector width made once per call."""
     _check_block_types(dst_ty, src_ty)
+    _check_tables(to_ty, tt_ty)
     i64t = types.int64
-    sig = types.void(dst_ty, i64t, src_ty, i64t, i64t)
+    sig = types.void(dst_ty, i64t, src_ty, i64t, to_ty, tt_ty, i64t, i64t, i64t, i64t)
 
     def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-        dst, doff, src, soff, n = args
+        dst, doff, src, soff = args[:4]
         da = context.make_array(signature.args[0])(context, builder, dst)
         sa = context.make_array(signature.args[2])(context, builder, src)
         ta = context.get_value_type(signature.args[0].dtype)
         tw = context.get_value_type(signature.args[2].dtype)
 
-        def lanes(c0, nl, tail):  # noqa: ANN001, ANN202
+        def body(c0, nl, tail, to, o, s):  # noqa: ANN001, ANN202
             va, vw = ir.VectorType(ta, nl), ir.VectorType(tw, nl)
-            d = builder.bitcast(builder.gep(da.data, [builder.add(doff, c0)]), va.as_pointer())
-            w = builder.load(builder.bitcast(builder.gep(sa.data, [builder.add(soff, c0)]), vw.as_pointer()), align=1)
+            d = builder.bitcast(builder.gep(da.data, [builder.add(builder.add(doff, o), c0)]), va.as_pointer())
+            w = builder.load(builder.bitcast(builder.gep(sa.data, [builder.add(builder.add(soff, s), c0)]),
+                                             vw.as_pointer()), align=1)  # fmt: skip
             add = _to_lanes(builder, w, va)
             if tail is not None:
                 add = builder.select(_lane_mask(builder, 0, tail, nl), add, ir.Constant(va, [0] * nl))
             builder.store(builder.add(builder.load(d, align=1), add), d, align=1)
 
-        _lane_runs(builder, n, lanes, one=True)
+        _tap_loop(builder, context, signature, args, 4, body)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
 @intrinsic
-def add_lanes_rel(typingctx, dst_ty, doff_ty, src_ty, soff_ty, rel_ty, roff_ty, k_ty, i0_ty, stride_ty,
-                  n_ty):  # fmt: skip  # pragma: no cover - compiled
-    """``add_lanes_rel(dst, doff, src, soff, rel, roff, k, i0, stride, n)``: as :func:`add_lanes`, element c
-    counted iff the stream-1 byte of target i = i0 + c stride of key k is <= ``rel[roff + c]``: byte i % 8 of
-    word(k, i // 8) = mix(k + G (i // 8 + 1)), one word per lane, made in vector registers (a conv2d tap's
-    output channels lie a plane apart, in different words). rel needs the same slack as src."""
+def add_taps_rel(typingctx, dst_ty, doff_ty, src_ty, soff_ty, rel_ty, roff_ty, k_ty, to_ty, tt_ty, r0_ty, r1_ty, c_ty,
+                 n_ty, i0_ty, stride_ty):  # fmt: skip  # pragma: no cover - compiled
+    """``add_taps_rel(dst, doff, src, soff, rel, roff, k, t_out, t_tap, r0, r1, c, n, i0, stride)``: as
+    :func:`add_taps`, element l of tap r counted iff the stream-1 byte of its target
+    i = i0 + t_out[r] + l stride of key k is <= ``rel[roff + t_tap[r] c + l]``: byte i % 8 of
+    word(k, i // 8) = mix(k + G (i // 8 + 1)), one word per lane, made in vector registers (a conv2d tap's output
+    channels lie a plane apart, in different words). rel needs the same slack as src."""
     _check_block_types(dst_ty, src_ty)
+    _check_tables(to_ty, tt_ty)
     i64t = types.int64
-    sig = types.void(dst_ty, i64t, src_ty, i64t, rel_ty, i64t, types.uint64, i64t, i64t, i64t)
+    sig = types.void(dst_ty, i64t, src_ty, i64t, rel_ty, i64t, types.uint64, to_ty, tt_ty, i64t, i64t, i64t, i64t,
+                     i64t, i64t)  # fmt: skip
 
     def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
-        dst, doff, src, soff, rel, roff, k, i0, stride, n = args
+        dst, doff, src, soff, rel, roff, k = args[:7]
+        i0, stride = args[13], args[14]
         da = context.make_array(signature.args[0])(context, builder, dst)
         sa = context.make_array(signature.args[2])(context, builder, src)
         ra = context.make_array(signature.args[4])(context, builder, rel)
         ta = context.get_value_type(signature.args[0].dtype)
         tw = context.get_value_type(signature.args[2].dtype)
-        i8 = ir.IntType(8)
+        i8, i64 = ir.IntType(8), ir.IntType(64)
 
-        def lanes(c0, nl, tail):  # noqa: ANN001, ANN202
+        def body(c0, nl, tail, to, o, s):  # noqa: ANN001, ANN202
             va, vw = ir.VectorType(ta, nl), ir.VectorType(tw, nl)
-            vk, v8 = ir.VectorType(ir.IntType(64), nl), ir.VectorType(i8, nl)
+            vk, v8 = ir.VectorType(i64, nl), ir.VectorType(i8, nl)
             c = lambda x: ir.Constant(vk, [x] * nl)  # noqa: E731
-            first = builder.add(i0, builder.mul(c0, stride))  # target of lane 0 of this vector
-            # the lanes' targets i = first + l stride
+            # the lanes' targets i = i0 + t_out[r] + (c0 + l) stride
+            first = builder.add(builder.add(i0, to), builder.mul(c0, stride))
             t = builder.add(_splat(builder, first, vk), builder.mul(_splat(builder, stride, vk),
                                                                    ir.Constant(vk, list(range(nl)))))  # fmt: skip
             # word(k, i // 8) = mix(k + G (i // 8 + 1)); i >= 0, so the shift is floor division; products wrap.
@@ -496,16 +533,18 @@ def add_lanes_rel(typingctx, dst_ty, doff_ty, src_ty, soff_ty, rel_ty, roff_ty, 
             m = builder.and_(builder.add(builder.lshr(t, c(3)), c(1)), c(0xFFFFFFFF))
             words = _mix(builder, builder.add(_splat(builder, k, vk), builder.mul(m, c(_G))))
             byte = builder.trunc(builder.lshr(words, builder.shl(builder.and_(t, c(7)), c(3))), v8)  # byte i % 8
-            r = builder.load(builder.bitcast(builder.gep(ra.data, [builder.add(roff, c0)]), v8.as_pointer()), align=1)
-            w = builder.load(builder.bitcast(builder.gep(sa.data, [builder.add(soff, c0)]), vw.as_pointer()), align=1)
+            so = builder.add(builder.add(soff, s), c0)
+            ro = builder.add(builder.add(roff, s), c0)
+            r = builder.load(builder.bitcast(builder.gep(ra.data, [ro]), v8.as_pointer()), align=1)
+            w = builder.load(builder.bitcast(builder.gep(sa.data, [so]), vw.as_pointer()), align=1)
             keep = builder.icmp_unsigned("<=", byte, r)
             if tail is not None:
                 keep = builder.and_(_lane_mask(builder, 0, tail, nl), keep)
-            d = builder.bitcast(builder.gep(da.data, [builder.add(doff, c0)]), va.as_pointer())
+            d = builder.bitcast(builder.gep(da.data, [builder.add(builder.add(doff, o), c0)]), va.as_pointer())
             add = builder.select(keep, _to_lanes(builder, w, va), ir.Constant(va, [0] * nl))
             builder.store(builder.add(builder.load(d, align=1), add), d, align=1)
 
-        _lane_runs(builder, n, lanes, one=True)
+        _tap_loop(builder, context, signature, args, 7, body)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -573,8 +612,9 @@ def _rz_scale(builder: ir.IRBuilder, x: ir.Value, f: ir.Value) -> ir.Value:
     return builder.select(neg, builder.sub(c(0), t), t)
 
 
-def _make_lif_lanes(subtract: bool, spiking: bool, escape: bool = False):  # noqa: ANN202
-    """The intrinsic that updates a layer's neurons in int32 lanes (see :data:`lif_sub_lanes`)."""
+def _make_lif_lanes(subtract: bool, spiking: bool, escape: bool = False, leak: bool = True):  # noqa: ANN202
+    """The intrinsic that updates a layer's neurons in int32 lanes (see :data:`lif_sub_lanes`); without ``leak``
+    for a layer of integrate-and-fire neurons (see :data:`lif_sub_if_lanes`)."""
 
     def typed(a_ty, u_ty, v_ty, dc_ty, dv_ty, th_ty, b_ty, s_ty, esc_ty):  # noqa: ANN001, ANN202  # pragma: no cover
         for ty in (a_ty, u_ty, v_ty, dc_ty, dv_ty, th_ty, b_ty):
@@ -606,14 +646,17 @@ def _make_lif_lanes(subtract: bool, spiking: bool, escape: bool = False):  # noq
 
                 k0 = builder.add(base, c0)  # neuron base + c0: state and parameters; a and sbuf are the layer's own
                 uk, vk = builder.load(at(u, k0), align=4), builder.load(at(v, k0), align=4)
-                # d = rz(u * (4096 - cd)) + (a << 6), wrapped once into (-2**23, 2**23] (kernels._wrap24)
-                d = builder.add(_rz_scale(builder, uk, builder.load(at(dc, k0), align=4)),
-                                builder.shl(builder.load(at(a, c0), align=4), c(6)))  # fmt: skip
+                # d = rz(u * (4096 - cd)) + (a << 6), wrapped once into (-2**23, 2**23] (kernels._wrap24); an IF
+                # layer's cd = 4096 makes the first term rz(u * 0) = 0
+                d = builder.shl(builder.load(at(a, c0), align=4), c(6))
+                if leak:
+                    d = builder.add(_rz_scale(builder, uk, builder.load(at(dc, k0), align=4)), d)
                 d = builder.select(builder.icmp_signed(">", d, c(8388608)), builder.sub(d, c(16777216)), d)
                 d = builder.select(builder.icmp_signed("<=", d, c(-8388608)), builder.add(d, c(16777216)), d)
-                # v = clip(rz(v * (4096 - vd)) + u + bias, -(2**23 - 1), 2**23 - 1)
-                x = builder.add(builder.add(_rz_scale(builder, vk, builder.load(at(dv, k0), align=4)), d),
-                                builder.load(at(bias, k0), align=4))  # fmt: skip
+                # v = clip(rz(v * (4096 - vd)) + u + bias, -(2**23 - 1), 2**23 - 1); an IF layer's vd = 0 makes
+                # rz(v * 4096 / 4096) = v (|v| < 2**23: exact)
+                vl = _rz_scale(builder, vk, builder.load(at(dv, k0), align=4)) if leak else vk
+                x = builder.add(builder.add(vl, d), builder.load(at(bias, k0), align=4))
                 x = builder.select(builder.icmp_signed("<", x, c(-8388607)), c(-8388607), x)
                 x = builder.select(builder.icmp_signed(">", x, c(8388607)), c(8388607), x)
                 if spiking:
@@ -675,6 +718,13 @@ readout_lanes = _make_lif_lanes(subtract=False, spiking=False)
 #: table's 2**16 entries, so the lanes past the layer read valid ones); wl needs :data:`LANES` lanes of slack.
 lif_sub_escape_lanes = _make_lif_lanes(subtract=True, spiking=True, escape=True)
 lif_zero_escape_lanes = _make_lif_lanes(subtract=False, spiking=True, escape=True)
+#: ``lif_sub_if_lanes(a, u, v, dc, dv, th, bias, sbuf, base, sz)``: :data:`lif_sub_lanes` for a layer of
+#: integrate-and-fire neurons, every one with current decay 4096 (u = a << 6, wrapped) and voltage decay 0 (v keeps
+#: all of itself): the same values without the two decay products (dc and dv are not read). ``lif_zero_if_lanes``
+#: and ``readout_if_lanes`` likewise.
+lif_sub_if_lanes = _make_lif_lanes(subtract=True, spiking=True, leak=False)
+lif_zero_if_lanes = _make_lif_lanes(subtract=False, spiking=True, leak=False)
+readout_if_lanes = _make_lif_lanes(subtract=False, spiking=False, leak=False)
 
 #: 64 targets per block; 32 for layers of at most 32 targets (half the work of a 64-lane block for readouts)
 add_block64 = _make_add_block(64)

@@ -284,3 +284,47 @@ def test_memoryless_layers_are_set_to_rest_without_an_update():
     out = sim.run(x, record=ALL, steps=9, seed=3)
     assert out["l0.u"][:, 1].any() and not out["l0.u"][:, 5:].any()  # moved, then back at rest
     assert_same(out, reference.simulate(net, x, record=ALL, steps=9, seed=3))
+
+
+@pytest.mark.parametrize("c_in, release", [(258, None), (259, None), (258, 0.5), (259, 0.5), (3000, None)])
+def test_conv_sums_at_the_int16_bound_equal_the_reference(c_in, release):
+    # a conv2d's sums go to int16 when (inputs that reach one output, at most cin_g * kh * kw) * max |w| < 2**15:
+    # 258 channels of weight 127 all active sum to 32,766 (the last int16 case), 259 to 32,893 (int32 needed:
+    # int16 would wrap it negative), 3,000 far beyond
+    from quantal.compile.ir import Conv2dSynapse, Layer, Projection
+
+    rel = None if release is None else np.full((4, c_in, 1, 1), 127, np.uint8)
+    syn = Conv2dSynapse(weight=np.full((4, c_in, 1, 1), 127, np.int8), release=rel)
+    net = Network(name="c16", input_shape=(c_in, 2, 2), layers=(Layer(name="c", shape=(4, 2, 2), neuron=Neuron(
+        current_decay=4096, voltage_decay=4096, threshold=2**17 - 1)),),
+        projections=(Projection(name="c.in", source="input", target="c", synapse=syn),))  # fmt: skip
+    x = np.ones((2, 2, c_in * 4), bool)
+    x[1, 1, ::3] = False
+    out = simulate(net, x, record=ALL, steps=3, seed=4)
+    assert_same(out, reference.simulate(net, x, record=ALL, steps=3, seed=4))
+    if release is None:  # u = a << 6 at step 1 (full current decay): the sum itself
+        assert (out["c.u"][:, 1] == c_in * 127 * 64 % 2**24 - (c_in * 127 * 64 % 2**24 >= 2**23) * 2**24).all()
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_integrate_and_fire_layers_equal_the_reference(reset):
+    # layers whose every neuron has current decay 4096 and voltage decay 0 take an update without the decay
+    # products; a per-neuron decay that differs in one neuron keeps the layer on the general update
+    rng = np.random.default_rng(11)
+    base = random_network(rng, [30, 24, 16, 6], release="random", readout=True)
+    layers = []
+    for li, la in enumerate(base.layers):
+        cd: int | np.ndarray = 4096
+        if li == 1:  # one neuron of the second layer leaks a little
+            cd = np.full(la.size, 4096, np.int16)
+            cd[3] = 4000
+        neuron = dataclasses.replace(la.neuron, current_decay=cd, voltage_decay=0,
+                                     reset=reset if la.neuron.kind == "lif" else la.neuron.reset)  # fmt: skip
+        layers.append(dataclasses.replace(la, neuron=neuron))
+    net = base.replace(layers=tuple(layers))
+    sim = Simulator(net)
+    assert sim.integ.tolist() == [True, False, True] and sim.small.all()
+    x = random_spikes(rng, 4, 12, 30, 0.3)
+    out = sim.run(x, record=ALL, steps=15, seed=3)
+    assert out["l0.spikes"].any() and out["l1.spikes"].any() and np.abs(out["l2.v"]).max() > 0
+    assert_same(out, reference.simulate(net, x, record=ALL, steps=15, seed=3))

@@ -24,8 +24,8 @@ from quantal.hwsim.simd import (
     add_block32_rel,
     add_block64,
     add_block64_rel,
-    add_lanes,
-    add_lanes_rel,
+    add_taps,
+    add_taps_rel,
     codegen_isa,
     expand64,
     mask64,
@@ -98,34 +98,40 @@ def test_compact_lists_the_nonzero_bytes_of_a_row(seed, n, density, tail_ok, r0)
 
 
 @njit  # not cached: a cached wrapper would keep the simd code it was compiled with
-def _lanes(dst, doff, src, soff, rel, roff, k, i0, stride, n, stochastic):  # pragma: no cover - compiled
+def _taps(dst, doff, src, soff, rel, roff, k, t_out, t_tap, r0, r1, c, n, i0, stride, stochastic):  # pragma: no cover
     if stochastic:
-        add_lanes_rel(dst, doff, src, soff, rel, roff, k, i0, stride, n)
+        add_taps_rel(dst, doff, src, soff, rel, roff, k, t_out, t_tap, r0, r1, c, n, i0, stride)
     else:
-        add_lanes(dst, doff, src, soff, n)
+        add_taps(dst, doff, src, soff, t_out, t_tap, r0, r1, c, n)
 
 
 @settings(max_examples=80, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.sampled_from([8, 16]) | st.integers(0, 40), st.integers(1, 300), st.booleans(),
-       st.booleans())  # fmt: skip
-def test_add_lanes_adds_a_taps_channels_with_their_stream_1_draws(seed, n, stride, stochastic, wide):
-    """A conv2d tap's n output channels (a plane apart: target i0 + c stride) against numpy and the stream-1
-    bytes of quantal.compile.streams; the slack past n is left as it was."""
+       st.booleans(), st.integers(0, 12))  # fmt: skip
+def test_add_taps_adds_a_conv_inputs_taps_with_their_stream_1_draws(seed, n, stride, stochastic, wide, taps):
+    """A conv2d input's taps r0 .. r1 - 1, each adding n output channels (a plane apart: target
+    i0 + t_out[r] + l stride) of kernel row t_tap[r] to position t_out[r]'s sums (taps may share a position), against
+    numpy and the stream-1 bytes of quantal.compile.streams; the slack past each tap's n elements is left as it was."""
     rng = np.random.default_rng(seed)
-    doff, soff, roff, i0 = (int(v) for v in rng.integers(0, 20, 4))
-    src = rng.integers(-128, 128, soff + n + LANES).astype(np.int8)
-    rel = rng.integers(0, 256, roff + n + LANES).astype(np.uint8)
-    dst = rng.integers(-1000, 1000, doff + n + LANES).astype(np.int64 if wide else np.int32)
+    c = n + int(rng.integers(0, 3))  # the tables' row length: at least the n channels a tap adds
+    doff, soff, roff, i0, r0 = (int(v) for v in rng.integers(0, 20, 5))
+    n_pos, n_row = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    t_out = rng.integers(0, n_pos, r0 + taps + 3).astype(np.int64)  # entries outside r0 .. r1 - 1 are not read
+    t_tap = rng.integers(0, n_row, r0 + taps + 3).astype(np.int64)
+    src = rng.integers(-128, 128, soff + n_row * c + LANES).astype(np.int8)
+    rel = rng.integers(0, 256, roff + n_row * c + LANES).astype(np.uint8)
+    dst = rng.integers(-1000, 1000, doff + n_pos * c + LANES).astype(np.int64 if wide else np.int32)
     k = np.uint64(streams.key(seed, 1, 0, 3, 2, 1, 7))
-    before = dst.copy()
-    _lanes(dst, doff, src, soff, rel, roff, k, i0, stride, n, stochastic)
-    add = src[soff:soff + n].astype(np.int64)
-    if stochastic and n:
-        i = (i0 + stride * np.arange(n)).astype(np.uint64)
-        draws = (streams.word(k, i // np.uint64(8)) >> (np.uint64(8) * (i % np.uint64(8)))) & np.uint64(255)
-        add = add * (draws <= rel[roff:roff + n])
-    want = before.copy()
-    want[doff:doff + n] += add.astype(want.dtype)
+    want = dst.copy()
+    _taps(dst, doff, src, soff, rel, roff, k, t_out, t_tap, r0, r0 + taps, c, n, i0, stride, stochastic)
+    for r in range(r0, r0 + taps):
+        o, e = doff + t_out[r] * c, t_tap[r] * c
+        add = src[soff + e:soff + e + n].astype(np.int64)
+        if stochastic and n:
+            i = (i0 + t_out[r] + stride * np.arange(n)).astype(np.uint64)
+            draws = (streams.word(k, i // np.uint64(8)) >> (np.uint64(8) * (i % np.uint64(8)))) & np.uint64(255)
+            add = add * (draws <= rel[roff + e:roff + e + n])
+        want[o:o + n] += add.astype(want.dtype)
     assert np.array_equal(dst, want)
 
 
