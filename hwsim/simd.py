@@ -384,15 +384,16 @@ def _lanes() -> int:
     return 16 if codegen_isa() == "avx512" else 8
 
 
-def _lane_runs(builder: ir.IRBuilder, n: ir.Value, body, one: bool = False) -> None:  # noqa: ANN001
+def _lane_runs(builder: ir.IRBuilder, n: ir.Value, body, one: bool = False, nl: int | None = None) -> None:  # noqa: ANN001
     """Call ``body(c0, width, tail)`` for the vectors that cover lanes 0 .. n - 1: whole vectors of :func:`_lanes`
     lanes (``tail`` None), then at most one tail vector whose lanes c0 + l >= n are masked off (``tail`` the
     number of lanes left). With 16-lane vectors a tail of at most 8 lanes takes an 8-lane vector: a conv2d
     layer of 8 output channels then costs one 256-bit vector per tap, as in AVX2 code, instead of a half-masked
     512-bit one (and, with stream 1, half the words). With ``one``, n equal to one whole vector of 16 or 8 lanes
-    (a conv2d group of 16 or 8 channels) takes a path of its own, without the loop and the mask."""
+    (a conv2d group of 16 or 8 channels) takes a path of its own, without the loop and the mask. ``nl`` overrides
+    the lanes per whole vector (16 int16 lanes fill a 256-bit vector in AVX2 code too)."""
     i64 = ir.IntType(64)
-    nl = _lanes()
+    nl = nl or _lanes()
     if not one:
         _lane_runs_general(builder, n, body, nl)
         return
@@ -432,7 +433,8 @@ def _lane_runs_general(builder: ir.IRBuilder, n: ir.Value, body, nl: int) -> Non
 def _tap_loop(builder: ir.IRBuilder, context, signature, args, first: int, body) -> None:  # noqa: ANN001
     """The loop over the taps r0 .. r1 - 1 of :func:`add_taps` and :func:`add_taps_rel` (their arguments
     t_out, t_tap, r0, r1, c at ``args[first:first + 5]``, then n): for each vector of lanes (:func:`_lane_runs`,
-    chosen once per call, not per tap), ``body(c0, nl, tail, to, o, s)`` once per tap with to = t_out[r],
+    chosen once per call, not per tap; 16 lanes for sums of at most 16 bits, so that int16 sums fill a 256-bit
+    vector in AVX2 code too), ``body(c0, nl, tail, to, o, s)`` once per tap with to = t_out[r],
     o = to c and s = t_tap[r] c. The tap loop is the innermost one, so that its values stay in registers."""
     i64 = ir.IntType(64)
     to_a, tt_a = (context.make_array(signature.args[first + q])(context, builder, args[first + q]).data
@@ -449,7 +451,8 @@ def _tap_loop(builder: ir.IRBuilder, context, signature, args, first: int, body)
             to = entry(to_a, r)
             body(c0, nl, tail, to, builder.mul(to, c), builder.mul(entry(tt_a, r), c))
 
-    _lane_runs(builder, n, lanes, one=True)
+    narrow = context.get_value_type(signature.args[0].dtype).width <= 16
+    _lane_runs(builder, n, lanes, one=True, nl=16 if narrow else None)
 
 
 def _check_tables(*tys: types.Type) -> None:
