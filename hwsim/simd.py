@@ -522,20 +522,44 @@ def add_taps_rel(typingctx, dst_ty, doff_ty, src_ty, soff_ty, rel_ty, roff_ty, k
         tw = context.get_value_type(signature.args[2].dtype)
         i8, i64 = ir.IntType(8), ir.IntType(64)
 
-        def body(c0, nl, tail, to, o, s):  # noqa: ANN001, ANN202
+        # the words last made for each vector width, and the word index of their lane 0 (-1: none yet)
+        cache = {}
+        for nl in (8, 16):
+            wp = cgutils.alloca_once(builder, ir.VectorType(i64, nl))
+            mp = cgutils.alloca_once_value(builder, ir.Constant(i64, -1))
+            cache[nl] = (wp, mp)
+
+        def body(c0, nl, tail, to, o, s, uniform):  # noqa: ANN001, ANN202
             va, vw = ir.VectorType(ta, nl), ir.VectorType(tw, nl)
             vk, v8 = ir.VectorType(i64, nl), ir.VectorType(i8, nl)
             c = lambda x: ir.Constant(vk, [x] * nl)  # noqa: E731
             # the lanes' targets i = i0 + t_out[r] + (c0 + l) stride
             first = builder.add(builder.add(i0, to), builder.mul(c0, stride))
-            t = builder.add(_splat(builder, first, vk), builder.mul(_splat(builder, stride, vk),
-                                                                   ir.Constant(vk, list(range(nl)))))  # fmt: skip
-            # word(k, i // 8) = mix(k + G (i // 8 + 1)); i >= 0, so the shift is floor division; products wrap.
-            # i // 8 + 1 < 2**32 (engine-checked sizes): the mask says so to LLVM, which then multiplies by G
-            # with two 32-bit products instead of three on AVX2 (it changes no value)
-            m = builder.and_(builder.add(builder.lshr(t, c(3)), c(1)), c(0xFFFFFFFF))
-            words = _mix(builder, builder.add(_splat(builder, k, vk), builder.mul(m, c(_G))))
-            byte = builder.trunc(builder.lshr(words, builder.shl(builder.and_(t, c(7)), c(3))), v8)  # byte i % 8
+            iota = ir.Constant(vk, list(range(nl)))
+
+            def make_words(t):  # noqa: ANN001, ANN202
+                # word(k, i // 8) = mix(k + G (i // 8 + 1)); i >= 0, so the shift is floor division; products
+                # wrap. i // 8 + 1 < 2**32 (engine-checked sizes): the mask says so to LLVM, which then multiplies
+                # by G with two 32-bit products instead of three on AVX2 (it changes no value)
+                m = builder.and_(builder.add(builder.lshr(t, c(3)), c(1)), c(0xFFFFFFFF))
+                return _mix(builder, builder.add(_splat(builder, k, vk), builder.mul(m, c(_G))))
+
+            if uniform:
+                # stride % 8 == 0: every lane's i % 8 is first % 8 and its word index first // 8 + l stride / 8,
+                # so the taps of one kernel row, whose targets first are consecutive, mostly read the same words:
+                # made again only when first // 8 changes (the same values, fewer made)
+                wp, mp = cache[nl]
+                m0 = builder.lshr(first, ir.Constant(i64, 3))
+                with builder.if_then(builder.icmp_unsigned("!=", m0, builder.load(mp)), likely=False):
+                    t = builder.add(_splat(builder, first, vk), builder.mul(_splat(builder, stride, vk), iota))
+                    builder.store(make_words(t), wp)
+                    builder.store(m0, mp)
+                shift = _splat(builder, builder.shl(builder.and_(first, ir.Constant(i64, 7)), ir.Constant(i64, 3)),
+                               vk)  # fmt: skip
+                byte = builder.trunc(builder.lshr(builder.load(wp), shift), v8)  # byte i % 8, the same for all
+            else:
+                t = builder.add(_splat(builder, first, vk), builder.mul(_splat(builder, stride, vk), iota))
+                byte = builder.trunc(builder.lshr(make_words(t), builder.shl(builder.and_(t, c(7)), c(3))), v8)
             so = builder.add(builder.add(soff, s), c0)
             ro = builder.add(builder.add(roff, s), c0)
             r = builder.load(builder.bitcast(builder.gep(ra.data, [ro]), v8.as_pointer()), align=1)
@@ -547,7 +571,12 @@ def add_taps_rel(typingctx, dst_ty, doff_ty, src_ty, soff_ty, rel_ty, roff_ty, k
             add = builder.select(keep, _to_lanes(builder, w, va), ir.Constant(va, [0] * nl))
             builder.store(builder.add(builder.load(d, align=1), add), d, align=1)
 
-        _tap_loop(builder, context, signature, args, 7, body)
+        aligned = builder.icmp_unsigned("==", builder.and_(stride, ir.Constant(i64, 7)), ir.Constant(i64, 0))
+        with builder.if_else(aligned) as (yes, no):
+            with yes:
+                _tap_loop(builder, context, signature, args, 7, lambda *a: body(*a, True))
+            with no:
+                _tap_loop(builder, context, signature, args, 7, lambda *a: body(*a, False))
         return context.get_dummy_value()
 
     return sig, codegen

@@ -106,12 +106,14 @@ def _taps(dst, doff, src, soff, rel, roff, k, t_out, t_tap, r0, r1, c, n, i0, st
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.sampled_from([8, 16]) | st.integers(0, 40), st.integers(1, 300), st.booleans(),
+@given(st.integers(0, 2**32 - 1), st.sampled_from([8, 16]) | st.integers(0, 40),
+       st.sampled_from([8, 16, 64, 256]) | st.integers(1, 300), st.booleans(),
        st.sampled_from([np.int16, np.int32, np.int64]), st.integers(0, 12))  # fmt: skip
 def test_add_taps_adds_a_conv_inputs_taps_with_their_stream_1_draws(seed, n, stride, stochastic, dtype, taps):
     """A conv2d input's taps r0 .. r1 - 1, each adding n output channels (a plane apart: target
     i0 + t_out[r] + l stride) of kernel row t_tap[r] to position t_out[r]'s sums (taps may share a position), against
-    numpy and the stream-1 bytes of quantal.compile.streams; the slack past each tap's n elements is left as it was."""
+    numpy and the stream-1 bytes of quantal.compile.streams; the slack past each tap's n elements is left as it was.
+    Strides that are multiples of 8 take the path that reuses a tap's words for the next taps of the same words."""
     rng = np.random.default_rng(seed)
     c = n + int(rng.integers(0, 3))  # the tables' row length: at least the n channels a tap adds
     doff, soff, roff, i0, r0 = (int(v) for v in rng.integers(0, 20, 5))
