@@ -123,10 +123,10 @@ def conv_rows(rng: np.random.Generator, orders: bool = False) -> list[tuple]:
         n_src, sz = int(np.prod(net.source_shape(p))), net.layer(p.target).size
         cnt = int(round(rates[p.source] * n_src))
         idx = np.sort(rng.choice(n_src, cnt, replace=False)).astype(np.int32)
-        # the sums' width the kernel takes: int16 when (inputs that reach one output) * max |w| < 2**15
-        kern = p.synapse.weight
-        reach = min(cnt, int(np.prod(kern.shape[1:])))
-        dt = np.int16 if reach * int(np.abs(kern.astype(np.int64)).max()) < 32768 else np.int32
+        # the sums' width run_kernel takes: int16 when (inputs that reach one output: at most the fan-in
+        # cin_g kh kw) * wmax < 2**15, from the engine's own geometry and weight bound
+        g = sim.geo[pi]
+        dt = np.int16 if min(cnt, int(g[14] * g[6] * g[7])) * int(sim.wmax[pi]) < 32768 else np.int32
         acc, scratch = zeros(sz + PAD, dt), zeros(sz + LANES, dt)
         taps = (sim.t_ptr[sim.tab_off[pi]:], sim.t_out, sim.t_tap)
         reps = 20000
