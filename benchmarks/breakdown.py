@@ -19,6 +19,7 @@ from numba import njit
 
 from quantal.hwsim.engine import aligned_zeros
 from quantal.hwsim.kernels import (
+    CONV_CHUNK,
     PAD,
     G,
     accumulate,
@@ -88,10 +89,11 @@ def _compact(row, out, n, reps):  # pragma: no cover - compiled
 
 
 @njit  # not cached: a cached wrapper would keep the hwsim code it was compiled with
-def _conv(acc, scratch, cnt, idx, sz, g, taps, w, w_off, rel, reps):  # pragma: no cover - compiled
-    # one deterministic conv2d projection's accumulation, as run_kernel calls it (clear, taps, channel-first)
+def _conv(acc, scratch, plan, cnt, idx, sz, g, taps, w, w_off, rel, reps):  # pragma: no cover - compiled
+    # one deterministic conv2d projection's accumulation, as run_kernel calls it (taps, channel-first copy)
     for _ in range(reps):
-        accumulate_conv(acc, scratch, cnt, idx, 0, sz, g, taps, w, w_off, False, rel, 0, False, w, 0, np.uint64(0))
+        accumulate_conv(acc, scratch, plan, cnt, idx, 0, sz, g, taps, w, w_off, False, rel, 0, False, w, 0,
+                        np.uint64(0))
 
 
 # Buffers start on 64-byte boundaries, as the engine's tables do; the kernel's own buffers are Numba's (32-byte
@@ -128,7 +130,8 @@ def conv_rows(rng: np.random.Generator, orders: bool = False) -> list[tuple]:
         g = sim.geo[pi]
         dt = np.int16 if min(cnt, int(g[14] * g[6] * g[7])) * int(sim.wmax[pi]) < 32768 else np.int32
         acc, scratch = zeros(sz + PAD, dt), zeros(sz + LANES, dt)
-        taps = (sim.t_ptr[sim.tab_off[pi]:], sim.t_out, sim.t_tap)
+        plan = zeros(3 * CONV_CHUNK, np.int64)
+        taps = (sim.t_ptr[sim.tab_off[pi]:], sim.t_out, sim.t_tap, sim.t_pk)
         reps = 20000
         variants = {"": idx}
         if orders:
@@ -140,7 +143,8 @@ def conv_rows(rng: np.random.Generator, orders: bool = False) -> list[tuple]:
         first = None
         for label, ix in variants.items():
             ix = np.ascontiguousarray(ix, np.int32)
-            t = timed(_conv, acc, scratch, cnt, ix, sz, sim.geo[pi], taps, sim.w, sim.w_off[pi], sim.rel, reps) / reps
+            t = timed(_conv, acc, scratch, plan, cnt, ix, sz, sim.geo[pi], taps, sim.w, sim.w_off[pi], sim.rel,
+                      reps) / reps
             if first is None:
                 first = acc[:sz].copy()
             elif not np.array_equal(acc[:sz], first):

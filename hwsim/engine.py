@@ -104,11 +104,14 @@ class Simulator:
                 raise RunError(f"projection '{p.name}': hwsim supports at most {MAX_FAN_IN} source neurons")
             if isinstance(p.synapse, Conv2dSynapse):
                 syn = p.synapse
+                if syn.weight.size >= 2**31:  # the packed tap table holds kernel offsets in 31 bits
+                    raise RunError(f"projection '{p.name}': hwsim supports conv2d kernels of fewer than 2**31 "
+                                   "elements")  # fmt: skip
                 c_in, h_in, w_in = net.source_shape(p)
                 c_out, h_out, w_out = net.layer(p.target).shape
                 self.geo[pi] = (c_in, h_in, w_in, c_out, h_out, w_out, *syn.kernel, *syn.stride, *syn.padding,
                                 *syn.dilation, c_in // syn.groups, c_out // syn.groups)  # fmt: skip
-        self.tab_off, self.t_ptr, self.t_out, self.t_tap = _tap_tables(net)
+        self.tab_off, self.t_ptr, self.t_out, self.t_tap, self.t_pk = _tap_tables(net)
         self.wexp = np.array([p.synapse.weight_exp for p in net.projections], i64)
         self.scale_w = np.ldexp(1.0, self.wexp.astype(np.int32))  # 2**weight_exp, exact
         self.qshift = (16 - self.wexp).astype(i64)  # device path: a_p = sum_q16 >> (16 - weight_exp)
@@ -252,7 +255,7 @@ class Simulator:
                         self.subtract, self.esc, self.esc_tab, self.bias_zero, self.forget,
                         self.small & (not dev), self.integ,
                         self.tp_ptr, self.tp_list, self.psrc, self.pdelay, self.pkind, self.geo,
-                        self.tab_off, self.t_ptr, self.t_out, self.t_tap,
+                        self.tab_off, self.t_ptr, self.t_out, self.t_tap, self.t_pk,
                         self.w_off, w, self.wmax, self.has_rel, self.rel_off, self.rel, self.rel_col, self.has_fix,
                         self.fix_off,
                         wfx, self.scale_w, self.qshift, dev, noise, s2w, s2f, ntab,
@@ -270,27 +273,32 @@ class Simulator:
         return out
 
 
-def _tap_tables(net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _tap_tables(net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per conv2d projection, which output position each source position reaches through which kernel tap
     (:func:`quantal.compile.graph.conv2d_taps`): position q reaches ``out[r]`` through tap ``tap[r]`` for r in
     ``ptr[off[p] + q] .. ptr[off[p] + q + 1]``. The kernels read it instead of dividing by the stride for every
-    tap of every spike; it holds the geometry only, not the (target, source) matrix."""
+    tap of every spike; it holds the geometry only, not the (target, source) matrix. The fifth table packs each
+    entry's offsets into the channel-last sums and the kernel, ``out[r] C_out | tap[r] C_out << 32`` (C_out the
+    projection's output channels; both below 2**31: layers have at most 2**24 neurons and kernels fewer than 2**31
+    elements, which Simulator checks), which the deterministic accumulation reads with one load per tap."""
     P = len(net.projections)
     off = np.zeros(max(P, 1), np.int64)
-    ptrs, outs, taps, n_ptr, n_links = [], [], [], 0, 0
+    ptrs, outs, taps, pks, n_ptr, n_links = [], [], [], [], 0, 0
     for pi, p in enumerate(net.projections):
         off[pi] = n_ptr
         if not isinstance(p.synapse, Conv2dSynapse):
             continue
         _, h, w = net.source_shape(p)
         q, o, t = conv2d_taps(p.synapse, net.source_shape(p), net.layer(p.target).shape)
+        c_out = np.int64(net.layer(p.target).shape[0])
         ptrs.append(n_links + np.searchsorted(q, np.arange(h * w + 1)))
         outs.append(o)
         taps.append(t)
+        pks.append(o.astype(np.int64) * c_out | (t.astype(np.int64) * c_out) << 32)
         n_ptr += h * w + 1
         n_links += len(o)
     cat = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(1, np.int64)  # noqa: E731
-    return off, cat(ptrs), cat(outs), cat(taps)
+    return off, cat(ptrs), cat(outs), cat(taps), cat(pks)
 
 
 def _num_threads() -> int:

@@ -16,8 +16,10 @@ arrays below and allocates the outputs. Layout (L layers, P projections, offsets
   kw + kx) C_out + co]`` (the output channels of one kernel tap are contiguous) with the geometry in ``geo[p]`` (see
   :data:`GEO`) and a tap table per projection: input position q = y' W + x' reaches output position ``t_out[r]``
   through kernel tap ``t_tap[r]`` (ky kw + kx) for r in ``t_ptr[tab_off[p] + q] .. t_ptr[tab_off[p] + q + 1]``
-  (geometry only, built once); ``rel`` (uint8) and ``wfx`` (reliable part) likewise at ``rel_off`` / ``fix_off``
-  when ``has_rel[p]`` / ``has_fix[p]``, except that a dense projection whose synapses all have one release byte
+  (geometry only, built once), and packed with the projection's output channels C_out as offsets into the
+  channel-last sums and the kernel, ``t_pk[r] = t_out[r] C_out | t_tap[r] C_out << 32`` (one load per tap);
+  ``rel`` (uint8) and ``wfx`` (reliable part) likewise at ``rel_off`` / ``fix_off`` when ``has_rel[p]`` /
+  ``has_fix[p]``, except that a dense projection whose synapses all have one release byte
   stores one column of them (``rel_col[p]`` = 0, else ``col_stride(size)``: the release byte of (i, j) is
   ``rel[rel_off[p] + j * rel_col[p] + i]``);
 * spikes: a ring of ``R = max delay + 2`` steps of per-layer index lists (in ``lists``, counts in
@@ -201,9 +203,25 @@ def _noisy_read(k, k7, i, e, er, has_rel, rel, rel_off, has_fix, s2w, w_off, s2f
     return np.int64(np.rint(np.sqrt(var) * 65536.0 * ntab[lane]))
 
 
+#: active inputs per pass of accumulate_conv: its plan holds 3 entries for each (see there)
+CONV_CHUNK = 64
+
+
+@njit(cache=True, inline="always")
+def _conv_channel(j, ch, hw_in, c_out, kk, cin_g, cout_g):  # pragma: no cover - compiled
+    # (c_lo, c_hi, co0, eb) of input j's channel ci = j // hw_in: its inputs c_lo .. c_hi - 1, its group's first
+    # output channel co0 and kernel element (co0, ci_g, 0, 0) eb; ch itself while j stays in ch's channel
+    if j < ch[1] and j >= ch[0]:
+        return ch
+    ci = j // hw_in
+    grp = ci // cin_g
+    co0 = grp * cout_g
+    return ci * hw_in, (ci + 1) * hw_in, co0, (ci - grp * cin_g) * kk * c_out + co0
+
+
 @njit(cache=True)
 def accumulate_conv(  # pragma: no cover - compiled
-    acc, scratch, cnt, idx, at, sz, g, taps, w, w_off, has_rel, rel, rel_off, has_fix, wf, fix_off, hp
+    acc, scratch, plan, cnt, idx, at, sz, g, taps, w, w_off, has_rel, rel, rel_off, has_fix, wf, fix_off, hp
 ):
     # Conv2d: every active input j = idx[at + a] = (ci, y', x') scatters the taps of its group's kernels into
     # the outputs it reaches; target i = (co H_out + oy) W_out + ox uses byte i % 8 of word(k_j, i // 8) of
@@ -212,36 +230,51 @@ def accumulate_conv(  # pragma: no cover - compiled
     # only, not on the channels). The sums are gathered channel-last in ``scratch`` (index
     # (oy W_out + ox) C_out + co, so the output channels of one tap are contiguous in both the kernel and the
     # accumulator), then written channel-first (the flat neuron index) into ``acc``. Integer sums: the order
-    # does not change them.
-    t_ptr, t_out, t_tap = taps
+    # does not change them. ``scratch`` is all zeros on entry and is left so (the channel-first copy clears what
+    # it reads), so it needs no clearing pass of its own.
+    t_ptr, t_out, t_tap, t_pk = taps
     hw_in, c_out, kk, cin_g, cout_g = g[1] * g[2], g[3], g[6] * g[7], g[14], g[15]
     plane = g[4] * g[5]
-    for i in range(sz):
-        scratch[i] = 0
     # the input channel ci = j // hw_in and what depends on it, divided out only when j leaves the channel: the
     # index lists are ascending, so that is at most once per channel, not twice per input (any order stays exact)
-    c_lo, c_hi, co0, eb = 0, 0, 0, 0  # channel ci's inputs are c_lo .. c_hi - 1; none yet
-    for a in range(cnt):
-        j = idx[at + a]
-        if j >= c_hi or j < c_lo:
-            ci = j // hw_in
-            c_lo, c_hi = ci * hw_in, (ci + 1) * hw_in
-            grp = ci // cin_g
-            co0 = grp * cout_g
-            eb = (ci - grp * cin_g) * kk * c_out + co0  # kernel element (co0, ci_g, 0, 0)
-        pos = j - c_lo
-        k = absorb(hp, j) if has_rel else np.uint64(0)  # key(seed, 1, trial, sample, t, p, j)
-        # each tap r: output position i0 = oy W_out + ox = t_out[r], kernel element e = (co0, ci_g, ky, kx)
-        # (channel co at e + co - co0); the group's cout_g output channels in vectors (hwsim/simd.py). One loop
-        # per kind, the branch outside: inside the tap loop it cost registers and a test per tap.
-        r0, r1 = t_ptr[pos], t_ptr[pos + 1]
-        if has_rel:  # the targets co plane + i0 lie a plane apart: one stream-1 word per channel
+    ch = (0, 0, 0, 0)  # (c_lo, c_hi, co0, eb): channel ci's inputs are c_lo .. c_hi - 1; none yet
+    # each tap r of input j: output position i0 = oy W_out + ox = t_out[r], kernel element e = (co0, ci_g, ky, kx)
+    # (channel co at e + co - co0); the group's cout_g output channels in vectors (hwsim/simd.py). One loop per
+    # kind, the branch outside: inside the tap loop it cost registers and a test per tap.
+    if has_rel:
+        for a in range(cnt):
+            j = idx[at + a]
+            ch = _conv_channel(j, ch, hw_in, c_out, kk, cin_g, cout_g)
+            c_lo, co0, eb = ch[0], ch[2], ch[3]
+            pos = j - c_lo
+            k = absorb(hp, j)  # key(seed, 1, trial, sample, t, p, j)
+            r0, r1 = t_ptr[pos], t_ptr[pos + 1]
+            # the targets co plane + i0 lie a plane apart: one stream-1 word per channel
             add_taps_rel(scratch, co0, w, w_off + eb, rel, rel_off + eb, k, t_out, t_tap, r0, r1, c_out, cout_g,
                          co0 * plane, plane)  # fmt: skip
-        else:
-            add_taps(scratch, co0, w, w_off + eb, t_out, t_tap, r0, r1, c_out, cout_g)
-        if has_fix:
-            add_taps(scratch, co0, wf, fix_off + eb, t_out, t_tap, r0, r1, c_out, cout_g)
+            if has_fix:
+                add_taps(scratch, co0, wf, fix_off + eb, t_pk, r0, r1, cout_g)
+    else:
+        # Two passes over each chunk of CONV_CHUNK inputs: the first writes each input's kernel offset (its
+        # group's first output channel co0 in the high bits) and tap range into ``plan``, the second adds the
+        # taps. The second's loop then takes its bounds from memory already written instead of from the chain
+        # idx -> channel -> t_ptr: W3's projections measured 10-25% faster than in one pass. Not for stream 1,
+        # whose words cost more than that chain (one pass measured 6-15% faster there).
+        for a0 in range(0, cnt, CONV_CHUNK):
+            n = min(cnt - a0, CONV_CHUNK)
+            for q in range(n):
+                j = idx[at + a0 + q]
+                ch = _conv_channel(j, ch, hw_in, c_out, kk, cin_g, cout_g)
+                pos = j - ch[0]
+                plan[q] = ch[3] | (ch[2] << 32)  # eb and co0 < 2**31 (engine-checked sizes)
+                plan[CONV_CHUNK + q] = t_ptr[pos]
+                plan[2 * CONV_CHUNK + q] = t_ptr[pos + 1]
+            for q in range(n):
+                eb, co0 = plan[q] & 0xFFFFFFFF, plan[q] >> 32
+                r0, r1 = plan[CONV_CHUNK + q], plan[2 * CONV_CHUNK + q]
+                add_taps(scratch, co0, w, w_off + eb, t_pk, r0, r1, cout_g)
+                if has_fix:
+                    add_taps(scratch, co0, wf, fix_off + eb, t_pk, r0, r1, cout_g)
     if c_out % 8 == 0 and plane % 8 == 0:  # channel-last -> channel-first, in 8 x 8 blocks (hwsim/simd.py)
         transpose8(acc, scratch, c_out, plane)
     else:
@@ -250,6 +283,7 @@ def accumulate_conv(  # pragma: no cover - compiled
             src = scratch[co:]
             for i0 in range(plane):
                 dst[i0] = src[i0 * c_out]
+                src[i0 * c_out] = 0
 
 
 @njit(cache=True)
@@ -463,8 +497,8 @@ def run_kernel(  # pragma: no cover - compiled
     x, steps, seed, trial, sample_offset, chunk,
     size, nrn_off, dcf, dvf, thf, biasf, spiking, subtract, esc, esc_tab, bias_zero, forget, small, integ, tp_ptr,
     tp_list,
-    psrc, pdelay, pkind, geo, tab_off, t_ptr, t_out, t_tap, w_off, w, wmax, has_rel, rel_off, rel, rel_col, has_fix,
-    fix_off, wfx, scale_w, qshift,
+    psrc, pdelay, pkind, geo, tab_off, t_ptr, t_out, t_tap, t_pk, w_off, w, wmax, has_rel, rel_off, rel, rel_col,
+    has_fix, fix_off, wfx, scale_w, qshift,
     dev, noise, s2w, s2f, ntab,
     rec_spk, rec_u, rec_v, rec_cnt, out_spk, out_u, out_v, out_cnt,
     dci, dvi, thi, biasi, esc_int, wexp,
@@ -513,9 +547,10 @@ def run_kernel(  # pragma: no cover - compiled
         acc = np.zeros(max_size, np.int32)
         acc16 = np.zeros(max_size, np.int16)
         acc64 = np.zeros(max_size, np.int64)
-        scr32 = np.zeros(max_size + LANES, np.int32)  # channel-last conv2d sums (+ add_taps' slack)
+        scr32 = np.zeros(max_size + LANES, np.int32)  # channel-last conv2d sums (+ add_taps' slack), zero between uses
         scr16 = np.zeros(max_size + LANES, np.int16)  # the same for sums that fit int16
         scr64 = np.zeros(max_size + LANES, np.int64)
+        plan = np.zeros(3 * CONV_CHUNK, np.int64)  # accumulate_conv's per-input offsets and tap ranges
         sbuf = np.zeros(max_size, np.uint8)
         words = np.zeros(n_words, np.uint64)
         keys = np.zeros(max(n_in, n_total) + 1, np.uint64)  # stream 1's k_j of a projection's active inputs
@@ -580,9 +615,10 @@ def run_kernel(  # pragma: no cover - compiled
                                 accumulate(acc64, cnt, lists, i0, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
                                            rel_col[p], has_fix[p], wfx, fix_off[p], hp, keys)
                             else:
-                                accumulate_conv(acc64, scr64, cnt, lists, i0, sz, geo[p],
-                                                (t_ptr[tab_off[p]:], t_out, t_tap), w, w_off[p], has_rel[p], rel,
-                                                rel_off[p], has_fix[p], wfx, fix_off[p], hp)  # fmt: skip
+                                accumulate_conv(acc64, scr64, plan, cnt, lists, i0, sz, geo[p],
+                                                (t_ptr[tab_off[p]:], t_out, t_tap, t_pk), w, w_off[p],
+                                                has_rel[p], rel, rel_off[p], has_fix[p], wfx, fix_off[p],
+                                                hp)  # fmt: skip
                             if noise[p]:  # stream 7: key(seed, 7, trial, sample, t, p, j)
                                 hp7 = layer_key(seed_u, 7, trial, sample, t, p)
                                 read_noise(acc64, cnt, lists, i0, sz, pkind[p], geo[p],
@@ -606,9 +642,10 @@ def run_kernel(  # pragma: no cover - compiled
                                 accumulate(acc16, cnt, lists, i0, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
                                            rel_col[p], has_fix[p], wfx, fix_off[p], hp, keys)
                             else:  # the conv2d sums channel-last in scr16, then channel-first in acc16
-                                accumulate_conv(acc16, scr16, cnt, lists, i0, sz, geo[p], (t_ptr[tab_off[p]:], t_out,
-                                                t_tap), w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p], wfx,
-                                                fix_off[p], hp)  # fmt: skip
+                                accumulate_conv(acc16, scr16, plan, cnt, lists, i0, sz, geo[p],
+                                                (t_ptr[tab_off[p]:], t_out, t_tap, t_pk), w, w_off[p],
+                                                has_rel[p], rel, rel_off[p], has_fix[p], wfx, fix_off[p],
+                                                hp)  # fmt: skip
                             if small[li]:  # straight from the int16 sums
                                 _add_shifted(a_int, acc16, sz, wexp[p], first)
                             else:
@@ -619,9 +656,9 @@ def run_kernel(  # pragma: no cover - compiled
                                        rel_col[p], has_fix[p], wfx, fix_off[p], hp, keys)
                         else:
                             # the conv2d geometry and tap table (slices, so made only here)
-                            accumulate_conv(acc, scr32, cnt, lists, i0, sz, geo[p], (t_ptr[tab_off[p]:], t_out,
-                                            t_tap), w, w_off[p], has_rel[p], rel, rel_off[p], has_fix[p], wfx,
-                                            fix_off[p], hp)  # fmt: skip
+                            accumulate_conv(acc, scr32, plan, cnt, lists, i0, sz, geo[p],
+                                            (t_ptr[tab_off[p]:], t_out, t_tap, t_pk), w, w_off[p], has_rel[p],
+                                            rel, rel_off[p], has_fix[p], wfx, fix_off[p], hp)  # fmt: skip
                         if small[li]:
                             _add_shifted(a_int, acc, sz, wexp[p], first)
                         else:

@@ -430,26 +430,39 @@ def _lane_runs_general(builder: ir.IRBuilder, n: ir.Value, body, nl: int) -> Non
                 body(c0, nl, rest)
 
 
-def _tap_loop(builder: ir.IRBuilder, context, signature, args, first: int, body) -> None:  # noqa: ANN001
-    """The loop over the taps r0 .. r1 - 1 of :func:`add_taps` and :func:`add_taps_rel` (their arguments
-    t_out, t_tap, r0, r1, c at ``args[first:first + 5]``, then n): for each vector of lanes (:func:`_lane_runs`,
-    chosen once per call, not per tap; 16 lanes for sums of at most 16 bits, so that int16 sums fill a 256-bit
-    vector in AVX2 code too), ``body(c0, nl, tail, to, o, s)`` once per tap with to = t_out[r],
-    o = to c and s = t_tap[r] c. The tap loop is the innermost one, so that its values stay in registers."""
+def _tap_loop(builder: ir.IRBuilder, context, signature, args, first: int, body, packed: bool = False) -> None:  # noqa: ANN001
+    """The loop over the taps r0 .. r1 - 1 of :func:`add_taps` and :func:`add_taps_rel`: for each vector of lanes
+    (:func:`_lane_runs`, chosen once per call, not per tap; 16 lanes for sums of at most 16 bits, so that int16
+    sums fill a 256-bit vector in AVX2 code too), ``body(c0, nl, tail, to, o, s)`` once per tap with
+    o = t_out[r] c and s = t_tap[r] c. Unpacked (add_taps_rel), the arguments t_out, t_tap, r0, r1, c are at
+    ``args[first:first + 5]``, then n, and to = t_out[r]; packed (add_taps), pk, r0, r1, then n, with o and s the
+    low and high 32 bits of pk[r] (one load per tap, no products) and to None. The tap loop is the innermost one,
+    so that its values stay in registers."""
     i64 = ir.IntType(64)
-    to_a, tt_a = (context.make_array(signature.args[first + q])(context, builder, args[first + q]).data
-                  for q in (0, 1))  # fmt: skip
-    r0, r1, c, n = args[first + 2], args[first + 3], args[first + 4], args[first + 5]
 
     def entry(p, r):  # noqa: ANN001, ANN202  # a table entry as i64 (the tables' entries are >= 0)
         x = builder.load(builder.gep(p, [r]))
         return builder.sext(x, i64) if x.type.width < 64 else x
 
+    if packed:
+        pk_a = context.make_array(signature.args[first])(context, builder, args[first]).data
+        r0, r1, n = args[first + 1], args[first + 2], args[first + 3]
+
+        def offsets(r):  # noqa: ANN001, ANN202
+            x = builder.load(builder.gep(pk_a, [r]))
+            return None, builder.and_(x, ir.Constant(i64, 0xFFFFFFFF)), builder.lshr(x, ir.Constant(i64, 32))
+    else:
+        to_a, tt_a = (context.make_array(signature.args[first + q])(context, builder, args[first + q]).data
+                      for q in (0, 1))  # fmt: skip
+        r0, r1, c, n = args[first + 2], args[first + 3], args[first + 4], args[first + 5]
+
+        def offsets(r):  # noqa: ANN001, ANN202
+            to = entry(to_a, r)
+            return to, builder.mul(to, c), builder.mul(entry(tt_a, r), c)
+
     def lanes(c0, nl, tail):  # noqa: ANN001, ANN202
         with cgutils.for_range(builder, builder.sub(r1, r0)) as loop:
-            r = builder.add(r0, loop.index)
-            to = entry(to_a, r)
-            body(c0, nl, tail, to, builder.mul(to, c), builder.mul(entry(tt_a, r), c))
+            body(c0, nl, tail, *offsets(builder.add(r0, loop.index)))
 
     narrow = context.get_value_type(signature.args[0].dtype).width <= 16
     _lane_runs(builder, n, lanes, one=True, nl=16 if narrow else None)
@@ -461,19 +474,20 @@ def _check_tables(*tys: types.Type) -> None:
 
 
 @intrinsic
-def add_taps(typingctx, dst_ty, doff_ty, src_ty, soff_ty, to_ty, tt_ty, r0_ty, r1_ty, c_ty,
-             n_ty):  # fmt: skip  # pragma: no cover - compiled
-    """``add_taps(dst, doff, src, soff, t_out, t_tap, r0, r1, c, n)``: for each tap r0 <= r < r1,
-    ``dst[doff + t_out[r] c + l] += src[soff + t_tap[r] c + l]`` for l < n (src sign-extended to dst's integer
-    type), in vectors of 8 or 16 lanes (:func:`_lanes`, :func:`_lane_runs`): a conv2d input's taps, each adding
-    the kernel's n output channels to the channel-last sums of one output position. The last vector of a tap reads
-    and writes up to :data:`LANES` - 1 elements past n in both arrays and leaves the extra elements of dst
-    unchanged (their lanes add zero), so both need that much slack and nothing else may write those elements
-    meanwhile. The whole tap loop is one piece of vector code, the choice of vector width made once per call."""
+def add_taps(typingctx, dst_ty, doff_ty, src_ty, soff_ty, pk_ty, r0_ty, r1_ty, n_ty):  # pragma: no cover - compiled
+    """``add_taps(dst, doff, src, soff, pk, r0, r1, n)``: for each tap r0 <= r < r1, with o and s the low and high
+    32 bits of the packed table entry ``pk[r] = t_out[r] c | t_tap[r] c << 32`` (an int64 per tap, c the kernel's
+    output channels: one load and no product per tap), ``dst[doff + o + l] += src[soff + s + l]`` for l < n (src
+    sign-extended to dst's integer type), in vectors of 8 or 16 lanes (:func:`_lanes`, :func:`_lane_runs`): a
+    conv2d input's taps, each adding the kernel's n output channels to the channel-last sums of one output
+    position. The last vector of a tap reads and writes up to :data:`LANES` - 1 elements past n in both arrays
+    and leaves the extra elements of dst unchanged (their lanes add zero), so both need that much slack and nothing
+    else may write those elements meanwhile. The whole tap loop is one piece of vector code, the choice of vector
+    width made once per call."""
     _check_block_types(dst_ty, src_ty)
-    _check_tables(to_ty, tt_ty)
+    _check_tables(pk_ty)
     i64t = types.int64
-    sig = types.void(dst_ty, i64t, src_ty, i64t, to_ty, tt_ty, i64t, i64t, i64t, i64t)
+    sig = types.void(dst_ty, i64t, src_ty, i64t, pk_ty, i64t, i64t, i64t)
 
     def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
         dst, doff, src, soff = args[:4]
@@ -492,7 +506,7 @@ def add_taps(typingctx, dst_ty, doff_ty, src_ty, soff_ty, to_ty, tt_ty, r0_ty, r
                 add = builder.select(_lane_mask(builder, 0, tail, nl), add, ir.Constant(va, [0] * nl))
             builder.store(builder.add(builder.load(d, align=1), add), d, align=1)
 
-        _tap_loop(builder, context, signature, args, 4, body)
+        _tap_loop(builder, context, signature, args, 4, body, packed=True)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -587,7 +601,8 @@ def transpose8(typingctx, dst_ty, src_ty, c_ty, p_ty):  # pragma: no cover - com
     """``transpose8(dst, src, c, p)``: ``dst[k * p + i] = src[i * c + k]`` for k < c, i < p (channel-last sums to
     channel-first), c and p multiples of 8 (the caller checks), in blocks of 8 x 8 elements: 8 vector loads of 8
     channels, a transpose by 24 two-vector shuffles, 8 vector stores of 8 positions, instead of a strided scalar
-    copy. dst and src have the same integer type."""
+    copy. The elements of src it reads are left zero (one more store per vector loaded), so that a caller that
+    keeps src all zero between uses needs no clearing pass. dst and src have the same integer type."""
     if dst_ty != src_ty:
         raise TypeError("transpose8: dst and src of one type")
     i64t = types.int64
@@ -609,8 +624,11 @@ def transpose8(typingctx, dst_ty, src_ty, c_ty, p_ty):  # pragma: no cover - com
             with cgutils.for_range(builder, builder.udiv(p, eight)) as pl:
                 p0 = builder.mul(pl.index, eight)
                 # r[k]: channels c0 .. c0 + 7 of position p0 + k
-                r = [builder.load(builder.bitcast(builder.gep(sa.data, [builder.add(builder.mul(
-                    builder.add(p0, ir.Constant(i64, k)), c), c0)]), vt.as_pointer()), align=1) for k in range(8)]
+                rp = [builder.bitcast(builder.gep(sa.data, [builder.add(builder.mul(
+                    builder.add(p0, ir.Constant(i64, k)), c), c0)]), vt.as_pointer()) for k in range(8)]
+                r = [builder.load(q, align=1) for q in rp]
+                for q in rp:
+                    builder.store(ir.Constant(vt, [0] * 8), q, align=1)
                 # rows 2j, 2j + 1 interleaved: a0 b0 a1 b1 a2 b2 a3 b3 and a4 b4 .. a7 b7
                 l1 = [(shuf(r[2 * j], r[2 * j + 1], [0, 8, 1, 9, 2, 10, 3, 11]),
                        shuf(r[2 * j], r[2 * j + 1], [4, 12, 5, 13, 6, 14, 7, 15])) for j in range(4)]
