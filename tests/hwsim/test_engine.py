@@ -306,6 +306,40 @@ def test_conv_sums_at_the_int16_bound_equal_the_reference(c_in, release):
         assert (out["c.u"][:, 1] == c_in * 127 * 64 % 2**24 - (c_in * 127 * 64 % 2**24 >= 2**23) * 2**24).all()
 
 
+@pytest.mark.parametrize("release", [None, "random"])
+def test_conv_layers_of_whole_8x8_blocks_equal_the_reference(release):
+    # conv2d layers whose channels and planes are multiples of 8 take the blocked channel-first copy, which also
+    # clears the channel-last scratch for the next projection and step (there is no clearing pass), and more
+    # than 64 active inputs per step take several chunks of the deterministic two-pass tap loop; the second
+    # projection's fan-in (16 x 5 x 5 x 127 > 2**15) takes int32 sums when over 257 inputs are active, int16 below
+    from quantal.compile.ir import Conv2dSynapse, Layer, Projection
+
+    rng = np.random.default_rng(21)
+
+    def syn(shape: tuple[int, ...], **geo: object) -> Conv2dSynapse:
+        rel = None if release is None else rng.integers(0, 256, shape).astype(np.uint8)
+        return Conv2dSynapse(weight=rng.integers(-128, 128, shape).astype(np.int8), release=rel, **geo)
+
+    def layer(name: str, shape: tuple[int, ...]) -> Layer:
+        return Layer(name=name, shape=shape, neuron=Neuron(current_decay=4096, voltage_decay=0, threshold=30))
+
+    net = Network(name="blocks", input_shape=(2, 8, 8),
+                  layers=(layer("c1", (16, 8, 8)), layer("c2", (8, 4, 4)),
+                          Layer(name="out", shape=(3,), neuron=Neuron(kind="readout"))),
+                  projections=(Projection(name="c1.in", source="input", target="c1", synapse=syn((16, 2, 3, 3),
+                                                                                                  padding=1)),
+                               Projection(name="c2.in", source="c1", target="c2", synapse=syn((8, 16, 5, 5),
+                                                                                               stride=2, padding=2)),
+                               Projection(name="out.in", source="c2", target="out", synapse=DenseSynapse(
+                                   weight=rng.integers(-128, 128, (3, 128)).astype(np.int8)))))  # fmt: skip
+    x = random_spikes(rng, 3, 12, net.input_size, 0.5)
+    out = simulate(net, x, record=ALL, steps=14, seed=6)
+    assert_same(out, reference.simulate(net, x, record=ALL, steps=14, seed=6))
+    active = out["c1.spikes"].reshape(3, 14, -1).sum(axis=2)
+    assert active.max() > 257 and (active[:, 1:] < 258).any()  # both sum widths in c2.in, > 64 inputs per step
+    assert out["c2.spikes"].any()
+
+
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 def test_integrate_and_fire_layers_equal_the_reference(reset):
     # layers whose every neuron has current decay 4096 and voltage decay 0 take an update without the decay
