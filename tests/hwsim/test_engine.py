@@ -311,7 +311,8 @@ def test_conv_layers_of_whole_8x8_blocks_equal_the_reference(release):
     # conv2d layers whose channels and planes are multiples of 8 take the blocked channel-first copy, which also
     # clears the channel-last scratch for the next projection and step (there is no clearing pass), and more
     # than 64 active inputs per step take several chunks of the deterministic two-pass tap loop; the second
-    # projection's fan-in (16 x 5 x 5 x 127 > 2**15) takes int32 sums when over 257 inputs are active, int16 below
+    # projection's fan-in (16 x 5 x 5 = 400 inputs, |w| up to 128) takes int32 sums when 256 or more of them are
+    # active (256 x 128 = 2**15), int16 below
     from quantal.compile.ir import Conv2dSynapse, Layer, Projection
 
     rng = np.random.default_rng(21)
@@ -336,7 +337,8 @@ def test_conv_layers_of_whole_8x8_blocks_equal_the_reference(release):
     out = simulate(net, x, record=ALL, steps=14, seed=6)
     assert_same(out, reference.simulate(net, x, record=ALL, steps=14, seed=6))
     active = out["c1.spikes"].reshape(3, 14, -1).sum(axis=2)
-    assert active.max() > 257 and (active[:, 1:] < 258).any()  # both sum widths in c2.in, > 64 inputs per step
+    assert active.max() >= 256 and (active[:, 1:] < 256).any()  # both sum widths in c2.in, > 64 inputs per step
+    assert np.abs(net.projections[1].synapse.weight.astype(int)).max() == 128
     assert out["c2.spikes"].any()
 
 
