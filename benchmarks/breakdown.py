@@ -30,6 +30,7 @@ from quantal.hwsim.kernels import (
     lif_zero_lanes,
     lif_zero_wide,
     mix,
+    sums_fit_int16,
 )
 from quantal.hwsim.simd import EXPAND_SLACK, LANES
 
@@ -125,12 +126,10 @@ def conv_rows(rng: np.random.Generator, orders: bool = False) -> list[tuple]:
         n_src, sz = int(np.prod(net.source_shape(p))), net.layer(p.target).size
         cnt = int(round(rates[p.source] * n_src))
         idx = np.sort(rng.choice(n_src, cnt, replace=False)).astype(np.int32)
-        # the sums' width run_kernel takes: int16 when (inputs that reach one output: at most the fan-in
-        # cin_g kh kw) * wmax < 2**15, from the engine's own geometry and weight bound
-        g = sim.geo[pi]
-        dt = np.int16 if min(cnt, int(g[14] * g[6] * g[7])) * int(sim.wmax[pi]) < 32768 else np.int32
+        # the sums' width run_kernel takes, by its own rule on the engine's geometry and weight bound
+        dt = np.int16 if sums_fit_int16(cnt, 1, sim.geo[pi], sim.wmax[pi]) else np.int32
         acc, scratch = zeros(sz + PAD, dt), zeros(sz + LANES, dt)
-        plan = zeros(3 * CONV_CHUNK, np.int64)
+        plan = zeros(4 * CONV_CHUNK, np.int64)
         taps = (sim.t_ptr[sim.tab_off[pi]:], sim.t_out, sim.t_tap, sim.t_pk)
         reps = 20000
         variants = {"": idx}

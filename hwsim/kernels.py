@@ -203,7 +203,17 @@ def _noisy_read(k, k7, i, e, er, has_rel, rel, rel_off, has_fix, s2w, w_off, s2f
     return np.int64(np.rint(np.sqrt(var) * 65536.0 * ntab[lane]))
 
 
-#: active inputs per pass of accumulate_conv: its plan holds 3 entries for each (see there)
+@njit(cache=True, inline="always")
+def sums_fit_int16(cnt, kind, g, wmax):  # pragma: no cover - compiled
+    # |sum| <= n * wmax, n the most inputs that reach one target: cnt, and for a conv2d (kind 1, geometry g) at
+    # most its fan-in cin_g * kh * kw (one kernel tap per input channel and output position). Below 2**15 the
+    # int16 accumulator is exact and twice as wide per vector instruction (the int16 adds wrap modulo 2**16, so a
+    # final sum in range is exact whatever the order)
+    reach = cnt if kind == 0 else min(cnt, g[14] * g[6] * g[7])
+    return reach * wmax < 32768
+
+
+#: active inputs per pass of accumulate_conv: its plan holds 4 entries for each (see there)
 CONV_CHUNK = 64
 
 
@@ -255,23 +265,24 @@ def accumulate_conv(  # pragma: no cover - compiled
             if has_fix:
                 add_taps(scratch, co0, wf, fix_off + eb, t_pk, r0, r1, cout_g)
     else:
-        # Two passes over each chunk of CONV_CHUNK inputs: the first writes each input's kernel offset (its
-        # group's first output channel co0 in the high bits) and tap range into ``plan``, the second adds the
-        # taps. The second's loop then takes its bounds from memory already written instead of from the chain
-        # idx -> channel -> t_ptr: W3's projections measured 10-25% faster than in one pass. Not for stream 1,
-        # whose words cost more than that chain (one pass measured 6-15% faster there).
+        # Two passes over each chunk of CONV_CHUNK inputs: the first writes each input's kernel offset, its
+        # group's first output channel co0 and its tap range into ``plan`` (one row of CONV_CHUNK each), the
+        # second adds the taps. The second's loop then takes its bounds from memory already written instead of
+        # from the chain idx -> channel -> t_ptr: W3's projections measured 10-25% faster than in one pass. Not
+        # for stream 1, whose words cost more than that chain (one pass measured 6-15% faster there).
         for a0 in range(0, cnt, CONV_CHUNK):
             n = min(cnt - a0, CONV_CHUNK)
             for q in range(n):
                 j = idx[at + a0 + q]
                 ch = _conv_channel(j, ch, hw_in, c_out, kk, cin_g, cout_g)
                 pos = j - ch[0]
-                plan[q] = ch[3] | (ch[2] << 32)  # eb and co0 < 2**31 (engine-checked sizes)
-                plan[CONV_CHUNK + q] = t_ptr[pos]
-                plan[2 * CONV_CHUNK + q] = t_ptr[pos + 1]
+                plan[q] = ch[3]
+                plan[CONV_CHUNK + q] = ch[2]
+                plan[2 * CONV_CHUNK + q] = t_ptr[pos]
+                plan[3 * CONV_CHUNK + q] = t_ptr[pos + 1]
             for q in range(n):
-                eb, co0 = plan[q] & 0xFFFFFFFF, plan[q] >> 32
-                r0, r1 = plan[CONV_CHUNK + q], plan[2 * CONV_CHUNK + q]
+                eb, co0 = plan[q], plan[CONV_CHUNK + q]
+                r0, r1 = plan[2 * CONV_CHUNK + q], plan[3 * CONV_CHUNK + q]
                 add_taps(scratch, co0, w, w_off + eb, t_pk, r0, r1, cout_g)
                 if has_fix:
                     add_taps(scratch, co0, wf, fix_off + eb, t_pk, r0, r1, cout_g)
@@ -550,7 +561,7 @@ def run_kernel(  # pragma: no cover - compiled
         scr32 = np.zeros(max_size + LANES, np.int32)  # channel-last conv2d sums (+ add_taps' slack), zero between uses
         scr16 = np.zeros(max_size + LANES, np.int16)  # the same for sums that fit int16
         scr64 = np.zeros(max_size + LANES, np.int64)
-        plan = np.zeros(3 * CONV_CHUNK, np.int64)  # accumulate_conv's per-input offsets and tap ranges
+        plan = np.zeros(4 * CONV_CHUNK, np.int64)  # accumulate_conv's per-input offsets and tap ranges
         sbuf = np.zeros(max_size, np.uint8)
         words = np.zeros(n_words, np.uint64)
         keys = np.zeros(max(n_in, n_total) + 1, np.uint64)  # stream 1's k_j of a projection's active inputs
@@ -631,13 +642,8 @@ def run_kernel(  # pragma: no cover - compiled
                                 a_p = ((a_p + 2**31) & 0xFFFFFFFF) - 2**31
                                 a_tot[i] = wrap32f(a_tot[i] + np.float64(a_p))
                             continue
-                        # |sum| <= n * wmax, n the most inputs that reach one target: cnt, and for a conv2d at
-                        # most its fan-in cin_g * kh * kw (one kernel tap per input channel and output position).
-                        # Below 2**15 the int16 accumulator is exact and twice as wide per vector instruction (the
-                        # int16 adds wrap modulo 2**16, so a final sum in range is exact whatever the order)
                         sc = scale_w[p]
-                        reach = cnt if pkind[p] == 0 else min(cnt, geo[p, 14] * geo[p, 6] * geo[p, 7])
-                        if reach * wmax[p] < 32768:
+                        if sums_fit_int16(cnt, pkind[p], geo[p], wmax[p]):
                             if pkind[p] == 0:
                                 accumulate(acc16, cnt, lists, i0, sz, w, w_off[p], has_rel[p], rel, rel_off[p],
                                            rel_col[p], has_fix[p], wfx, fix_off[p], hp, keys)
