@@ -58,6 +58,23 @@ def timed(fn, n_items: int, repeats: int) -> dict[str, float]:
             "per_cpu_s": statistics.median(cpus)}  # fmt: skip
 
 
+def timed_hwsim(fn, n_items: int, repeats: int) -> dict[str, float]:  # noqa: ANN001
+    """:func:`timed` with Numba's threads (every core), and under ``one_thread`` the same on one thread: how far
+    hwsim's rate scales with the cores (two vCPUs that share one physical core, or a busy host, scale less than
+    2x; the peers' rows at 1 and 2 threads show the same for them)."""
+    import numba
+
+    rate = timed(fn, n_items, repeats)
+    threads = numba.get_num_threads()
+    if threads > 1:
+        numba.set_num_threads(1)
+        try:
+            rate["one_thread"] = timed(fn, n_items, repeats)
+        finally:
+            numba.set_num_threads(threads)
+    return rate
+
+
 # --------------------------------------------------------------------------------------------- networks
 
 
@@ -309,7 +326,7 @@ def graph_rows(which: set[str], quick: bool, repeats: int, peer_rates) -> list[t
             net = build(wts, stochastic)
             sim = Simulator(net)
             out = net.layers[-1].name
-            rate = timed(lambda sim=sim, out=out: sim.run(x, record=("counts",), layers=(out,)), len(x), repeats)
+            rate = timed_hwsim(lambda sim=sim, out=out: sim.run(x, record=("counts",), layers=(out,)), len(x), repeats)
             note = ""
             if not stochastic:
                 c = sim.run(x[:8], record=("counts",))

@@ -18,8 +18,11 @@ Numba's code generation set to Haswell's features), against the same peers: both
 
 hwsim and every peer are timed ``--repeats`` times (after a warm-up call): min / median / max samples per second
 of wall time and the median samples per CPU-second (process time over all threads); the PyTorch peers with 1
-thread and with every core, since their threads collapse on a loaded machine. Goals (and the lower floors) compare
-hwsim's median with the fastest PyTorch row for W1 and W2, with the fastest peer for W3 and W4, with Lava for L1.
+thread and with every core, since their threads collapse on a loaded machine; hwsim (W1 to W4) with every core
+and, in the column "hwsim 1 thread", with one, and the ratio of the two medians: how far hwsim's rate grows with
+the second core (two vCPUs that share one physical core, or a busy host, give well under 2x). Goals (and the
+lower floors) compare hwsim's median with the fastest PyTorch row for W1 and W2, with the fastest peer for W3 and
+W4, with Lava for L1.
 
 Numba's compile time is measured separately, in a fresh process with an empty cache.
 """
@@ -120,7 +123,7 @@ def avx2_rates(only: set[str], quick: bool, repeats: int) -> dict[str, dict[str,
 
 def hwsim_only(only: set[str], quick: bool, repeats: int, out: str) -> int:
     """The ``--hwsim-only`` mode: hwsim's W1/W2 rates alone, as JSON (for :func:`avx2_rates`)."""
-    from graphs import timed  # benchmarks/graphs.py
+    from graphs import timed_hwsim  # benchmarks/graphs.py
 
     from quantal.hwsim import engine
 
@@ -129,7 +132,7 @@ def hwsim_only(only: set[str], quick: bool, repeats: int, out: str) -> int:
         if name in only:
             _, x, fn, n = dense_setup(name, quick)
             fn(x[:2])  # compiles (or loads from the cache) before the timed calls
-            rates[name] = timed(lambda fn=fn, x=x: fn(x), n, repeats)
+            rates[name] = timed_hwsim(lambda fn=fn, x=x: fn(x), n, repeats)
     with open(out, "w") as f:
         json.dump(rates, f)
     return 0
@@ -303,7 +306,8 @@ def render(rows: list[tuple]) -> tuple[list[tuple], list[dict]]:
     """The table (header first) and the JSON records of ``rows``: (workload, hwsim rate, peers, goal, floor,
     basis, note), goal and floor as (samples/s or None, ratio) and ``basis`` the prefix of the peers the ratios
     count against ("" for every peer)."""
-    head = ("workload", "hwsim samples/s min/med/max", "hwsim /CPU-s", "peer", "peer samples/s min/med/max",
+    head = ("workload", "hwsim samples/s min/med/max", "hwsim /CPU-s", "hwsim 1 thread med (scaling)", "peer",
+            "peer samples/s min/med/max",
             "peer /CPU-s", "ratio (medians)", "goal / floor (vs the fastest basis peer)", "met: goal / floor")
     table, results = [head], []
 
@@ -314,6 +318,11 @@ def render(rows: list[tuple]) -> tuple[list[tuple], list[dict]]:
         return "-" if g is None else (f">= {g[0]:,} and " if g[0] else "") + f">= {g[1]:,}x"
 
     yn = {True: "yes", False: "no", None: "-"}
+
+    def one(r: dict) -> str:  # hwsim's median on one thread, and the all-thread median over it
+        o = r.get("one_thread")
+        return "-" if o is None else f"{o['median']:,.0f} ({r['median'] / o['median']:.2f}x)"
+
     for name, r_hw, peers, goal, floor, basis, note in rows:
         best = max(v["median"] for k, v in peers.items() if k.startswith(basis))
         ratio = r_hw["median"] / best
@@ -321,7 +330,8 @@ def render(rows: list[tuple]) -> tuple[list[tuple], list[dict]]:
         for k, (peer, pr) in enumerate(peers.items()):
             first = k == 0
             table.append((name if first else "", f"{r_hw['min']:,.0f} / {r_hw['median']:,.0f} / {r_hw['max']:,.0f}"
-                          if first else "", f"{r_hw['per_cpu_s']:,.0f}" if first else "", peer,
+                          if first else "", f"{r_hw['per_cpu_s']:,.0f}" if first else "", one(r_hw) if first else "",
+                          peer,
                           f"{pr['min']:,.0f} / {pr['median']:,.0f} / {pr['max']:,.0f}", f"{pr['per_cpu_s']:,.0f}",
                           f"{r_hw['median'] / pr['median']:,.1f}x", f"{txt(goal)} / {txt(floor)}" if first else "",
                           f"{yn[ok_goal]} / {yn[ok_floor]}" if first else ""))  # fmt: skip
@@ -375,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numba
     import torch
-    from graphs import graph_rows, timed, vector_isa  # benchmarks/graphs.py, beside this script
+    from graphs import graph_rows, timed, timed_hwsim, vector_isa  # benchmarks/graphs.py, beside this script
 
     from quantal.hwsim import Simulator, engine
 
@@ -400,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         run1(x1[:2])  # compiled (or loaded from the cache) before the timed runs
         q = Simulator(net1).run(x1[:2000], steps=5, record=("counts",))
         rates = [float((q[f"{la.name}.counts"] > 0).mean()) for la in net1.layers[:-1]]
-        r_hw1 = timed(lambda: run1(x1), n1, reps)
+        r_hw1 = timed_hwsim(lambda: run1(x1), n1, reps)
         tb = 16 if args.quick else 64
         peers1 = {f"PyTorch exact Bernoulli, {k}": v
                   for k, v in peer_rates(lambda: (torch_w1(net1, x1, tb), tb)).items()}  # fmt: skip
@@ -412,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         run2(x2[:2])
         q = Simulator(net2).run(x2[:500], record=("counts",))
         rate2 = float(q["hidden.counts"].mean() / 100)
-        r_hw2 = timed(lambda: run2(x2), n2, reps)
+        r_hw2 = timed_hwsim(lambda: run2(x2), n2, reps)
         tb2 = 64 if args.quick else 256
         peers2 = {f"PyTorch LIF loop, {k}": v for k, v in peer_rates(lambda: (torch_w2(net2, x2, tb2), tb2)).items()}
         for label, fn in (("snnTorch Synaptic", snntorch_w2), ("Norse LIFCell", norse_w2)):
