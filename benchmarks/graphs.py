@@ -58,10 +58,10 @@ def timed(fn, n_items: int, repeats: int) -> dict[str, float]:
             "per_cpu_s": statistics.median(cpus)}  # fmt: skip
 
 
-def timed_hwsim(fn, n_items: int, repeats: int) -> dict[str, float]:  # noqa: ANN001
+def timed_hwsim(fn, n_items: int, repeats: int) -> dict:  # noqa: ANN001
     """:func:`timed` with Numba's threads (every core), and under ``one_thread`` the same on one thread: how far
-    hwsim's rate scales with the cores (two vCPUs that share one physical core, or a busy host, scale less than
-    2x; the peers' rows at 1 and 2 threads show the same for them)."""
+    hwsim's rate scales with the cores (on a busy host, or a VM whose vCPUs do not give a core's worth each,
+    well under 2x; the peers' rows at 1 and 2 threads show the same for them)."""
     import numba
 
     rate = timed(fn, n_items, repeats)

@@ -20,7 +20,7 @@ hwsim and every peer are timed ``--repeats`` times (after a warm-up call): min /
 of wall time and the median samples per CPU-second (process time over all threads); the PyTorch peers with 1
 thread and with every core, since their threads collapse on a loaded machine; hwsim (W1 to W4) with every core
 and, in the column "hwsim 1 thread", with one, and the ratio of the two medians: how far hwsim's rate grows with
-the second core (two vCPUs that share one physical core, or a busy host, give well under 2x). Goals (and the
+the second core (a busy host, or a VM whose vCPUs do not give a core's worth each, gives well under 2x). Goals (and the
 lower floors) compare hwsim's median with the fastest PyTorch row for W1 and W2, with the fastest peer for W3 and
 W4, with Lava for L1.
 
