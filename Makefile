@@ -10,7 +10,7 @@ LAVA_PY ?= $(shell for p in "$$(pyenv root 2>/dev/null)/versions/3.10.13/bin/pyt
 		[ -n "$$p" ] && [ -x "$$p" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null \
 		&& { echo "$$p"; break; }; done)
 
-.PHONY: demo test lint lava-env peer-envs apt-deps bench clean nir-peers results
+.PHONY: demo test warm lint lava-env peer-envs apt-deps bench clean nir-peers results
 
 $(VENV)/.stamp: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,15 @@ $(VENV)/.stamp: pyproject.toml constraints.txt
 	# Norse (a test-only NIR peer) asks for torchvision, which PyPI has only beside a CUDA torch; Norse's NIR
 	# import and its neurons need torch alone, so it goes in without its dependencies.
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps "norse==1.1.0"
-	# compile hwsim's kernels into Numba's cache now, so that the first `quantal run` starts warm
+	touch $@
+
+# The first `quantal run` starts warm: the package's modules byte-compiled (an editable install leaves them as
+# sources, which every process compiles again where bytecode is not written, as under PYTHONDONTWRITEBYTECODE)
+# and hwsim's kernels compiled into Numba's cache; again whenever a source changes (a few seconds when the
+# kernels did not).
+PKG_DIRS := quantal compile hwsim train targets
+$(VENV)/.warm: $(VENV)/.stamp $(shell find $(PKG_DIRS) -name '*.py')
+	$(VENV)/bin/python -m compileall -q $(PKG_DIRS)
 	$(VENV)/bin/quantal warmup -q
 	touch $@
 
@@ -70,21 +78,23 @@ apt-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+warm: $(VENV)/.warm
+
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 
-test: $(VENV)/.stamp lava-env peer-envs apt-deps lint
+test: $(VENV)/.warm lava-env peer-envs apt-deps lint
 	$(VENV)/bin/python -m pytest -q
 
-demo: $(VENV)/.stamp lava-env
+demo: $(VENV)/.warm lava-env
 	$(VENV)/bin/python examples/demo.py --out runs/demo
 
 # one table: W1-W4 against PyTorch, snnTorch and Norse, and Lava at batch 1 (needs the Lava venv for that row)
-bench: $(VENV)/.stamp lava-env
+bench: $(VENV)/.warm lava-env
 	$(VENV)/bin/python benchmarks/run.py
 
 # Every number in the docs, regenerated (examples/results.py; `make results NAME=s2m` for one of them)
-results: $(VENV)/.stamp lava-env peer-envs
+results: $(VENV)/.warm lava-env peer-envs
 	$(VENV)/bin/python examples/results.py $(or $(NAME),all)
 
 clean:

@@ -560,27 +560,28 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from quantal.compile.ir import IRError
-    from quantal.compile.runspec import RunError
-    from quantal.hwsim.devices import DeviceError
-    from quantal.pipeline import PipelineError
-    from quantal.sweep import SweepError
-    from quantal.targets.netx import NetXError
-    from quantal.targets.nir import NIRError
-    from quantal.train.config import ConfigError
-    from quantal.train.data import DataError
+#: The user-facing errors (one line, exit status 2) besides UsageError, by module. Only the modules a command
+#: has imported are looked up when something is raised: an error class whose module was never imported cannot
+#: have been raised, so `quantal run` does not import the trainer's, the sweeps' or the exporters' modules (and
+#: their own imports) to recognise their errors, which would add to every command's start-up.
+USER_ERRORS = (("quantal.compile.ir", "IRError"), ("quantal.compile.runspec", "RunError"),
+               ("quantal.train.config", "ConfigError"), ("quantal.train.data", "DataError"),
+               ("quantal.pipeline", "PipelineError"), ("quantal.hwsim.devices", "DeviceError"),
+               ("quantal.sweep", "SweepError"), ("quantal.targets.nir", "NIRError"),
+               ("quantal.targets.netx", "NetXError"), ("quantal.compile.quantize", "LoweringError"))  # fmt: skip
 
-    errors: tuple[type[Exception], ...] = (UsageError, IRError, RunError, ConfigError, DataError, PipelineError,
-                                           DeviceError, SweepError, NIRError, NetXError)  # fmt: skip
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """UsageError and the :data:`USER_ERRORS` of the modules imported so far."""
+    loaded = (getattr(sys.modules[m], name) for m, name in USER_ERRORS if m in sys.modules)
+    return (UsageError, *loaded)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "compile":  # imports torch: only for this command
-            from quantal.compile.lower import LoweringError
-
-            errors = (*errors, LoweringError)
         return int(args.func(args))
-    except errors as e:
+    except user_errors() as e:  # evaluated when something is raised: the modules the command imported
         print(f"quantal: error: {_printable(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # the reader of the output went away (`quantal inspect --json | head`): stop quietly

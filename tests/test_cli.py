@@ -359,3 +359,45 @@ def test_every_command_that_writes_results_reports_them_as_json(files):
     back = ir.load(tmp / "det2.qnet")  # NetX keeps no layer names
     assert json.loads(r.stdout)["format"] == "netx" and [la.neuron for la in back.layers] == [
         la.neuron for la in det.layers]
+
+
+@pytest.mark.parametrize("module, name", __import__("quantal.cli", fromlist=["USER_ERRORS"]).USER_ERRORS)
+def test_each_modules_user_error_exits_2_with_one_line(files, monkeypatch, capsys, module, name):
+    """The error classes main() recognises by module, raised from a command: one line, exit 2."""
+    import importlib
+
+    from quantal import cli as cli_mod
+
+    err_type = getattr(importlib.import_module(module), name)
+    assert issubclass(err_type, Exception)
+
+    def fail(args):
+        raise err_type("the message\x1b[0m")
+
+    parser = cli_mod.build_parser
+
+    def patched():
+        p = parser()
+        p._subparsers._group_actions[0].choices["run"].set_defaults(func=fail)
+        return p
+
+    monkeypatch.setattr(cli_mod, "build_parser", patched)
+    net, netp, x, xp, tmp = files
+    assert main(["run", str(netp), "--input", str(xp), "--out", str(tmp / "o.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "quantal: error: the message" in err and "\x1b" not in err
+
+
+def test_run_imports_no_training_export_or_plotting_code(files):
+    """`quantal run` starts with what simulating needs: no torch, trainer, exporters, sweeps or plots (each
+    would add to every run's start-up)."""
+    net, netp, x, xp, tmp = files
+    code = ("import sys; from quantal.cli import main; "
+            f"rc = main(['run', {str(netp)!r}, '--input', {str(xp)!r}, '--out', {str(tmp / 'o.npz')!r}, '-q']); "
+            "print(rc, *sorted(sys.modules))")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    rc, *mods = r.stdout.split()
+    assert rc == "0", r.stderr
+    unwanted = ("torch", "matplotlib", "h5py", "nir", "quantal.train", "quantal.targets", "quantal.sweep",
+                "quantal.pipeline", "quantal.plots", "quantal.compile.lower", "quantal.compile.quantize")  # fmt: skip
+    assert not [m for m in mods if m.split(".")[0] in unwanted or any(m.startswith(u) for u in unwanted)]
