@@ -254,3 +254,52 @@ def test_the_isa_follows_numbas_code_generation(monkeypatch):
     assert codegen_isa() == "avx2"
     monkeypatch.setattr(config, "CPU_FEATURES", AVX2_FEATURES + ",+avx512f,+avx512bw,+avx512vl")
     assert codegen_isa() == "avx512"
+
+
+#: AVX-512 F, BW, VL, DQ and CD besides AVX2's features: what Skylake-X and later Intel CPUs and AMD Zen 4 have
+AVX512_FEATURES = "+avx512f,+avx512bw,+avx512vl,+avx512dq,+avx512cd," + AVX2_FEATURES
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "AMD64"), reason="x86-64 code generation")
+def test_avx512_code_generation_compiles_anywhere(tmp_path, monkeypatch):
+    """The kernels' AVX-512 code, compiled (not run) on any x86-64 host, in a fresh process with its own Numba
+    cache: on a CPU without AVX-512 the suite runs only the AVX2 code, and this keeps the AVX-512 path's
+    intrinsics compiling there too, with 512-bit vectors, ``vpcompressd`` (expand64) and ``vpmullq`` (the
+    stream-1 multiply) in the machine code. The argument types come from runs of a dense network and a conv2d
+    graph here, with stochastic synapses and escape noise; the run kernel's every branch is compiled for them."""
+    import pickle
+
+    import numba
+
+    from quantal.compile.testing import random_graph
+    from quantal.hwsim import engine, kernels
+
+    sigs = []
+    real = kernels.run_kernel
+
+    def capture(*args):  # noqa: ANN002, ANN202
+        sigs.append(tuple(numba.typeof(a) for a in args))
+        return real(*args)
+
+    monkeypatch.setattr(kernels, "run_kernel", capture)
+    rng = np.random.default_rng(3)
+    for net in (random_network(rng, [30, 20, 5], release="random", escape=True, readout=True),
+                random_graph(rng, conv=True, release="random", escape=True)):  # fmt: skip
+        x = random_spikes(rng, 2, 3, int(np.prod(net.input_shape))).reshape(2, 3, *net.input_shape)
+        engine.Simulator(net).run(x, steps=4, record=("counts",))
+    (tmp_path / "sigs.pkl").write_bytes(pickle.dumps(list(dict.fromkeys(sigs))))
+    script = textwrap.dedent(f"""
+        import pickle
+        from quantal.hwsim import kernels, simd
+        assert simd.codegen_isa() == "avx512" and simd._has_vpmullq()
+        for sig in pickle.loads(open({str(tmp_path / "sigs.pkl")!r}, "rb").read()):
+            kernels.run_kernel.compile(sig)  # compiled only: this CPU may not run it
+            asm = kernels.run_kernel.overloads[sig].library.get_asm_str()
+            print("zmm" in asm, "vpcompressd" in asm, "vpmullq" in asm)
+    """)  # fmt: skip
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NUMBA_CPU_NAME": "skylake-avx512",
+           "NUMBA_CPU_FEATURES": AVX512_FEATURES}  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=1200)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() and set(r.stdout.split()) == {"True"}, r.stdout
