@@ -281,22 +281,29 @@ def test_hostile_npy_inputs_exit_2_with_one_line(files, content, needle):
     assert not (tmp / "o.npz").exists()
 
 
-def test_an_unexpected_exception_is_one_line_with_its_own_status(files, monkeypatch, capsys):
+def run_raising(files, monkeypatch, exc: Exception) -> int:
+    """main() on `quantal run` whose command raises ``exc``."""
     from quantal import cli as cli_mod
 
-    def boom(args):
-        raise ZeroDivisionError("\x1b[31mred\x1b[0m")
+    def fail(args):
+        raise exc
 
     parser = cli_mod.build_parser
 
     def patched():
         p = parser()
-        p._subparsers._group_actions[0].choices["run"].set_defaults(func=boom)
+        p._subparsers._group_actions[0].choices["run"].set_defaults(func=fail)
         return p
 
     monkeypatch.setattr(cli_mod, "build_parser", patched)
     net, netp, x, xp, tmp = files
-    assert main(["run", str(netp), "--input", str(xp), "--out", str(tmp / "o.npz")]) == cli_mod.EXIT_INTERNAL
+    return main(["run", str(netp), "--input", str(xp), "--out", str(tmp / "o.npz")])
+
+
+def test_an_unexpected_exception_is_one_line_with_its_own_status(files, monkeypatch, capsys):
+    from quantal import cli as cli_mod
+
+    assert run_raising(files, monkeypatch, ZeroDivisionError("\x1b[31mred\x1b[0m")) == cli_mod.EXIT_INTERNAL
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error: ZeroDivisionError" in err and "report" in err
     assert "\x1b" not in err  # control characters never reach the terminal raw
@@ -366,24 +373,9 @@ def test_each_modules_user_error_exits_2_with_one_line(files, monkeypatch, capsy
     """The error classes main() recognises by module, raised from a command: one line, exit 2."""
     import importlib
 
-    from quantal import cli as cli_mod
-
     err_type = getattr(importlib.import_module(module), name)
     assert issubclass(err_type, Exception)
-
-    def fail(args):
-        raise err_type("the message\x1b[0m")
-
-    parser = cli_mod.build_parser
-
-    def patched():
-        p = parser()
-        p._subparsers._group_actions[0].choices["run"].set_defaults(func=fail)
-        return p
-
-    monkeypatch.setattr(cli_mod, "build_parser", patched)
-    net, netp, x, xp, tmp = files
-    assert main(["run", str(netp), "--input", str(xp), "--out", str(tmp / "o.npz")]) == 2
+    assert run_raising(files, monkeypatch, err_type("the message\x1b[0m")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "quantal: error: the message" in err and "\x1b" not in err
 
