@@ -572,9 +572,10 @@ USER_ERRORS = (("quantal.compile.ir", "IRError"), ("quantal.compile.runspec", "R
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    """UsageError and the :data:`USER_ERRORS` of the modules imported so far."""
-    loaded = (getattr(sys.modules[m], name) for m, name in USER_ERRORS if m in sys.modules)
-    return (UsageError, *loaded)
+    """UsageError and the :data:`USER_ERRORS` of the modules imported so far (a module still being imported
+    may not define its error yet: skipped, so that looking up never raises an error of its own)."""
+    loaded = (getattr(sys.modules.get(m), name, None) for m, name in USER_ERRORS)
+    return (UsageError, *(e for e in loaded if isinstance(e, type) and issubclass(e, Exception)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

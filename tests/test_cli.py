@@ -393,3 +393,15 @@ def test_run_imports_no_training_export_or_plotting_code(files):
     unwanted = ("torch", "matplotlib", "h5py", "nir", "quantal.train", "quantal.targets", "quantal.sweep",
                 "quantal.pipeline", "quantal.plots", "quantal.compile.lower", "quantal.compile.quantize")  # fmt: skip
     assert not [m for m in mods if m.split(".")[0] in unwanted or any(m.startswith(u) for u in unwanted)]
+
+
+def test_user_error_lookup_never_raises(monkeypatch):
+    """A module still being imported (in sys.modules, its error class not yet defined) is skipped: looking the
+    errors up while handling an exception must not raise one of its own."""
+    import types
+
+    from quantal import cli as cli_mod
+
+    for module, _ in cli_mod.USER_ERRORS:
+        monkeypatch.setitem(sys.modules, module, types.ModuleType(module))
+    assert cli_mod.user_errors() == (cli_mod.UsageError,)
