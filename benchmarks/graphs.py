@@ -21,6 +21,7 @@ CPU-seconds well below wall x cores. Numba's cold compile is measured separately
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import sys
@@ -42,6 +43,45 @@ def vector_isa() -> str:
         if isa in flags:
             return isa.upper().replace("F", "") if isa == "avx512f" else isa.upper()
     return platform.machine()
+
+
+class MachineLoad:
+    """What else the machine did while a benchmark ran, from Linux's /proc/stat: the share of every CPU's time that
+    other processes used (the CPUs' busy time less this process's and its waited-for children's CPU time) and the
+    share the hypervisor gave to other guests (steal time). Created when the benchmark starts; :meth:`shares`
+    at its end; None where /proc/stat cannot be read."""
+
+    def __init__(self) -> None:
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[list[int], float] | None:
+        import resource
+
+        try:
+            with open("/proc/stat") as f:
+                head = f.readline().split()
+            ticks = [int(v) for v in head[1:9]]  # user nice system idle iowait irq softirq steal
+        except (OSError, ValueError):  # pragma: no cover - not Linux
+            return None
+        if head[0] != "cpu" or len(ticks) < 8:  # pragma: no cover - an unknown format
+            return None
+        own = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                     resource.getrusage(resource.RUSAGE_CHILDREN)))  # fmt: skip
+        return ticks, own
+
+    def shares(self) -> dict[str, float] | None:
+        end = self._sample()
+        if self.start is None or end is None:  # pragma: no cover - not Linux
+            return None
+        (t0, own0), (t1, own1) = self.start, end
+        d = [b - a for a, b in zip(t0, t1)]
+        hz = os.sysconf("SC_CLK_TCK")
+        total = sum(d) / hz  # every CPU's time over the run, in seconds
+        if total <= 0:
+            return None
+        busy = (d[0] + d[1] + d[2] + d[5] + d[6]) / hz  # user, nice, system, irq, softirq
+        return {"others": max(0.0, busy - (own1 - own0)) / total, "steal": d[7] / hz / total}
 
 
 def timed(fn, n_items: int, repeats: int) -> dict[str, float]:

@@ -24,7 +24,9 @@ the second core (a busy host, or a VM whose vCPUs do not give a core's worth eac
 lower floors) compare hwsim's median with the fastest PyTorch row for W1 and W2, with the fastest peer for W3 and
 W4, with Lava for L1.
 
-Numba's compile time is measured separately, in a fresh process with an empty cache.
+Numba's compile time is measured separately, in a fresh process with an empty cache. The header also says how
+busy the machine was while the benchmark ran (graphs.MachineLoad: other processes' share of the CPUs' time, and
+the hypervisor's steal time).
 """
 
 from __future__ import annotations
@@ -392,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import numba
     import torch
-    from graphs import graph_rows, timed, timed_hwsim, vector_isa  # benchmarks/graphs.py, beside this script
+    from graphs import MachineLoad, graph_rows, timed, timed_hwsim, vector_isa  # benchmarks/graphs.py
+
+    load = MachineLoad()  # what else the machine did while this ran
 
     from quantal.hwsim import Simulator, engine
 
@@ -462,6 +466,10 @@ def main(argv: list[str] | None = None) -> int:
           f"Numba cache; after `quantal warmup` (run by make; it took {start['warmup_s']:.1f} s) "
           f"{min(w):.2f} / {start['warm_run_s']:.2f} / {max(w):.2f} s (min / median / max of {len(w)} fresh "
           "processes)")  # fmt: skip
+    shares = load.shares()
+    if shares is not None:
+        print(f"while this ran, other processes used {100 * shares['others']:.1f}% of the {threads} CPUs' time and "
+              f"the hypervisor gave {100 * shares['steal']:.1f}% to other guests (steal; /proc/stat)")  # fmt: skip
     table, results = render(rows)
     print_table(table)
     for name, *_, note in rows:
@@ -469,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"isa": vector_isa(), "hwsim_isa": engine.ISA, "compile_s": cold, "compile_warm_s": warm1,
-                       "startup": start, "rows": results}, f, indent=2)  # fmt: skip
+                       "startup": start, "machine_load": shares, "rows": results}, f, indent=2)  # fmt: skip
     return 0
 
 
