@@ -277,7 +277,7 @@ def compile_time() -> tuple[float, float]:
         return out[0], out[1]
 
 
-def startup_times(repeats: int = 5) -> dict[str, float]:
+def startup_times(repeats: int = 5) -> dict:
     """Wall seconds of a fresh process's first ``quantal run`` (a stochastic network with escape noise and a
     readout) with an empty Numba cache, of ``quantal warmup`` (what ``make`` runs after installing), and of the
     first ``quantal run`` after it: what a new user waits for. The warm run is timed ``repeats`` times, each a

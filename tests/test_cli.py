@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from quantal.cli import main
+from quantal.cli import USER_ERRORS, main
 from quantal.compile import ir, reference
 from quantal.compile.testing import random_network, random_spikes
 
@@ -368,7 +368,7 @@ def test_every_command_that_writes_results_reports_them_as_json(files):
         la.neuron for la in det.layers]
 
 
-@pytest.mark.parametrize("module, name", __import__("quantal.cli", fromlist=["USER_ERRORS"]).USER_ERRORS)
+@pytest.mark.parametrize("module, name", USER_ERRORS)
 def test_each_modules_user_error_exits_2_with_one_line(files, monkeypatch, capsys, module, name):
     """The error classes main() recognises by module, raised from a command: one line, exit 2."""
     import importlib

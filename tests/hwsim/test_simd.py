@@ -2,6 +2,7 @@
 executor, and an AVX2-only code generation of all of it against the reference too."""
 
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -31,6 +32,9 @@ from quantal.hwsim.simd import (
     mask64,
     transpose8,
 )
+
+#: AVX-512 F, BW, VL, DQ and CD besides AVX2's features: what Skylake-X and later Intel CPUs and AMD Zen 4 have
+AVX512_FEATURES = "+avx512f,+avx512bw,+avx512vl,+avx512dq,+avx512cd," + AVX2_FEATURES
 
 ALL = ("spikes", "u", "v", "counts")
 
@@ -252,16 +256,12 @@ def test_the_isa_follows_numbas_code_generation(monkeypatch):
 
     monkeypatch.setattr(config, "CPU_FEATURES", AVX2_FEATURES)
     assert codegen_isa() == "avx2"
-    monkeypatch.setattr(config, "CPU_FEATURES", AVX2_FEATURES + ",+avx512f,+avx512bw,+avx512vl")
+    monkeypatch.setattr(config, "CPU_FEATURES", AVX512_FEATURES)
     assert codegen_isa() == "avx512"
 
 
-#: AVX-512 F, BW, VL, DQ and CD besides AVX2's features: what Skylake-X and later Intel CPUs and AMD Zen 4 have
-AVX512_FEATURES = "+avx512f,+avx512bw,+avx512vl,+avx512dq,+avx512cd," + AVX2_FEATURES
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(__import__("platform").machine() not in ("x86_64", "AMD64"), reason="x86-64 code generation")
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 code generation")
 def test_avx512_code_generation_compiles_anywhere(tmp_path, monkeypatch):
     """The kernels' AVX-512 code, compiled (not run) on any x86-64 host, in a fresh process with its own Numba
     cache: on a CPU without AVX-512 the suite runs only the AVX2 code, and this keeps the AVX-512 path's
